@@ -1,0 +1,220 @@
+/**
+ * env.toml: where profiles (named execution settings) live.
+ *
+ * Discovery: `NEMOTRON_ENV_FILE` (with `~`); else `env.toml` in the current directory and each
+ * parent, stopping after the first directory holding `pyproject.toml` or `.git`; else the user file
+ * `$XDG_CONFIG_HOME/nemotron/env.toml` (default `~/.config/nemotron/env.toml`).
+ *
+ * Top-level tables are profiles, except the special sections `wandb`, `cli`, `cache`, `artifacts`.
+ * `extends = "parent"` merges the child over its resolved parent (tables deep-merged, arrays
+ * replaced); interpolations (`${oc.env:VAR,default}`, `${sibling}`) are resolved at load.
+ */
+import * as path from "node:path";
+import { didYouMean, UsageError } from "./errors.ts";
+import { isTable, locateKey, parseToml } from "./toml.ts";
+
+export const SPECIAL_SECTIONS = ["wandb", "cli", "cache", "artifacts"] as const;
+export type SpecialSection = (typeof SPECIAL_SECTIONS)[number];
+
+/** A resolved profile: plain TOML data, `extends` applied and removed, interpolations resolved. */
+export type Profile = Readonly<Record<string, unknown>>;
+
+/** A loaded env.toml file. */
+export interface EnvFile {
+  readonly path: string;
+  /** How it was found: the variable, a directory walk, or the user config file. */
+  readonly source: "NEMOTRON_ENV_FILE" | "directory" | "user";
+  readonly data: Readonly<Record<string, unknown>>;
+  readonly lines: readonly string[];
+}
+
+/** Expand a leading `~` to the home directory. */
+export function expandHome(p: string): string {
+  if (p === "~" || p.startsWith("~/")) {
+    const home = Deno.env.get("HOME") ?? "";
+    return path.join(home, p.slice(1));
+  }
+  return p;
+}
+
+function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where env.toml would be read from, without reading it. */
+export function findEnvFile(
+  cwd: string = Deno.cwd(),
+): { path: string; source: EnvFile["source"] } | undefined {
+  const fromVar = Deno.env.get("NEMOTRON_ENV_FILE");
+  if (fromVar) {
+    const p = path.resolve(cwd, expandHome(fromVar));
+    if (!exists(p)) {
+      throw new UsageError(`NEMOTRON_ENV_FILE points to a file that does not exist: ${p}`, {
+        hint: "fix or unset NEMOTRON_ENV_FILE",
+      });
+    }
+    return { path: p, source: "NEMOTRON_ENV_FILE" };
+  }
+  let dir = path.resolve(cwd);
+  while (true) {
+    const candidate = path.join(dir, "env.toml");
+    if (exists(candidate)) return { path: candidate, source: "directory" };
+    if (exists(path.join(dir, "pyproject.toml")) || exists(path.join(dir, ".git"))) break;
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  const xdg = Deno.env.get("XDG_CONFIG_HOME") ||
+    path.join(Deno.env.get("HOME") ?? "", ".config");
+  const user = path.join(xdg, "nemotron", "env.toml");
+  if (exists(user)) return { path: user, source: "user" };
+  return undefined;
+}
+
+/** Find and parse env.toml; `undefined` when there is none. TOML errors carry file:line:col. */
+export function loadEnvFile(cwd: string = Deno.cwd()): EnvFile | undefined {
+  const found = findEnvFile(cwd);
+  if (!found) return undefined;
+  return readEnvFile(found.path, found.source);
+}
+
+/** Parse one env.toml file. */
+export function readEnvFile(file: string, source: EnvFile["source"] = "directory"): EnvFile {
+  const text = Deno.readTextFileSync(file);
+  const data = parseToml(text, file);
+  return Object.freeze({ path: file, source, data, lines: text.split(/\r?\n/) });
+}
+
+/** Names of the profiles (top-level tables that are not special sections), in file order. */
+export function profileNames(env: EnvFile): string[] {
+  return Object.keys(env.data).filter((k) =>
+    isTable(env.data[k]) && !(SPECIAL_SECTIONS as readonly string[]).includes(k)
+  );
+}
+
+/** A special section (`[wandb]`, `[artifacts]`, …), or undefined. */
+export function specialSection(
+  env: EnvFile | undefined,
+  name: SpecialSection,
+): Record<string, unknown> | undefined {
+  const v = env?.data[name];
+  return isTable(v) ? v : undefined;
+}
+
+/** Deep merge for profiles: tables merge key-wise, everything else (arrays too) is replaced. */
+export function mergeTables(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isTable(b) && isTable(v) ? mergeTables(b, v) : v;
+  }
+  return out;
+}
+
+/** The `extends` chain of a profile, child first (e.g. `["dev", "base"]`). */
+export function extendsChain(env: EnvFile, name: string): string[] {
+  const chain: string[] = [];
+  let current: string | undefined = name;
+  while (current !== undefined) {
+    if (chain.includes(current)) {
+      throw new UsageError(`Circular profile inheritance detected: ${current}`, {
+        location: { file: env.path, line: locateKey(env.lines, current, "extends") },
+        hint: `profile chain: ${[...chain, current].join(" -> ")}; remove one 'extends'`,
+      });
+    }
+    chain.push(current);
+    const table: unknown = env.data[current];
+    if (!isTable(table)) {
+      const child = chain[chain.length - 2];
+      throw new UsageError(`Profile '${child}' extends unknown profile '${current}'`, {
+        location: { file: env.path, line: locateKey(env.lines, child, "extends") },
+        hint: `known profiles: ${profileNames(env).join(", ")}.${
+          didYouMean(current, profileNames(env))
+        }`,
+      });
+    }
+    const parent: unknown = table.extends;
+    if (parent !== undefined && typeof parent !== "string") {
+      throw new UsageError(`'extends' of profile '${current}' must be a profile name (string)`, {
+        location: { file: env.path, line: locateKey(env.lines, current, "extends") },
+        hint: 'write extends = "base"',
+      });
+    }
+    current = parent;
+  }
+  return chain;
+}
+
+/** Hook through which the config engine resolves interpolations in a profile table. */
+export type ProfileInterpolator = (
+  table: Record<string, unknown>,
+  where: { file: string; profile: string },
+) => Record<string, unknown>;
+
+let interpolator: ProfileInterpolator | undefined;
+
+/** Install the interpolation resolver (the config engine does this; env.toml has no own grammar). */
+export function setProfileInterpolator(fn: ProfileInterpolator): void {
+  interpolator = fn;
+}
+
+/**
+ * Resolve profile `name`: check it exists and is not a special section, apply `extends`, resolve
+ * interpolations. Errors use the original's messages plus a "did you mean" hint.
+ */
+export function resolveProfile(env: EnvFile, name: string): Profile {
+  const names = profileNames(env);
+  if ((SPECIAL_SECTIONS as readonly string[]).includes(name)) {
+    throw new UsageError(
+      `'${name}' is a special env.toml section, not a profile`,
+      {
+        location: { file: env.path },
+        hint: `profiles in this file: ${names.join(", ") || "none"}`,
+      },
+    );
+  }
+  if (!names.includes(name)) {
+    const available = "[" + names.map((n) => `'${n}'`).join(", ") + "]";
+    throw new UsageError(`Profile '${name}' not found in env.toml. Available: ${available}`, {
+      location: { file: env.path },
+      hint: `add a [${name}] table to ${env.path}.${didYouMean(name, names)}`.trim(),
+    });
+  }
+  const chain = extendsChain(env, name);
+  let merged: Record<string, unknown> = {};
+  for (const n of chain.toReversed()) {
+    merged = mergeTables(merged, env.data[n] as Record<string, unknown>);
+  }
+  delete merged.extends;
+  if (interpolator) merged = interpolator(merged, { file: env.path, profile: name });
+  return deepFreeze(merged);
+}
+
+/** Load env.toml and resolve `name`; `undefined` when no profile was asked for. */
+export function loadProfile(name: string | undefined, cwd?: string): Profile | undefined {
+  if (name === undefined) return undefined;
+  const env = loadEnvFile(cwd);
+  if (!env) {
+    throw new UsageError(`Profile '${name}' not found: no env.toml was found`, {
+      hint:
+        "create env.toml in this directory (or a parent), set NEMOTRON_ENV_FILE, or write ~/.config/nemotron/env.toml",
+    });
+  }
+  return resolveProfile(env, name);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === "object" && !(v instanceof Date)) {
+    for (const x of Object.values(v as Record<string, unknown>)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}

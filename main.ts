@@ -1,0 +1,66 @@
+/**
+ * nemotron: the command tree. Every group and leaf is imported explicitly here; a broken command
+ * file is a build error, never a silently missing group.
+ */
+import { Command, CommanderError } from "commander";
+import denoJson from "./deno.json" with { type: "json" };
+import { type CliContext, extractLeadingGlobals } from "./lib/cli/args.ts";
+import { formatError, NemotronError } from "./lib/errors.ts";
+import { GLOBAL_OPTIONS_HELP } from "./lib/cli/help.ts";
+import { completionCommand } from "./commands/completion.ts";
+import { runspecCommand } from "./commands/runspec.ts";
+import { envCommand } from "./commands/env.ts";
+
+/** Build the whole command tree for one invocation. */
+export function buildProgram(cli: CliContext): Command {
+  const program = new Command("nemotron")
+    .description("Launch training and data recipes locally, on Slurm, or as Ray clusters on Slurm.")
+    .version(denoJson.version, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .addHelpText("after", GLOBAL_OPTIONS_HELP)
+    .showSuggestionAfterError(true)
+    .exitOverride();
+  program.addCommand(runspecCommand(cli));
+  program.addCommand(envCommand(cli));
+  program.addCommand(completionCommand(cli, () => program));
+  return program;
+}
+
+/** Run the CLI with `argv` (without the executable); returns the exit code. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  try {
+    const { leading, rest } = extractLeadingGlobals(argv);
+    const cli: CliContext = { argv, leading, rest };
+    const program = buildProgram(cli);
+    if (rest.length === 0) {
+      program.outputHelp();
+      return 0;
+    }
+    await program.parseAsync(rest, { from: "user" });
+    return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+/** Print an error the way users see it and return its exit code. */
+function reportError(err: unknown): number {
+  if (err instanceof NemotronError) {
+    console.error(formatError(err));
+    return err.exitCode;
+  }
+  if (err instanceof CommanderError) {
+    // commander already printed its message; help and version are not errors.
+    if (
+      err.code === "commander.helpDisplayed" || err.code === "commander.version" ||
+      err.code === "commander.help"
+    ) return 0;
+    return 2;
+  }
+  console.error(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  return 1;
+}
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args));
+}

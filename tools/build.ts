@@ -1,0 +1,58 @@
+/**
+ * Build the shippable artifacts.
+ *   deno task bundle   → dist/nemotron.js (one JavaScript file; run with `deno run -A dist/nemotron.js`)
+ *   deno task compile  → dist/nemotron (one executable with the Deno runtime inside)
+ *
+ * `deno compile` needs the `denort` runtime binary. By default Deno downloads it; on air-gapped
+ * build hosts set DENORT_BIN to a denort binary of the same Deno version (2.9.6).
+ */
+const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-net",
+  "--allow-sys",
+];
+
+async function run(args: string[]): Promise<number> {
+  console.error(`$ deno ${args.join(" ")}`);
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .output();
+  return code;
+}
+
+async function main(mode: string | undefined): Promise<number> {
+  await Deno.mkdir("dist", { recursive: true });
+  if (mode === "bundle") {
+    return await run(["bundle", "--platform", "deno", "--output", "dist/nemotron.js", "main.ts"]);
+  }
+  if (mode === "compile") {
+    const denort = Deno.env.get("DENORT_BIN");
+    if (denort) {
+      try {
+        Deno.statSync(denort);
+      } catch {
+        console.error(`error: DENORT_BIN=${denort} does not exist`);
+        console.error("  hint: point DENORT_BIN at the denort binary of Deno 2.9.6");
+        return 2;
+      }
+      console.error(`using DENORT_BIN=${denort}`);
+    }
+    const code = await run(["compile", ...PERMISSIONS, "--output", "dist/nemotron", "main.ts"]);
+    if (code !== 0 && !denort) {
+      console.error(
+        "hint: deno compile downloads the denort runtime; on an air-gapped host set DENORT_BIN=/path/to/denort (same Deno version)",
+      );
+    }
+    return code;
+  }
+  console.error("usage: deno run -A tools/build.ts bundle|compile");
+  return 2;
+}
+
+Deno.exit(await main(Deno.args[0]));
