@@ -1,0 +1,63 @@
+/**
+ * Where the artifact registry lives. First match wins:
+ * 1. `NEMOTRON_ARTIFACTS_ROOT` (also what recipe scripts receive);
+ * 2. env.toml `[artifacts] root` (or the original's `[artifacts.manifest] root`);
+ * 3. `$NEMOTRON_HOME/artifacts`, with `NEMOTRON_HOME` defaulting to `~/.nemotron`.
+ * `~` is expanded; a relative path is taken relative to the current directory.
+ */
+import { resolve as resolvePath } from "node:path";
+import { UsageError } from "../errors.ts";
+
+interface EnvReader {
+  get(key: string): string | undefined;
+}
+
+/** The registry root for an `[artifacts]` env.toml section (or none). */
+export function artifactsRoot(
+  section: Readonly<Record<string, unknown>> | undefined,
+  env: EnvReader = Deno.env,
+): string {
+  const fromEnv = env.get("NEMOTRON_ARTIFACTS_ROOT");
+  if (fromEnv) return expandPath(fromEnv, env);
+  const manifest = section?.manifest;
+  const candidates: [string, unknown][] = [
+    ["[artifacts] root", section?.root],
+    [
+      "[artifacts.manifest] root",
+      manifest !== null && typeof manifest === "object"
+        ? (manifest as Record<string, unknown>).root
+        : undefined,
+    ],
+  ];
+  for (const [where, value] of candidates) {
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "string" || value === "") {
+      throw new UsageError(`env.toml ${where} must be a non-empty string path`, {
+        hint: `e.g. [artifacts]\nroot = "/lustre/me/artifacts"`,
+      });
+    }
+    return expandPath(value, env);
+  }
+  return resolvePath(nemotronHome(env), "artifacts");
+}
+
+/** `$NEMOTRON_HOME`, else `~/.nemotron`. */
+export function nemotronHome(env: EnvReader = Deno.env): string {
+  const home = env.get("NEMOTRON_HOME");
+  return home ? expandPath(home, env) : resolvePath(homeDir(env), ".nemotron");
+}
+
+function homeDir(env: EnvReader): string {
+  const home = env.get("HOME") ?? env.get("USERPROFILE");
+  if (!home) {
+    throw new UsageError("cannot find the home directory (HOME is not set)", {
+      hint: "set NEMOTRON_HOME or NEMOTRON_ARTIFACTS_ROOT",
+    });
+  }
+  return home;
+}
+
+function expandPath(p: string, env: EnvReader): string {
+  if (p === "~" || p.startsWith("~/")) return resolvePath(homeDir(env), p.slice(2));
+  return resolvePath(p);
+}
