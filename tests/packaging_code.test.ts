@@ -1,0 +1,405 @@
+/**
+ * The code packager on real git checkouts built in temp dirs. Archives are read back with Python's
+ * tarfile and extracted with GNU tar; expected file sets are written out by hand.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { packageCode } from "../lib/packaging/code.ts";
+import { UsageError } from "../lib/errors.ts";
+
+const GIT_ENV = {
+  GIT_AUTHOR_NAME: "t",
+  GIT_AUTHOR_EMAIL: "t@example.com",
+  GIT_COMMITTER_NAME: "t",
+  GIT_COMMITTER_EMAIL: "t@example.com",
+  GIT_CONFIG_GLOBAL: "/dev/null",
+  GIT_CONFIG_NOSYSTEM: "1",
+  GIT_CONFIG_COUNT: "2",
+  GIT_CONFIG_KEY_0: "protocol.file.allow",
+  GIT_CONFIG_VALUE_0: "always",
+  GIT_CONFIG_KEY_1: "init.defaultBranch",
+  GIT_CONFIG_VALUE_1: "main",
+};
+
+async function run(cwd: string, cmd: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, cwd, env: GIT_ENV }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, `${cmd} ${args.join(" ")}: ${stderr}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+const git = (cwd: string, ...args: string[]) => run(cwd, "git", ...args);
+
+function write(path: string, text: string | Uint8Array, mode?: number): void {
+  Deno.mkdirSync(join(path, ".."), { recursive: true });
+  if (typeof text === "string") Deno.writeTextFileSync(path, text, mode ? { mode } : {});
+  else Deno.writeFileSync(path, text, mode ? { mode } : {});
+}
+
+interface Member {
+  type: string;
+  mode: number;
+  link: string;
+  data: string | null;
+}
+
+/** name → member, read by Python's tarfile (data as latin-1 text so binary round-trips). */
+async function members(archive: string): Promise<Map<string, Member>> {
+  const code = `
+import json, sys, tarfile
+out = {}
+with tarfile.open(sys.argv[1], "r:gz") as t:
+    for m in t.getmembers():
+        data = t.extractfile(m).read().decode("latin-1") if m.isfile() else None
+        out[m.name] = dict(type=m.type.decode(), mode=m.mode, link=m.linkname, data=data)
+print(json.dumps(out))
+`;
+  const out = await new Deno.Command("/usr/bin/python3", { args: ["-c", code, archive] }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return new Map(Object.entries(JSON.parse(new TextDecoder().decode(out.stdout))));
+}
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = Deno.realPathSync(await Deno.makeTempDir({ prefix: "nemotron-pkg-" }));
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("code: a checkout ships its working tree, untracked files, no ignored or deleted ones", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "a.py"), "v1\n");
+    write(join(repo, "b.txt"), "to be deleted\n");
+    write(join(repo, "run.sh"), "#!/bin/sh\n", 0o755);
+    write(join(repo, "bin.dat"), new Uint8Array([0, 1, 2, 255, 0]));
+    write(join(repo, ".gitignore"), "*.log\nbuild/\n");
+    write(join(repo, "main.py"), "the repo's own main.py\n");
+    Deno.symlinkSync("a.py", join(repo, "ln"));
+    await git(repo, "init", "-q");
+    await git(repo, "add", ".");
+    await git(repo, "commit", "-qm", "one");
+    // Uncommitted work of every kind.
+    write(join(repo, "a.py"), "v2\n");
+    write(join(repo, "bin.dat"), new Uint8Array([9, 0, 8, 0, 7]));
+    Deno.removeSync(join(repo, "b.txt"));
+    write(join(repo, "s.py"), "staged\n");
+    await git(repo, "add", "s.py");
+    write(join(repo, "u.py"), "untracked\n");
+    write(join(repo, "x.log"), "ignored\n");
+    write(join(repo, "build", "out.txt"), "ignored\n");
+    write(join(repo, "recipes", "train.py"), "print('train')\n");
+    const jobDir = join(repo, "jobs", "j1"); // inside the checkout, untracked and not ignored
+    write(join(jobDir, "old.txt"), "previous job output\n");
+
+    const pkg = await packageCode({
+      script: { path: join(repo, "recipes", "train.py") },
+      trainConfig: "lr: 0.1\n",
+      jobDir,
+      cwd: join(repo, "recipes"),
+    });
+    assert.equal(pkg.source, "git");
+    assert.equal(pkg.root, repo);
+    assert.equal(pkg.scriptArcname, "recipes/train.py");
+    const m = await members(pkg.tarball);
+    assert.deepEqual([...m.keys()], [
+      ".gitignore",
+      "a.py",
+      "bin.dat",
+      "config.yaml",
+      "ln",
+      "main.py",
+      "recipes/train.py",
+      "run.sh",
+      "s.py",
+      "u.py",
+    ]);
+    assert.equal(m.get("a.py")!.data, "v2\n");
+    assert.equal(m.get("bin.dat")!.data, "\x09\x00\x08\x00\x07");
+    assert.equal(m.get("config.yaml")!.data, "lr: 0.1\n");
+    assert.equal(m.get("ln")!.type, "2");
+    assert.equal(m.get("ln")!.link, "a.py");
+    assert.equal(m.get("run.sh")!.mode, 0o755);
+    assert.equal(m.get("a.py")!.mode, 0o644);
+    assert.match(m.get("main.py")!.data!, /SCRIPT = "recipes\/train.py"/);
+    assert.deepEqual(pkg.warnings, [
+      "the checkout's main.py is replaced by the generated one in the package",
+    ]);
+
+    // The commit and the binary-safe diff rebuild the tracked working tree from a clean clone.
+    const head = (await git(repo, "rev-parse", "HEAD")).trim();
+    assert.equal(pkg.commit, head);
+    assert.equal(Deno.readTextFileSync(pkg.commitFile!), head + "\n");
+    assert.equal(pkg.dirty, true);
+    const clone = join(tmp, "clone");
+    await git(tmp, "clone", "-q", repo, clone);
+    await git(clone, "checkout", "-q", Deno.readTextFileSync(pkg.commitFile!).trim());
+    await git(clone, "apply", "--binary", pkg.diffFile!);
+    assert.equal(Deno.readTextFileSync(join(clone, "a.py")), "v2\n");
+    assert.deepEqual(Deno.readFileSync(join(clone, "bin.dat")), new Uint8Array([9, 0, 8, 0, 7]));
+    assert.equal(Deno.readTextFileSync(join(clone, "s.py")), "staged\n");
+    assert.throws(() => Deno.statSync(join(clone, "b.txt")), Deno.errors.NotFound);
+    // Nothing but the package files was written into the job dir.
+    const names = [...Deno.readDirSync(jobDir)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["code.commit", "code.diff", "code.tar.gz", "old.txt"]);
+  });
+});
+
+Deno.test("code: submodules ship at the commit the parent records, nested ones too", async () => {
+  await withTemp(async (tmp) => {
+    // inner: i1, i2
+    const inner = join(tmp, "inner");
+    write(join(inner, "inner.py"), "inner1\n");
+    await git(inner, "init", "-q");
+    await git(inner, "add", ".");
+    await git(inner, "commit", "-qm", "i1");
+    write(join(inner, "inner.py"), "inner2\n");
+    await git(inner, "commit", "-qam", "i2");
+    const i1 = (await git(inner, "rev-parse", "HEAD~1")).trim();
+    // sub: c1 = lib one + inner@i1; c2 = lib two + inner@i2
+    const sub = join(tmp, "sub");
+    write(join(sub, "lib.py"), "one\n");
+    write(join(sub, "tool.sh"), "#!/bin/sh\n", 0o755);
+    Deno.mkdirSync(sub, { recursive: true });
+    await git(sub, "init", "-q");
+    await git(sub, "submodule", "add", "-q", inner, "deps/inner");
+    await git(join(sub, "deps/inner"), "checkout", "-q", i1);
+    await git(sub, "add", ".");
+    await git(sub, "commit", "-qm", "c1");
+    const c1 = (await git(sub, "rev-parse", "HEAD")).trim();
+    write(join(sub, "lib.py"), "two\n");
+    await git(join(sub, "deps/inner"), "checkout", "-q", "main");
+    await git(sub, "commit", "-qam", "c2");
+    // parent records sub@c1
+    const repo = join(tmp, "repo");
+    write(join(repo, "top.py"), "top\n");
+    await git(repo, "init", "-q");
+    await git(repo, "submodule", "add", "-q", sub, "ext/sub");
+    await git(join(repo, "ext/sub"), "checkout", "-q", c1);
+    await git(repo, "add", ".");
+    await git(repo, "commit", "-qm", "parent");
+    await git(repo, "submodule", "update", "--init", "--recursive", "-q");
+    assert.equal(Deno.readTextFileSync(join(repo, "ext/sub/deps/inner/inner.py")), "inner1\n");
+    // The submodule's worktree moves on (new HEAD, dirty file): the package must not follow it.
+    await git(join(repo, "ext/sub"), "checkout", "-q", "main");
+    await git(join(repo, "ext/sub"), "submodule", "update", "-q", "--recursive");
+    write(join(repo, "ext/sub/lib.py"), "dirty\n");
+    assert.equal(Deno.readTextFileSync(join(repo, "ext/sub/deps/inner/inner.py")), "inner2\n");
+
+    const pkg = await packageCode({
+      script: { arcname: "recipe/train.py", text: "print(1)\n" },
+      trainConfig: "{}\n",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    const m = await members(pkg.tarball);
+    assert.deepEqual([...m.keys()], [
+      ".gitmodules",
+      "config.yaml",
+      "ext/sub/.gitmodules",
+      "ext/sub/deps/inner/inner.py",
+      "ext/sub/lib.py",
+      "ext/sub/tool.sh",
+      "main.py",
+      "recipe/train.py",
+      "top.py",
+    ]);
+    assert.equal(m.get("ext/sub/lib.py")!.data, "one\n");
+    assert.equal(m.get("ext/sub/deps/inner/inner.py")!.data, "inner1\n");
+    assert.equal(m.get("ext/sub/tool.sh")!.mode, 0o755);
+    assert.equal(m.get("recipe/train.py")!.data, "print(1)\n");
+    assert.deepEqual(pkg.warnings, []);
+
+    // A clone without its submodules initialised: they are left out, with a warning.
+    const bare = join(tmp, "bare");
+    await git(tmp, "clone", "-q", repo, bare);
+    const pkg2 = await packageCode({
+      script: { arcname: "recipe/train.py", text: "print(1)\n" },
+      trainConfig: "{}\n",
+      jobDir: join(tmp, "job2"),
+      cwd: bare,
+    });
+    const m2 = await members(pkg2.tarball);
+    assert.deepEqual([...m2.keys()], [
+      ".gitmodules",
+      "config.yaml",
+      "main.py",
+      "recipe/train.py",
+      "top.py",
+    ]);
+    assert.equal(pkg2.warnings.length, 1);
+    assert.match(pkg2.warnings[0], /submodule ext\/sub is not initialised/);
+    assert.equal(pkg2.dirty, false);
+    assert.equal(Deno.readTextFileSync(pkg2.diffFile!), "");
+  });
+});
+
+Deno.test("code: packaging twice gives the same sha256, whatever the files' mtimes", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    for (let i = 0; i < 30; i++) write(join(repo, `d${i % 4}`, `f${i}.py`), `x = ${i}\n`.repeat(i));
+    await git(repo, "init", "-q");
+    await git(repo, "add", ".");
+    await git(repo, "commit", "-qm", "one");
+    write(join(repo, "new.py"), "untracked\n");
+    const opts = {
+      script: { arcname: "r/train.py", text: "print(1)\n" },
+      trainConfig: "a: 1\n",
+      cwd: repo,
+    };
+    const p1 = await packageCode({ ...opts, jobDir: join(tmp, "j1") });
+    Deno.utimeSync(join(repo, "d1", "f1.py"), 1000, 1000);
+    Deno.utimeSync(join(repo, "new.py"), 5, 5);
+    const p2 = await packageCode({ ...opts, jobDir: join(tmp, "j2"), name: "other" });
+    assert.equal(p1.sha256, p2.sha256);
+    assert.deepEqual(Deno.readFileSync(p1.tarball), Deno.readFileSync(p2.tarball));
+    write(join(repo, "new.py"), "untracked, edited\n");
+    const p3 = await packageCode({ ...opts, jobDir: join(tmp, "j3") });
+    assert.notEqual(p1.sha256, p3.sha256);
+  });
+});
+
+Deno.test("code: the launcher runs the script with config and args from its dir, exit code kept", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "src", "mypkg", "__init__.py"), "");
+    write(join(repo, "src", "mypkg", "helper.py"), "VALUE = 123\n");
+    write(
+      join(repo, "recipes", "train.py"),
+      `import json, os, sys
+from mypkg.helper import VALUE
+print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "value": VALUE,
+                  "config": open(sys.argv[2]).read()}))
+sys.exit(3)
+`,
+    );
+    await git(repo, "init", "-q");
+    const pkg = await packageCode({
+      script: { path: join(repo, "recipes", "train.py") },
+      trainConfig: "model: tiny\n",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    assert.equal(pkg.commit, undefined); // no commit yet: nothing to record
+    assert.equal(pkg.commitFile, undefined);
+    const code = join(tmp, "code");
+    Deno.mkdirSync(code);
+    await run(tmp, "tar", "-xzf", pkg.tarball, "-C", code);
+    const out = await new Deno.Command("/usr/bin/python3", {
+      args: [join(code, "main.py"), "--flag", "it's $x"],
+      cwd: tmp,
+    }).output();
+    assert.equal(out.code, 3, new TextDecoder().decode(out.stderr));
+    const got = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.deepEqual(got, {
+      argv: ["--config", join(code, "config.yaml"), "--flag", "it's $x"],
+      cwd: code,
+      value: 123,
+      config: "model: tiny\n",
+    });
+  });
+});
+
+Deno.test("code: outside a git checkout the recipe's own directory ships", async () => {
+  await withTemp(async (tmp) => {
+    const dir = join(tmp, "recipe");
+    write(join(dir, "train.py"), "from helper import VALUE\nprint(VALUE)\n");
+    write(join(dir, "helper.py"), "VALUE = 7\n");
+    write(join(dir, "data", "x.txt"), "x\n");
+    write(join(dir, "__pycache__", "helper.cpython-311.pyc"), "junk");
+    write(join(tmp, "elsewhere", "other.py"), "not shipped\n");
+    const pkg = await packageCode({
+      script: { path: join(dir, "train.py") },
+      trainConfig: "a: 1\n",
+      jobDir: join(dir, "job"), // inside the recipe dir: must not ship itself
+      cwd: join(tmp, "elsewhere"),
+    });
+    assert.equal(pkg.source, "directory");
+    assert.equal(pkg.commitFile, undefined);
+    const m = await members(pkg.tarball);
+    assert.deepEqual([...m.keys()], [
+      "config.yaml",
+      "data/x.txt",
+      "helper.py",
+      "main.py",
+      "train.py",
+    ]);
+    const code = join(tmp, "code");
+    Deno.mkdirSync(code);
+    await run(tmp, "tar", "-xzf", pkg.tarball, "-C", code);
+    assert.equal(await run(tmp, "/usr/bin/python3", join(code, "main.py")), "7\n");
+  });
+});
+
+Deno.test("code: vector 3.6 — src/ package, excluded dirs, output ends with 123", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "src/nemotron/__init__.py"), "");
+    write(join(repo, "src/nemotron/helper.py"), "VALUE = 123\n");
+    write(
+      join(repo, "src/nemotron/train.py"),
+      `import argparse
+from nemotron.helper import VALUE
+p = argparse.ArgumentParser()
+p.add_argument("--config")
+args = p.parse_args()
+print("config", args.config)
+print(VALUE)
+`,
+    );
+    write(join(repo, "usage-cookbook/x.txt"), "x\n");
+    write(join(repo, "use-case-examples/y.txt"), "y\n");
+    await git(repo, "init", "-q");
+    const pkg = await packageCode({
+      script: { path: join(repo, "src/nemotron/train.py") },
+      trainConfig: "a: 1\n",
+      jobDir: join(tmp, "out"),
+      cwd: repo,
+      excludeDirs: ["usage-cookbook", "use-case-examples"],
+    });
+    const names = [...(await members(pkg.tarball)).keys()];
+    for (const n of ["main.py", "config.yaml", "src/nemotron/helper.py"]) {
+      assert.ok(names.includes(n), n);
+    }
+    assert.ok(
+      !names.some((n) => n.startsWith("usage-cookbook/") || n.startsWith("use-case-examples/")),
+    );
+    const code = join(tmp, "code");
+    Deno.mkdirSync(code);
+    await run(tmp, "tar", "-xzf", pkg.tarball, "-C", code);
+    const out = await run(code, "/usr/bin/python3", "main.py", "--config", "config.yaml");
+    assert.ok(out.trimEnd().endsWith("123"), out);
+  });
+});
+
+Deno.test("code: an embedded script outside any checkout ships alone; reserved names refused", async () => {
+  await withTemp(async (tmp) => {
+    const pkg = await packageCode({
+      script: { arcname: "recipes/demo/train.py", text: "print('demo')\n" },
+      extraFiles: [{ arcname: "recipes/demo/util.py", text: "U = 1\n" }],
+      trainConfig: "a: 1\n",
+      jobDir: join(tmp, "job"),
+      cwd: tmp,
+    });
+    assert.equal(pkg.source, "script");
+    const m = await members(pkg.tarball);
+    assert.deepEqual([...m.keys()], [
+      "config.yaml",
+      "main.py",
+      "recipes/demo/train.py",
+      "recipes/demo/util.py",
+    ]);
+    await assert.rejects(
+      packageCode({
+        script: { arcname: "main.py", text: "" },
+        trainConfig: "",
+        jobDir: join(tmp, "job2"),
+        cwd: tmp,
+      }),
+      (err) => err instanceof UsageError && /cannot be shipped as main.py/.test(err.message),
+    );
+  });
+});
