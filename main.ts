@@ -2,7 +2,7 @@
  * nemotron: the command tree. Every group and leaf is imported explicitly here; a broken command
  * file is a build error, never a silently missing group.
  */
-import { Command, CommanderError } from "commander";
+import { Command } from "./lib/cli/command.ts";
 import denoJson from "./deno.json" with { type: "json" };
 import { type CliContext, extractLeadingGlobals } from "./lib/cli/args.ts";
 import { formatError, NemotronError } from "./lib/errors.ts";
@@ -16,10 +16,7 @@ export function buildProgram(cli: CliContext): Command {
   const program = new Command("nemotron")
     .description("Launch training and data recipes locally, on Slurm, or as Ray clusters on Slurm.")
     .version(denoJson.version, "-V, --version", "print the version")
-    .helpOption("-h, --help", "show help")
-    .addHelpText("after", GLOBAL_OPTIONS_HELP)
-    .showSuggestionAfterError(true)
-    .exitOverride();
+    .addHelpText("after", GLOBAL_OPTIONS_HELP);
   program.addCommand(runspecCommand(cli));
   program.addCommand(envCommand(cli));
   program.addCommand(completionCommand(cli, () => program));
@@ -48,14 +45,6 @@ function reportError(err: unknown): number {
   if (err instanceof NemotronError) {
     console.error(formatError(err));
     return err.exitCode;
-  }
-  if (err instanceof CommanderError) {
-    // commander already printed its message; help and version are not errors.
-    if (
-      err.code === "commander.helpDisplayed" || err.code === "commander.version" ||
-      err.code === "commander.help"
-    ) return 0;
-    return 2;
   }
   console.error(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   return 1;

@@ -1,8 +1,8 @@
 /**
  * `nemotron completion bash|zsh|fish`: print a shell completion script for the whole command tree.
- * The script is generated from the live commander tree, so it never drifts from the commands.
+ * The script is generated from the live command tree, so it never drifts from the commands.
  */
-import { Command } from "commander";
+import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/errors.ts";
 

@@ -2,7 +2,7 @@
  * `nemotron env list [--json]` and `nemotron env show PROFILE [--json] [--reveal]`: the env.toml in
  * use and its resolved profiles. Secret-looking values print as `******` unless `--reveal`.
  */
-import { Command } from "commander";
+import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/errors.ts";
 import { extendsChain, loadEnvFile, profileNames, resolveProfile } from "../lib/env_toml.ts";

@@ -2,7 +2,7 @@
  * `nemotron runspec show SCRIPT [--json]` and `nemotron runspec check SCRIPT...`: read the PEP 723
  * `[tool.runspec]` block of recipe scripts.
  */
-import { Command } from "commander";
+import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { formatError, formatLocation, NemotronError } from "../lib/errors.ts";
 import { parseRunspecFile, runspecToJson, type RunspecWarning } from "../lib/runspec.ts";

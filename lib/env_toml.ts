@@ -9,7 +9,7 @@
  * `extends = "parent"` merges the child over its resolved parent (tables deep-merged, arrays
  * replaced); interpolations (`${oc.env:VAR,default}`, `${sibling}`) are resolved at load.
  */
-import * as path from "node:path";
+import * as path from "./path.ts";
 import { didYouMean, UsageError } from "./errors.ts";
 import { isTable, locateKey, parseToml } from "./toml.ts";
 

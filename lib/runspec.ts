@@ -7,7 +7,7 @@
  * `script` blocks and a content line that does not start with `#` are errors naming the line.
  * TOML errors point at the line and column in the script. CRLF files work.
  */
-import * as path from "node:path";
+import * as path from "./path.ts";
 import { UsageError } from "./errors.ts";
 import { isTable, locateKey, parseToml } from "./toml.ts";
 

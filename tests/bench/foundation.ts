@@ -1,0 +1,27 @@
+/**
+ * Cold start: `nemotron --help` from the bundle against `deno run` of an empty script, both from a
+ * fresh process each time (median of 15 runs each). Target: ratio ≤ 1.5.
+ */
+import * as path from "node:path";
+import { median, ms, timeCommand } from "./timing.ts";
+import { BUNDLE_FLAGS } from "../../tools/build.ts";
+
+export async function bench(): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "nemotron-bench-" });
+  const bundle = path.join(dir, "nemotron.js");
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", ...BUNDLE_FLAGS, "--output", bundle, "main.ts"],
+  }).output();
+  if (built.code !== 0) throw new Error("deno bundle failed");
+  const empty = path.join(dir, "empty.js");
+  await Deno.writeTextFile(empty, "\n");
+  const runs = 15;
+  const flags = ["run", "-A", "--no-config", "--no-lock"];
+  const base = await timeCommand(Deno.execPath(), [...flags, empty], runs, { cwd: dir });
+  const help = await timeCommand(Deno.execPath(), [...flags, bundle, "--help"], runs, { cwd: dir });
+  const b = median(base);
+  const h = median(help);
+  console.log(`deno run empty.js         median ${ms(b)} (n=${runs})`);
+  console.log(`nemotron --help (bundle)  median ${ms(h)} (n=${runs})`);
+  console.log(`ratio ${(h / b).toFixed(2)} (target ≤ 1.5)`);
+}

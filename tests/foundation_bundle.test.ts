@@ -1,0 +1,113 @@
+/**
+ * Self-containment: the bundle runs from an empty directory with an empty DENO_DIR, network denied
+ * and no module downloads allowed (--cached-only), so every asset must be embedded.
+ */
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { MAIN, tempDir, writeTree } from "./cli_helpers.ts";
+import { BUNDLE_FLAGS } from "../tools/build.ts";
+
+let bundlePath: string | undefined;
+
+/** Build the bundle once per test file run into a private temp dir (never dist/, which CI may use). */
+async function bundle(): Promise<string> {
+  if (bundlePath) return bundlePath;
+  const out = path.join(await tempDir("nemotron-bundle-"), "nemotron.js");
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", ...BUNDLE_FLAGS, "--output", out, MAIN],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  bundlePath = out;
+  return out;
+}
+
+function filesUnder(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].flatMap((e) =>
+      e.isDirectory ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]
+    );
+  } catch {
+    return [];
+  }
+}
+
+/** Copy the bundle alone into a new empty dir and run it there, offline, with an empty DENO_DIR. */
+export async function runBundled(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string; dir: string }> {
+  const js = await bundle();
+  const dir = await tempDir("nemotron-empty-");
+  await Deno.copyFile(js, path.join(dir, "nemotron.js"));
+  const denoDir = await tempDir("nemotron-denodir-");
+  const home = await tempDir("nemotron-home-");
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--cached-only",
+      "--no-config",
+      "--no-lock",
+      "--deny-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      "--allow-sys",
+      "nemotron.js",
+      ...args,
+    ],
+    cwd: dir,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DENO_DIR: denoDir,
+      HOME: home,
+      NO_COLOR: "1",
+      HTTPS_PROXY: "http://127.0.0.1:9",
+      HTTP_PROXY: "http://127.0.0.1:9",
+      ...env,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  // The empty DENO_DIR must hold no downloaded module afterwards (deno creates an empty npm/ dir).
+  assert.deepEqual(filesUnder(path.join(denoDir, "npm")), [], "the bundle downloaded npm modules");
+  assert.deepEqual(filesUnder(path.join(denoDir, "remote")), [], "the bundle downloaded modules");
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr), dir };
+}
+
+Deno.test("bundle: --help and --version from an empty directory, offline", async () => {
+  const help = await runBundled(["--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: nemotron/m);
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const version = await runBundled(["--version"]);
+  assert.equal(version.stdout.trim(), denoJson.version);
+});
+
+Deno.test("bundle: runspec show and env show from an empty directory, offline", async () => {
+  const files = await tempDir();
+  await writeTree(files, {
+    "train.py":
+      '# /// script\n# [tool.runspec]\n# name = "demo/x"\n# [tool.runspec.run]\n# launch = "direct"\n# ///\n',
+    "env.toml":
+      '[base]\nexecutor = "slurm"\naccount = "acct"\n[dev]\nextends = "base"\npassword = "pw"\n',
+  });
+  const rs = await runBundled(["runspec", "show", path.join(files, "train.py"), "--json"]);
+  assert.equal(rs.code, 0, rs.stderr);
+  const j = JSON.parse(rs.stdout);
+  assert.equal(j.name, "demo/x");
+  assert.equal(j.run.launch, "direct");
+  const env = await runBundled(["env", "show", "dev", "--json"], {
+    NEMOTRON_ENV_FILE: path.join(files, "env.toml"),
+  });
+  assert.equal(env.code, 0, env.stderr);
+  assert.deepEqual(JSON.parse(env.stdout), {
+    executor: "slurm",
+    account: "acct",
+    password: "******",
+  });
+});
