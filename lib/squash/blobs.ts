@@ -1,0 +1,146 @@
+/**
+ * The content-addressed blob cache (`$NEMOTRON_HOME/cache/blobs/sha256/<hex>`) and the downloader
+ * that fills it: sha256 verified, resumed from `<hex>.partial` with a Range request after an
+ * interruption, retried with backoff. A blob only gets its final name once verified, so anything
+ * under its digest name is trusted.
+ */
+import { createHash } from "node:crypto";
+import { RuntimeFailure } from "../errors.ts";
+import { checkDigest, type RegistryClient, TransientError, withRetry } from "./registry.ts";
+import type { Descriptor } from "./manifest.ts";
+
+/** `$NEMOTRON_HOME` (default `~/.nemotron`). */
+export function nemotronHome(): string {
+  const h = Deno.env.get("NEMOTRON_HOME");
+  if (h) return h;
+  const home = Deno.env.get("HOME");
+  if (!home) throw new RuntimeFailure("neither NEMOTRON_HOME nor HOME is set");
+  return `${home}/.nemotron`;
+}
+
+/** The blob cache directory. */
+export function blobCacheDir(): string {
+  return `${nemotronHome()}/cache/blobs`;
+}
+
+/** Path of a verified blob in the cache. */
+export function blobPath(cacheDir: string, digest: string): string {
+  return `${cacheDir}/sha256/${checkDigest(digest, "blob")}`;
+}
+
+async function statSize(path: string): Promise<number | undefined> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+/** A digest mismatch: the registry (or its storage) served the wrong bytes. */
+export class DigestMismatch extends RuntimeFailure {}
+
+async function hashFile(path: string, hash: ReturnType<typeof createHash>): Promise<void> {
+  using f = await Deno.open(path);
+  const buf = new Uint8Array(1 << 20);
+  for (;;) {
+    const n = await f.read(buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+  }
+}
+
+async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await f.write(bytes.subarray(off));
+}
+
+export interface FetchBlobOptions {
+  /** Called with the bytes of this blob that are on disk so far. */
+  readonly onProgress?: (bytesOnDisk: number) => void;
+  readonly onRetry?: (message: string) => void;
+}
+
+/**
+ * Make sure blob `desc` is in the cache and return its path. Resumes a `.partial` left by an
+ * interrupted run; a transient failure mid-body keeps what arrived and retries from there.
+ */
+export async function fetchBlob(
+  client: RegistryClient,
+  cacheDir: string,
+  desc: Descriptor,
+  options: FetchBlobOptions = {},
+): Promise<string> {
+  const hex = checkDigest(desc.digest, "blob");
+  const final = blobPath(cacheDir, desc.digest);
+  const existing = await statSize(final);
+  if (existing !== undefined && (desc.size === undefined || existing === desc.size)) {
+    options.onProgress?.(existing);
+    return final;
+  }
+  await Deno.mkdir(`${cacheDir}/sha256`, { recursive: true });
+  const partial = `${final}.partial`;
+  await using lockFile = await Deno.open(`${final}.lock`, { create: true, write: true });
+  await lockFile.lock(true); // another nemotron fetching the same blob waits here
+  if ((await statSize(final)) === desc.size) return final;
+
+  let resumedAttemptFailed = false;
+  return await withRetry(`blob ${desc.digest.slice(0, 19)}`, client.retry, async () => {
+    let have = (await statSize(partial)) ?? 0;
+    if (resumedAttemptFailed || (desc.size !== undefined && have > desc.size)) {
+      await Deno.remove(partial).catch(() => {});
+      have = 0;
+    }
+    const hash = createHash("sha256");
+    if (desc.size === undefined || have < desc.size) {
+      const res = await client.get(
+        `blobs/${desc.digest}`,
+        have > 0 ? { Range: `bytes=${have}-` } : {},
+      );
+      if (have > 0 && res.status !== 206) {
+        await Deno.remove(partial).catch(() => {}); // the server ignored the Range: start over
+        have = 0;
+      }
+      if (have > 0) await hashFile(partial, hash);
+      using f = await Deno.open(partial, {
+        create: true,
+        write: true,
+        append: have > 0,
+        truncate: have === 0,
+      });
+      let written = have;
+      try {
+        for await (const chunk of res.body!) {
+          hash.update(chunk);
+          await writeAll(f, chunk);
+          written += chunk.length;
+          options.onProgress?.(written);
+        }
+      } catch (e) {
+        throw new TransientError(
+          `download interrupted at ${written} bytes: ${(e as Error).message}`,
+        );
+      }
+    } else {
+      await hashFile(partial, hash);
+    }
+    const size = (await statSize(partial)) ?? 0;
+    if (desc.size !== undefined && size < desc.size) {
+      throw new TransientError(`short download (${size} of ${desc.size} bytes)`);
+    }
+    const got = hash.digest("hex");
+    if (got !== hex || (desc.size !== undefined && size !== desc.size)) {
+      await Deno.remove(partial).catch(() => {});
+      if (have > 0 && !resumedAttemptFailed) {
+        resumedAttemptFailed = true; // the kept partial may have been bad: one fresh attempt
+        throw new TransientError("digest mismatch after resuming; downloading again");
+      }
+      throw new DigestMismatch(
+        `blob ${desc.digest} failed verification: got sha256:${got} (${size} bytes, expected ${desc.size})`,
+        { hint: "the registry served corrupt data; no output was written" },
+      );
+    }
+    await Deno.rename(partial, final);
+    return final;
+  }, options.onRetry);
+}

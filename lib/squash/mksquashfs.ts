@@ -1,0 +1,122 @@
+/**
+ * Running `mksquashfs - OUT.partial -tar -noappend -all-root -processors N ENROOT_SQUASH_OPTIONS`
+ * (default options `-comp lzo -noD`, enroot's), fed with the merged tar on stdin. The root
+ * directory gets 0755 (enroot's root is a fresh directory); with SOURCE_DATE_EPOCH every time
+ * is fixed, as enroot does.
+ */
+import { RuntimeFailure, UsageError } from "../errors.ts";
+
+export const DEFAULT_SQUASH_OPTIONS = "-comp lzo -noD";
+
+/** The argument list after `mksquashfs`. */
+export function mksquashfsArgs(
+  output: string,
+  env: (k: string) => string | undefined = (k) => Deno.env.get(k),
+): string[] {
+  const processors = env("ENROOT_MAX_PROCESSORS") || String(navigator.hardwareConcurrency || 1);
+  if (!/^[1-9]\d*$/.test(processors)) {
+    throw new UsageError(`ENROOT_MAX_PROCESSORS must be a positive integer, got '${processors}'`);
+  }
+  const opts = (env("ENROOT_SQUASH_OPTIONS") ?? DEFAULT_SQUASH_OPTIONS).split(/\s+/).filter(
+    Boolean,
+  );
+  const args = [
+    "-",
+    output,
+    "-tar",
+    "-noappend",
+    "-all-root",
+    "-root-mode",
+    "0755",
+    "-no-progress",
+  ];
+  const epoch = env("SOURCE_DATE_EPOCH");
+  if (epoch) {
+    if (!/^\d+$/.test(epoch)) {
+      throw new UsageError(`SOURCE_DATE_EPOCH must be an integer, got '${epoch}'`);
+    }
+    args.push("-mkfs-time", epoch, "-all-time", epoch);
+  }
+  args.push("-processors", processors, ...opts);
+  return args;
+}
+
+/** A running mksquashfs: write the tar to `stdin`, then await `done`. */
+export interface MksquashfsRun {
+  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly done: Promise<void>;
+  kill(): void;
+}
+
+/** Fail with a clear message if mksquashfs is missing or too old for `-tar` (needs 4.5+). */
+export async function checkMksquashfs(): Promise<string> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("mksquashfs", {
+      args: ["-version"],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new RuntimeFailure("mksquashfs not found on PATH", {
+        hint:
+          "install the squashfs-tools package (apt-get install squashfs-tools / dnf install squashfs-tools)",
+      });
+    }
+    throw e;
+  }
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const m = /version (\d+)\.(\d+)/.exec(text);
+  if (m && (Number(m[1]) < 4 || (Number(m[1]) === 4 && Number(m[2]) < 5))) {
+    throw new RuntimeFailure(
+      `mksquashfs ${m[1]}.${m[2]} cannot read tar input (-tar needs 4.5 or newer)`,
+      {
+        hint: "install squashfs-tools 4.5+, or use --enroot",
+      },
+    );
+  }
+  return m ? `${m[1]}.${m[2]}` : "unknown";
+}
+
+/** Start mksquashfs with `args`; its output is kept and shown only if it fails. */
+export function startMksquashfs(args: readonly string[]): MksquashfsRun {
+  const child = new Deno.Command("mksquashfs", {
+    args: [...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const collect = async (s: ReadableStream<Uint8Array>): Promise<string> => {
+    let text = "";
+    const dec = new TextDecoder();
+    for await (const c of s) {
+      text += dec.decode(c, { stream: true });
+      if (text.length > 64 * 1024) text = text.slice(-32 * 1024);
+    }
+    return text;
+  };
+  const out = collect(child.stdout);
+  const err = collect(child.stderr);
+  const done = (async () => {
+    const status = await child.status;
+    const [o, e] = await Promise.all([out, err]);
+    if (!status.success) {
+      throw new RuntimeFailure(
+        `mksquashfs failed (exit ${status.code}${status.signal ? `, ${status.signal}` : ""}):\n${
+          (e + o).trim().slice(-4000)
+        }`,
+      );
+    }
+  })();
+  return {
+    stdin: child.stdin.getWriter(),
+    done,
+    kill: () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    },
+  };
+}

@@ -1,0 +1,265 @@
+/**
+ * A Registry HTTP API v2 client on `fetch`: anonymous, Bearer-token (Www-Authenticate challenge)
+ * and Basic auth; manifests and blobs; retries with backoff for transient failures.
+ *
+ * - HTTPS always, except plain HTTP for loopback registries (127.0.0.0/8, ::1, localhost) or when
+ *   the caller allows it (`--allow-http`).
+ * - Proxies: Deno's `fetch` honours HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment.
+ * - Redirects (blob storage on a CDN) are followed by hand so the registry's Authorization header
+ *   is never sent to another origin.
+ */
+import { RuntimeFailure } from "../errors.ts";
+import type { Credentials } from "./credentials.ts";
+
+/** Every manifest type we understand; the registry README shows why all of them must be listed. */
+export const MANIFEST_ACCEPT = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+
+export interface RetryPolicy {
+  /** Attempts in total (≥ 1). */
+  readonly attempts: number;
+  /** First backoff delay in ms; doubled each time, with ±25 % jitter. */
+  readonly baseDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500 };
+
+/** A failure worth retrying (network error, 5xx, 429, a body cut short). */
+export class TransientError extends Error {}
+
+export function isLoopbackHost(registry: string): boolean {
+  const host = registry.startsWith("[")
+    ? registry.slice(1, registry.indexOf("]"))
+    : registry.replace(/:\d+$/, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Run `fn` with retries on TransientError, backing off exponentially. */
+export async function withRetry<T>(
+  what: string,
+  policy: RetryPolicy,
+  fn: (attempt: number) => Promise<T>,
+  onRetry?: (message: string) => void,
+): Promise<T> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= policy.attempts; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (e) {
+      if (!(e instanceof TransientError)) throw e;
+      last = e;
+      if (attempt === policy.attempts) break;
+      const delay = policy.baseDelayMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5);
+      onRetry?.(
+        `${what}: ${(e as Error).message}; retrying in ${(delay / 1000).toFixed(1)} s (${attempt}/${
+          policy.attempts - 1
+        })`,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  throw new RuntimeFailure(
+    `${what} failed after ${policy.attempts} attempts: ${(last as Error).message}`,
+    {
+      hint: "check that the registry is reachable (and HTTPS_PROXY / NO_PROXY if you need a proxy)",
+    },
+  );
+}
+
+/** Parse a `Www-Authenticate` header: scheme + parameters. */
+export function parseWwwAuthenticate(
+  header: string,
+): { scheme: string; params: Record<string, string> } {
+  const m = /^\s*(\S+)\s*(.*)$/.exec(header);
+  const scheme = m ? m[1] : "";
+  const params: Record<string, string> = {};
+  const re = /([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
+  let p: RegExpExecArray | null;
+  while ((p = re.exec(m?.[2] ?? "")) !== null) {
+    params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3];
+  }
+  return { scheme, params };
+}
+
+function registryErrorText(body: string): string {
+  try {
+    const j = JSON.parse(body);
+    if (Array.isArray(j.errors) && j.errors.length > 0) {
+      return j.errors.map((e: { code?: string; message?: string }) =>
+        `${e.code ?? "?"}: ${e.message ?? ""}`
+      )
+        .join("; ");
+    }
+  } catch { /* not JSON */ }
+  return body.slice(0, 200).trim();
+}
+
+function basic(c: Credentials): string {
+  const bytes = new TextEncoder().encode(`${c.username}:${c.password}`);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return `Basic ${btoa(bin)}`;
+}
+
+export interface RegistryClientOptions {
+  readonly credentials?: Credentials;
+  readonly allowHttp?: boolean;
+  readonly retry?: RetryPolicy;
+  readonly onRetry?: (message: string) => void;
+}
+
+/** One registry + repository, with its auth state. */
+export class RegistryClient {
+  readonly registry: string;
+  readonly repository: string;
+  readonly baseUrl: string;
+  readonly retry: RetryPolicy;
+  #creds?: Credentials;
+  #auth?: string;
+  #allowHttp: boolean;
+  #onRetry?: (message: string) => void;
+
+  constructor(registry: string, repository: string, options: RegistryClientOptions = {}) {
+    this.registry = registry;
+    this.repository = repository;
+    this.#allowHttp = options.allowHttp ?? false;
+    const http = isLoopbackHost(registry) || this.#allowHttp;
+    this.baseUrl = `${http ? "http" : "https"}://${registry}`;
+    this.#creds = options.credentials;
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.#onRetry = options.onRetry;
+  }
+
+  /** GET (or HEAD) `path` under /v2/<repo>/, authenticating on a 401. Returns a 2xx/206 response. */
+  async get(path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Response> {
+    const url = `${this.baseUrl}/v2/${this.repository}/${path}`;
+    let res = await this.#send(url, headers, method);
+    if (res.status === 401) {
+      const challenge = res.headers.get("www-authenticate");
+      await res.body?.cancel();
+      if (!challenge) throw new RuntimeFailure(`${url}: 401 without a Www-Authenticate challenge`);
+      await this.#authenticate(challenge, url);
+      res = await this.#send(url, headers, method);
+      if (res.status === 401) {
+        const body = await res.text();
+        throw new RuntimeFailure(
+          `not authorized to pull ${this.registry}/${this.repository}: ${registryErrorText(body)}`,
+          { hint: this.#credsHint() },
+        );
+      }
+    }
+    if (res.status >= 200 && res.status < 300) return res;
+    const body = await res.text();
+    const text = `${method} ${url}: HTTP ${res.status} ${registryErrorText(body)}`;
+    if (res.status >= 500 || res.status === 429 || res.status === 408) {
+      throw new TransientError(text);
+    }
+    if (res.status === 404) {
+      throw new RuntimeFailure(text, { hint: "check the image name and tag (or digest)" });
+    }
+    throw new RuntimeFailure(text);
+  }
+
+  #credsHint(): string {
+    return this.#creds
+      ? `the credentials from ${this.#creds.origin} were rejected`
+      : `add credentials for ${this.registry} to ~/.config/enroot/.credentials ` +
+        "(machine HOST login USER password PASS) or ~/.docker/config.json";
+  }
+
+  async #send(url: string, headers: Record<string, string>, method: string): Promise<Response> {
+    let current = url;
+    for (let hop = 0; hop < 6; hop++) {
+      const sameOrigin = new URL(current).origin === new URL(this.baseUrl).origin;
+      const h: Record<string, string> = { "User-Agent": "nemotron-squash", ...headers };
+      if (sameOrigin && this.#auth) h.Authorization = this.#auth;
+      let res: Response;
+      try {
+        res = await fetch(current, { method, headers: h, redirect: "manual" });
+      } catch (e) {
+        throw new TransientError(`${method} ${current}: ${(e as Error).message}`);
+      }
+      if (res.status >= 300 && res.status < 400 && res.headers.get("location")) {
+        await res.body?.cancel();
+        const next = new URL(res.headers.get("location")!, current);
+        if (next.protocol === "http:" && !this.#allowHttp && !isLoopbackHost(next.host)) {
+          throw new RuntimeFailure(`${current} redirects to plain HTTP (${next.origin})`, {
+            hint: "pass --allow-http if that is intended",
+          });
+        }
+        current = next.href;
+        continue;
+      }
+      return res;
+    }
+    throw new RuntimeFailure(`${url}: too many redirects`);
+  }
+
+  async #authenticate(challenge: string, url: string): Promise<void> {
+    const { scheme, params } = parseWwwAuthenticate(challenge);
+    if (scheme.toLowerCase() === "basic") {
+      if (!this.#creds) {
+        throw new RuntimeFailure(`${this.registry} requires credentials (Basic auth)`, {
+          hint: this.#credsHint(),
+        });
+      }
+      this.#auth = basic(this.#creds);
+      return;
+    }
+    if (scheme.toLowerCase() !== "bearer") {
+      throw new RuntimeFailure(`${url}: unsupported authentication scheme '${scheme}'`);
+    }
+    const realm = params.realm;
+    if (!realm) throw new RuntimeFailure(`${url}: Bearer challenge without a realm`);
+    const tokenUrl = new URL(realm);
+    if (tokenUrl.protocol === "http:" && !this.#allowHttp && !isLoopbackHost(tokenUrl.host)) {
+      throw new RuntimeFailure(`token server ${tokenUrl.origin} uses plain HTTP`, {
+        hint: "pass --allow-http if that is intended",
+      });
+    }
+    if (params.service) tokenUrl.searchParams.set("service", params.service);
+    tokenUrl.searchParams.set("scope", params.scope ?? `repository:${this.repository}:pull`);
+    if (this.#creds) tokenUrl.searchParams.set("account", this.#creds.username);
+    const headers: Record<string, string> = { "User-Agent": "nemotron-squash" };
+    if (this.#creds) headers.Authorization = basic(this.#creds);
+    const res = await withRetry(`token request to ${tokenUrl.origin}`, this.retry, async () => {
+      let r: Response;
+      try {
+        r = await fetch(tokenUrl, { headers });
+      } catch (e) {
+        throw new TransientError((e as Error).message);
+      }
+      if (r.status >= 500) {
+        await r.body?.cancel();
+        throw new TransientError(`HTTP ${r.status}`);
+      }
+      return r;
+    }, this.#onRetry);
+    const body = await res.text();
+    if (!res.ok) {
+      throw new RuntimeFailure(
+        `token server ${tokenUrl.origin} refused: HTTP ${res.status} ${registryErrorText(body)}`,
+        { hint: this.#credsHint() },
+      );
+    }
+    let token: string | undefined;
+    try {
+      const j = JSON.parse(body);
+      token = j.token ?? j.access_token;
+    } catch { /* handled below */ }
+    if (!token) throw new RuntimeFailure(`token server ${tokenUrl.origin} returned no token`);
+    this.#auth = `Bearer ${token}`;
+  }
+}
+
+/** A digest string `sha256:<64 hex>` checked; other algorithms are refused. */
+export function checkDigest(digest: string, where: string): string {
+  if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
+    throw new RuntimeFailure(`${where}: unsupported or malformed digest '${digest}' (sha256 only)`);
+  }
+  return digest.slice(7);
+}
