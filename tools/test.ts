@@ -1,0 +1,122 @@
+/**
+ * `deno task test`: the whole test suite.
+ *
+ * 1. Makes sure what the tests need is there: Debian packages (oracles python3-omegaconf and
+ *    python3-jinja2, shellcheck, squashfs-tools, skopeo, umoci, docker-registry) are installed with
+ *    apt-get when missing and we are root; the local Slurm cluster from ../shared/slurm is started.
+ *    Without root or apt, it says what is missing and the tests that need it report it.
+ * 2. Runs `deno test -A --parallel tests/` (or the paths given as arguments).
+ * 3. Ends with one plain line `N passed, N failed` and exits non-zero when anything failed.
+ */
+import * as path from "../lib/path.ts";
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const SHARED = path.resolve(ROOT, "..", "shared");
+const APT_PACKAGES = [
+  "python3-omegaconf",
+  "python3-jinja2",
+  "shellcheck",
+  "squashfs-tools",
+  "skopeo",
+  "umoci",
+  "docker-registry",
+  "git",
+  "time",
+];
+
+async function sh(
+  cmd: string,
+  args: string[],
+  quiet = false,
+): Promise<{ code: number; out: string }> {
+  try {
+    const r = await new Deno.Command(cmd, {
+      args,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+    if (!quiet && r.code !== 0) console.error(out.trim().split("\n").slice(-15).join("\n"));
+    return { code: r.code, out };
+  } catch (err) {
+    return { code: 127, out: String(err) };
+  }
+}
+
+async function ensurePackages(): Promise<void> {
+  const missing: string[] = [];
+  for (const p of APT_PACKAGES) {
+    const r = await sh("dpkg-query", ["-W", "-f=${Status}", p], true);
+    if (!r.out.includes("install ok installed")) missing.push(p);
+  }
+  if (missing.length === 0) return;
+  const isRoot = Deno.uid?.() === 0;
+  if (!isRoot) {
+    console.error(
+      `test setup: missing Debian packages (need root to install): ${missing.join(" ")}`,
+    );
+    return;
+  }
+  console.error(`test setup: apt-get install ${missing.join(" ")}`);
+  await sh("apt-get", ["update", "-qq"]);
+  const r = await sh("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing]);
+  if (r.code !== 0) {
+    console.error("test setup: apt-get install failed; dependent tests will report it");
+  }
+}
+
+async function ensureSlurm(): Promise<void> {
+  const script = path.join(SHARED, "slurm", "start-local-slurm.sh");
+  try {
+    Deno.statSync(script);
+  } catch {
+    console.error(`test setup: ${script} not found; Slurm integration tests will report it`);
+    return;
+  }
+  const ping = await sh("sinfo", ["-h", "-o", "%T"], true);
+  if (ping.code === 0 && /idle|mix|alloc/.test(ping.out)) return;
+  if (Deno.uid?.() !== 0) {
+    console.error("test setup: the local Slurm cluster needs root to start");
+    return;
+  }
+  console.error("test setup: starting the local Slurm cluster");
+  const r = await sh("bash", [script]);
+  if (r.code !== 0) console.error("test setup: Slurm did not start; Slurm tests will report it");
+}
+
+async function main(): Promise<number> {
+  await ensurePackages();
+  await ensureSlurm();
+  const targets = Deno.args.length > 0 ? Deno.args : ["tests/"];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--parallel", ...targets],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let passed = 0;
+  let failed = 0;
+  let tail = "";
+  const dec = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    const text = dec.decode(chunk, { stream: true });
+    await Deno.stdout.write(chunk);
+    tail = (tail + text).slice(-4096);
+  }
+  const status = await child.status;
+  // deno test's summary: "ok | 42 passed (3 steps) | 0 failed (4s)" or "FAILED | 40 passed | 2 failed".
+  const m = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(
+    tail.split("\n").filter((l) => l.includes("passed")).pop() ?? "",
+  );
+  if (m) {
+    passed = Number(m[1]);
+    failed = Number(m[2]);
+  } else if (status.code !== 0) {
+    failed = 1; // the runner itself failed (type error, crash): count it.
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  return status.code !== 0 ? (status.code || 1) : failed > 0 ? 1 : 0;
+}
+
+Deno.exit(await main());
