@@ -10,6 +10,7 @@ import { GLOBAL_OPTIONS_HELP } from "./lib/cli/help.ts";
 import { completionCommand } from "./commands/completion.ts";
 import { runspecCommand } from "./commands/runspec.ts";
 import { envCommand } from "./commands/env.ts";
+import { squashCommand } from "./commands/squash.ts";
 
 /** Build the whole command tree for one invocation. */
 export function buildProgram(cli: CliContext): Command {
@@ -19,6 +20,7 @@ export function buildProgram(cli: CliContext): Command {
     .addHelpText("after", GLOBAL_OPTIONS_HELP);
   program.addCommand(runspecCommand(cli));
   program.addCommand(envCommand(cli));
+  program.addCommand(squashCommand(cli));
   program.addCommand(completionCommand(cli, () => program));
   return program;
 }

@@ -1,15 +1,13 @@
 /**
- * Docker image → enroot `.sqsh`, natively on the login node (registry or local archive → merged
- * tar stream → `mksquashfs -tar`) or through `enroot import` on a compute node. Also the entry
- * point the recipe/slurm code uses: `ensureSquashedImage`.
+ * Docker image → enroot `.sqsh` natively on the login node: registry (or local archive) → blob
+ * cache → merged tar stream → `mksquashfs -tar`. Heavy (node:zlib, node:crypto): import it lazily;
+ * `ensure.ts` is the light entry point.
  */
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname } from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
-import type { Profile } from "../env_toml.ts";
 import { type ArchiveImage, openDockerArchive, openOciArchive } from "./archive.ts";
 import { blobCacheDir, fetchBlob } from "./blobs.ts";
 import { lookupCredentials } from "./credentials.ts";
-import { renderEnrootImport } from "./enroot.ts";
 import { enrootConfigFiles } from "./image_config.ts";
 import { openLayerFile } from "./layers.ts";
 import {
@@ -23,13 +21,12 @@ import {
 } from "./manifest.ts";
 import { type LayerSource, mergeLayers } from "./merge.ts";
 import { checkMksquashfs, mksquashfsArgs, startMksquashfs } from "./mksquashfs.ts";
-import { formatBytes, type Reporter, SILENT, stderrReporter } from "./progress.ts";
+import { formatBytes, type Reporter, SILENT } from "./progress.ts";
 import {
   type ArchiveImageRef,
   displayRef,
   parseImageRef,
   type RegistryImageRef,
-  sqshName,
 } from "./reference.ts";
 import { RegistryClient, type RetryPolicy } from "./registry.ts";
 import { BufferedSink } from "./sink.ts";
@@ -274,115 +271,4 @@ export async function squashNative(
   }
   const seconds = Math.round((performance.now() - t0) / 10) / 100;
   return { output, digest, layers: layers.length, bytes, seconds };
-}
-
-/** `squash` profile key → mode. */
-export function squashMode(profile: Profile | undefined): "native" | "enroot" {
-  const v = profile?.squash;
-  if (v === undefined || v === null || v === "" || v === "native") return "native";
-  if (v === "enroot") return "enroot";
-  throw new UsageError(`profile key squash = ${JSON.stringify(v)} is not valid`, {
-    hint: 'use squash = "native" (default) or squash = "enroot"',
-  });
-}
-
-/** Where the `.sqsh` for `image` goes: `<remote_job_dir>/<name>`, else `<cwd>/<name>`. */
-export function defaultSqshPath(
-  image: string,
-  profile: Profile | undefined,
-  cwd = Deno.cwd(),
-): string {
-  const rjd = profile?.remote_job_dir;
-  const dir = typeof rjd === "string" && rjd !== "" ? rjd : cwd;
-  return join(isAbsolute(dir) ? dir : resolve(cwd, dir), sqshName(image));
-}
-
-/** Run the enroot import command (or return it for a dry run). */
-export async function squashWithEnroot(
-  image: string,
-  output: string,
-  profile: Profile | undefined,
-): Promise<void> {
-  const cmd = renderEnrootImport(image, output, dirname(output), profile);
-  await Deno.mkdir(dirname(output), { recursive: true });
-  let status: Deno.CommandStatus;
-  try {
-    status = await new Deno.Command(cmd.argv[0], { args: cmd.argv.slice(1), stdin: "null" }).spawn()
-      .status;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new RuntimeFailure("salloc not found: the enroot path needs Slurm", {
-        hint: 'run on a Slurm login node, or drop --enroot / squash = "enroot" to squash natively',
-      });
-    }
-    throw e;
-  }
-  if (!status.success) {
-    throw new RuntimeFailure(
-      `Failed to squash container image.\nCommand: ${cmd.display}\nExit code: ${status.code}`,
-    );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
-export interface EnsureOptions {
-  readonly force?: boolean;
-  readonly dryRun?: boolean;
-  /** Default: the profile's `squash` key (native unless "enroot"). */
-  readonly mode?: "native" | "enroot";
-  readonly reporter?: Reporter;
-  readonly platform?: Platform;
-  readonly allowHttp?: boolean;
-}
-
-/**
- * Make sure the `.sqsh` for `image` exists and return its path (for pyxis `--container-image`).
- * An image that already is a `.sqsh` path is returned unchanged. An existing file is reused unless
- * `force`. With `dryRun`, only says what it would do (on stderr) and writes nothing.
- */
-export async function ensureSquashedImage(
-  profile: Profile | undefined,
-  image: string,
-  options: EnsureOptions = {},
-): Promise<string> {
-  if (image.endsWith(".sqsh") && !image.includes("://")) return image;
-  const reporter = options.reporter ?? stderrReporter();
-  const mode = options.mode ?? squashMode(profile);
-  const output = defaultSqshPath(image, profile);
-  if (!options.force && await exists(output)) {
-    reporter.info(`✓ Using existing squashed image: ${output}`);
-    return output;
-  }
-  if (options.dryRun) {
-    if (mode === "enroot") {
-      reporter.info(
-        `would run: ${renderEnrootImport(image, output, dirname(output), profile).display}`,
-      );
-    } else {
-      reporter.info(`would squash ${image} natively into ${output}`);
-    }
-    return output;
-  }
-  if (mode === "enroot") {
-    if (options.force) await Deno.remove(output).catch(() => {});
-    reporter.info(`squashing ${image} with enroot into ${output}`);
-    await squashWithEnroot(image, output, profile);
-  } else {
-    reporter.info(`squashing ${image} into ${output}`);
-    await squashNative(image, output, {
-      reporter,
-      platform: options.platform,
-      allowHttp: options.allowHttp,
-    });
-  }
-  return output;
 }
