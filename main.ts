@@ -11,6 +11,7 @@ import { completionCommand } from "./commands/completion.ts";
 import { runspecCommand } from "./commands/runspec.ts";
 import { envCommand } from "./commands/env.ts";
 import { squashCommand } from "./commands/squash.ts";
+import { configCommand } from "./commands/config.ts";
 
 /** Build the whole command tree for one invocation. */
 export function buildProgram(cli: CliContext): Command {
@@ -21,6 +22,7 @@ export function buildProgram(cli: CliContext): Command {
   program.addCommand(runspecCommand(cli));
   program.addCommand(envCommand(cli));
   program.addCommand(squashCommand(cli));
+  program.addCommand(configCommand(cli));
   program.addCommand(completionCommand(cli, () => program));
   return program;
 }

@@ -57,6 +57,11 @@ function resolvePlain(s: string): Resolved {
   return s;
 }
 
+/** True when `s` written as a plain (unquoted) YAML scalar reads back as the same string. */
+export function plainKeepsString(s: string): boolean {
+  return resolvePlain(s) === s;
+}
+
 /** Type a plain scalar (exported for tests and for dotlist values). */
 export function typePlainScalar(s: string): Scalar {
   const v = resolvePlain(s);

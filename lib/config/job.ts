@@ -1,0 +1,223 @@
+/**
+ * The job config (full provenance under `run`, what job.yaml holds) and the train config (what
+ * the script receives), built exactly as nemotron's loader does (reference §1.3 step 3, §1.4),
+ * and the files written into a job directory.
+ */
+import { join } from "node:path";
+import type { RecipeArgs } from "../cli/args.ts";
+import { UsageError } from "../errors.ts";
+import { isSecretName, REDACTED } from "../secrets.ts";
+import { applyDotlist } from "./dotlist.ts";
+import { type ResolveOptions, resolveTree } from "./interpolate.ts";
+import { mergeConfigs } from "./merge.ts";
+import {
+  isArtifactReference,
+  resolveRunInterpolations,
+  rewritePathsForRemote,
+} from "./run_refs.ts";
+import { cloneTree, type ConfigMap, type ConfigNode, fromPlain } from "./tree.ts";
+import { toJson, toToml, toYaml, writeFileAtomic } from "./write.ts";
+
+/** Keys of `run.env` the recipe owns: a YAML value beats the profile's. */
+export const RESOURCE_KEYS = [
+  "container_image",
+  "nodes",
+  "gpus_per_node",
+  "ntasks_per_node",
+  "nproc_per_node",
+] as const;
+
+/** Everything `buildJobConfig` needs. */
+export interface JobConfigInput {
+  /** The loaded config (`defaults:` applied, dotlist applied once). Not modified. */
+  readonly config: ConfigMap;
+  /** The parsed command line of the recipe leaf. */
+  readonly args: RecipeArgs;
+  /** The resolved env.toml profile, or undefined when running locally without one. */
+  readonly profile?: Readonly<Record<string, unknown>>;
+  /** env.toml `[wandb]` (becomes `run.wandb`), if any. */
+  readonly wandb?: Readonly<Record<string, unknown>>;
+  /** env.toml `[artifacts]` (merged into top-level `artifacts`, YAML keys win), if any. */
+  readonly artifacts?: Readonly<Record<string, unknown>>;
+  /** Recipe name from the runspec, e.g. `nano3/pretrain`. */
+  readonly recipeName: string;
+  /** The script path recorded in `run.recipe.script`. */
+  readonly scriptPath: string;
+  /** The config name or path used (`-c` value or the runspec default); recorded in run.cli.config. */
+  readonly configName?: string;
+}
+
+function asMap(v: ConfigNode | undefined, what: string): ConfigMap {
+  if (v === undefined || v === null) return new Map();
+  if (!(v instanceof Map)) {
+    throw new UsageError(`'${what}' must be a mapping in the config`, {
+      hint: `write ${what}: followed by indented key: value lines`,
+    });
+  }
+  return v;
+}
+
+/** `run.env` = YAML env overlaid by the profile, with the original's exceptions. */
+function mergeEnv(yamlEnv: ConfigMap, profile: Readonly<Record<string, unknown>>): ConfigMap {
+  const prof = fromPlain(profile) as ConfigMap;
+  const merged = mergeConfigs(yamlEnv, prof);
+  const ym = yamlEnv.get("mounts");
+  const pm = prof.get("mounts");
+  if (Array.isArray(ym) && Array.isArray(pm)) merged.set("mounts", [...cloneTree(ym), ...pm]);
+  for (const k of RESOURCE_KEYS) {
+    if (yamlEnv.has(k)) merged.set(k, cloneTree(yamlEnv.get(k)!));
+  }
+  return merged;
+}
+
+/**
+ * Build the job config: a copy of the config (interpolations unresolved) whose `run` section gets
+ * `mode`, `profile`, `env` (YAML `run.env` overlaid by the profile: `env_vars` merged, `mounts`
+ * concatenated, resource keys kept from YAML), `cli {argv, dotlist, passthrough, config}`,
+ * `recipe {name, script}` and `wandb`; env.toml `[artifacts]` merged into top-level `artifacts`
+ * (YAML keys win); finally the dotlist applied again so the command line beats env.toml.
+ */
+export function buildJobConfig(input: JobConfigInput): ConfigMap {
+  const { args } = input;
+  const job = cloneTree(input.config);
+  const run = asMap(job.get("run"), "run");
+  const yamlEnv = asMap(run.get("env"), "run.env");
+  const env = input.profile ? mergeEnv(yamlEnv, input.profile) : cloneTree(yamlEnv);
+  run.set("mode", args.mode);
+  run.set("profile", args.profile ?? null);
+  run.set("env", env);
+  run.set(
+    "cli",
+    new Map<string, ConfigNode>([
+      ["argv", [...args.argv]],
+      ["dotlist", [...args.dotlist]],
+      ["passthrough", [...args.passthrough]],
+      ["config", input.configName ?? args.config ?? null],
+    ]),
+  );
+  run.set(
+    "recipe",
+    new Map<string, ConfigNode>([["name", input.recipeName], ["script", input.scriptPath]]),
+  );
+  if (input.wandb) run.set("wandb", fromPlain(input.wandb));
+  job.set("run", run);
+  if (input.artifacts) {
+    const fromEnv = fromPlain(input.artifacts) as ConfigMap;
+    const existing = job.get("artifacts");
+    if (existing instanceof Map) {
+      for (const [k, v] of fromEnv) if (!existing.has(k)) existing.set(k, v);
+    } else if (existing === undefined) job.set("artifacts", fromEnv);
+  }
+  return applyDotlist(job, args.dotlist);
+}
+
+/** Options of `extractTrainConfig`. */
+export interface TrainConfigOptions {
+  /** The job runs remotely (`--run`/`--batch`): rewrite local paths to `/nemo_run/…`. */
+  readonly forRemote: boolean;
+  /** Local repository root for the path rewrite (default: the cwd). */
+  readonly repoRoot?: string;
+}
+
+/**
+ * The train config the script receives: the job config without `run`, local paths rewritten for
+ * remote jobs, `${run.*}` resolved textually, and a minimal `run` holding only the artifact
+ * references (so `${art:NAME,…}` still resolves in the script). Other interpolations are kept.
+ */
+export function extractTrainConfig(job: ConfigMap, opts: TrainConfigOptions): ConfigMap {
+  let train: ConfigNode = cloneTree(job);
+  const run = (train as ConfigMap).get("run");
+  (train as ConfigMap).delete("run");
+  if (opts.forRemote) train = rewritePathsForRemote(train, opts.repoRoot ?? Deno.cwd());
+  const out = resolveRunInterpolations(train, run) as ConfigMap;
+  if (run instanceof Map) {
+    const refs = new Map([...run].filter(([, v]) => isArtifactReference(v)));
+    if (refs.size > 0) out.set("run", refs);
+  }
+  return out;
+}
+
+/** Config file formats a runspec may ask for (`config.format`). */
+export type ConfigFormat = "yaml" | "omegaconf" | "json" | "toml";
+
+/** File extension for a train config in `format`. */
+export function configExtension(format: ConfigFormat): string {
+  return format === "json" ? "json" : format === "toml" ? "toml" : "yaml";
+}
+
+/**
+ * Text of a config in `format`. yaml/omegaconf keep interpolations; json keeps them as strings;
+ * toml resolves them first (TOML has none) with `resolve` options (e.g. the `art` resolver).
+ */
+export function renderConfig(
+  tree: ConfigMap,
+  format: ConfigFormat,
+  resolve?: ResolveOptions,
+): string {
+  switch (format) {
+    case "yaml":
+    case "omegaconf":
+      return toYaml(tree);
+    case "json":
+      return toJson(tree);
+    case "toml":
+      return toToml(resolveTree(tree, { ...resolve, throwOnMissing: true }));
+  }
+}
+
+function redactNode(v: ConfigNode): ConfigNode {
+  if (v instanceof Map) {
+    const out: ConfigMap = new Map();
+    for (const [k, x] of v) {
+      out.set(
+        k,
+        isSecretName(k) && typeof x === "string" && x !== "" && !x.includes("${")
+          ? REDACTED
+          : redactNode(x),
+      );
+    }
+    return out;
+  }
+  return Array.isArray(v) ? v.map(redactNode) : v;
+}
+
+/**
+ * The job config as it may be shown or written: literal secret values (keys with KEY/TOKEN/SECRET/
+ * PASSWORD/PASSWD/CREDENTIAL) under `run.env` and `run.wandb` replaced by `******`. References such
+ * as `${oc.env:HF_TOKEN}` are kept. Training keys (`tokenizer_model` …) are never touched.
+ */
+export function redactJobConfig(job: ConfigMap): ConfigMap {
+  const run = job.get("run");
+  if (!(run instanceof Map)) return job;
+  const out = new Map(job);
+  const r = new Map(run);
+  for (const k of ["env", "wandb"]) if (r.has(k)) r.set(k, redactNode(r.get(k)!));
+  out.set("run", r);
+  return out;
+}
+
+/** Paths of the files `writeJobFiles` wrote. */
+export interface JobFiles {
+  readonly jobConfig: string;
+  readonly trainConfig: string;
+}
+
+/**
+ * Write `job.yaml` (secrets redacted, see `redactJobConfig`) and `train.<ext>` into `dir` atomically. Everything is rendered before the
+ * first write, so a config that cannot be rendered leaves the directory untouched.
+ */
+export function writeJobFiles(
+  dir: string,
+  job: ConfigMap,
+  train: ConfigMap,
+  format: ConfigFormat,
+  resolve?: ResolveOptions,
+): JobFiles {
+  const jobText = toYaml(redactJobConfig(job));
+  const trainText = renderConfig(train, format, resolve);
+  const jobConfig = join(dir, "job.yaml");
+  const trainConfig = join(dir, `train.${configExtension(format)}`);
+  writeFileAtomic(jobConfig, jobText);
+  writeFileAtomic(trainConfig, trainText);
+  return { jobConfig, trainConfig };
+}

@@ -1,0 +1,34 @@
+/** Job directories: `<base>/<YYYYmmdd-HHMMSS>-<name>-<suffix>`, never shared between runs. */
+import { join } from "node:path";
+
+function stamp(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${
+    p(d.getMinutes())
+  }${p(d.getSeconds())}`;
+}
+
+/**
+ * Create a fresh job directory under `baseDir` (created if needed) and return its path:
+ * `<YYYYmmdd-HHMMSS>-<name with / → ->-<6 hex>`. The last component is made with a plain
+ * `mkdir` (no `recursive`), which fails if it exists, and then retried with a new suffix, so
+ * two runs in the same second — or twenty at once — never share a directory.
+ */
+export function createJobDir(baseDir: string, name: string, now: Date = new Date()): string {
+  Deno.mkdirSync(baseDir, { recursive: true });
+  const safe = name.replaceAll("/", "-");
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const suffix = crypto.getRandomValues(new Uint8Array(3)).reduce(
+      (s, b) => s + b.toString(16).padStart(2, "0"),
+      "",
+    );
+    const dir = join(baseDir, `${stamp(now)}-${safe}-${suffix}`);
+    try {
+      Deno.mkdirSync(dir);
+      return dir;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+  }
+  throw new Error(`could not create a unique job directory under ${baseDir}`);
+}
