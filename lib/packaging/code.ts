@@ -12,7 +12,7 @@
  * (`git diff HEAD --binary`), so what ran can be rebuilt from the repository.
  */
 
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, isWithin, join, relative, resolve } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import {
   BlobReader,
@@ -119,15 +119,10 @@ if __name__ == "__main__":
 `;
 }
 
-function toPosix(p: string): string {
-  return sep === "/" ? p : p.split(sep).join("/");
-}
-
-/** `p` relative to `root` in posix form, or undefined when `p` is not inside `root`. */
+/** `p` relative to `root`, or undefined when `p` is not strictly inside `root`. */
 function inside(root: string, p: string): string | undefined {
-  const rel = relative(root, p);
-  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) return undefined;
-  return toPosix(rel);
+  if (!isWithin(root, p) || resolve(root) === resolve(p)) return undefined;
+  return relative(root, p);
 }
 
 /** A file of the working tree as a tar entry, or undefined if it is gone (deleted, or a dir). */

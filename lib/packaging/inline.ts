@@ -22,7 +22,7 @@
  */
 
 import type { SyntaxNode } from "@lezer/common";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, isWithin, join, relative, resolve } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import type { ExtraFile, ScriptSource } from "./code.ts";
 import { CONFIG_NAME } from "./code.ts";
@@ -550,8 +550,7 @@ export async function inlineImports(opts: InlineOptions): Promise<InlineResult> 
   );
   const shown = (file: string) => {
     const base = opts.repoRoot ? resolve(opts.repoRoot) : opts.scriptDir;
-    const rel = base ? relative(base, file) : file;
-    return rel.startsWith("..") ? file : rel;
+    return base && isWithin(base, file) ? relative(base, file) : file;
   };
 
   const entry = analyse(

@@ -9,8 +9,7 @@
  * destination and renamed into place, so a reader never sees a half-written package.
  */
 
-import { createHash } from "node:crypto";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../path.ts";
 
 /** The mtime of every entry: 2000-01-01T00:00:00Z (a fixed, plausible date; tar warns on 0). */
 export const TAR_MTIME = 946684800;
@@ -299,6 +298,8 @@ export async function writeTarGz(dest: string, entries: Iterable<TarEntry>): Pro
   const dir = dirname(dest);
   const tmp = join(dir, `.${basename(dest)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
   const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+  // node:crypto is the one streaming sha256 available; loaded here, never at start-up.
+  const { createHash } = await import("node:crypto");
   const hash = createHash("sha256");
   let bytes = 0;
   let count = 0;
