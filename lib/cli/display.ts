@@ -1,0 +1,63 @@
+/**
+ * What `--dry-run` shows (reference §1.8): the compiled configuration as two YAML panels, `run`
+ * (unresolved) and `config` (everything else; local runs resolve `${run.*}`, remote runs show the
+ * remote path rewrites), with secret-looking values redacted; plus the command that would run.
+ */
+import { resolveRunInterpolations, rewritePathsForRemote } from "../config/run_refs.ts";
+import { type ConfigMap, type ConfigNode } from "../config/tree.ts";
+import { toYaml } from "../config/write.ts";
+import { isSecretName, REDACTED } from "../secrets.ts";
+
+/** A copy of a config tree where truthy values under secret-looking keys read `******`. */
+export function redactTree(node: ConfigNode): ConfigNode {
+  if (node instanceof Map) {
+    const out: ConfigMap = new Map();
+    for (const [k, v] of node) out.set(k, isSecretName(k) && v ? REDACTED : redactTree(v));
+    return out;
+  }
+  if (Array.isArray(node)) return node.map(redactTree);
+  return node;
+}
+
+/** Redact secret-looking entries of a name → value map. */
+export function redactEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [k, isSecretName(k) && v ? REDACTED : v]),
+  );
+}
+
+function box(title: string, body: string): string {
+  const rule = "─".repeat(Math.max(4, 76 - title.length));
+  return `── ${title} ${rule}\n${body.trimEnd()}\n`;
+}
+
+/** The config the display shows under `config`: job config minus `run`, local or remote view. */
+export function displayedConfig(
+  job: ConfigMap,
+  opts: { forRemote: boolean; repoRoot?: string },
+): ConfigMap {
+  const rest: ConfigMap = new Map([...job].filter(([k]) => k !== "run"));
+  const shown = opts.forRemote
+    ? rewritePathsForRemote(rest, opts.repoRoot ?? Deno.cwd())
+    : resolveRunInterpolations(rest, job.get("run"));
+  return shown as ConfigMap;
+}
+
+/** "Compiled Configuration" with the `run` and `config` panels. */
+export function renderCompiledConfig(
+  job: ConfigMap,
+  opts: { forRemote: boolean; repoRoot?: string },
+): string {
+  const run = job.get("run") ?? new Map();
+  return [
+    "",
+    "Compiled Configuration",
+    box("run", toYaml(redactTree(run))),
+    box("config", toYaml(redactTree(displayedConfig(job, opts)))),
+  ].join("\n");
+}
+
+/** A titled block of text (command, rendered script, environment). */
+export function renderBlock(title: string, body: string): string {
+  return box(title, body);
+}

@@ -1,0 +1,192 @@
+/**
+ * Local execution of a recipe script: startup commands, the launch command chosen by the runspec,
+ * a log of the run in the job dir, Ctrl-C forwarded to the child, and the child's exit code.
+ */
+import { RuntimeFailure, UsageError } from "../errors.ts";
+import type { Runspec } from "../runspec.ts";
+import { shellJoin, shellQuote } from "../shell.ts";
+
+type Profile = Readonly<Record<string, unknown>>;
+
+/** The Python interpreter for local runs: $NEMOTRON_PYTHON, else `python3` from PATH. */
+export function localPython(): string {
+  return Deno.env.get("NEMOTRON_PYTHON") || "python3";
+}
+
+/**
+ * The startup commands of a profile, validated: a list of strings (original messages).
+ * `where` names the env.toml file for the error location.
+ */
+export function startupCommands(profile: Profile | undefined, where?: string): string[] {
+  const v = profile?.startup_commands;
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    throw new UsageError(`startup_commands must be a list, got ${typeof v}`, {
+      location: where ? { file: where } : undefined,
+      hint: 'write startup_commands = ["module load cuda", "source env.sh"]',
+    });
+  }
+  for (const item of v) {
+    if (typeof item !== "string") {
+      throw new UsageError(`startup_commands must be a list of strings, got ${typeof item}`, {
+        location: where ? { file: where } : undefined,
+        hint: "quote each command as a TOML string",
+      });
+    }
+  }
+  return v as string[];
+}
+
+/** `{ a && b; } && cmd` (the command itself when there are no startup commands). */
+export function prependStartup(commands: readonly string[], cmd: string): string {
+  return commands.length === 0 ? cmd : `{ ${commands.join(" && ")}; } && ${cmd}`;
+}
+
+/**
+ * The argv that runs `script` with `config`:
+ * - `run.cmd` set → `bash -c '<cmd with {script}/{config} filled in, shell-quoted> <passthrough>'`;
+ * - `torchrun` → `python3 -m torch.distributed.run --nproc_per_node=N script --config cfg …`;
+ * - `direct`/`ray` → `python3 script --config cfg …`.
+ */
+export function launchArgv(opts: {
+  readonly runspec: Runspec;
+  readonly script: string;
+  readonly config: string;
+  readonly passthrough: readonly string[];
+  readonly nprocPerNode?: number | string;
+  readonly python?: string;
+}): string[] {
+  const py = opts.python ?? localPython();
+  const { runspec } = opts;
+  if (runspec.run.cmd) {
+    const cmd = runspec.run.cmd
+      .replaceAll("{script}", shellQuote(opts.script))
+      .replaceAll("{config}", shellQuote(opts.config));
+    const tail = opts.passthrough.length ? " " + shellJoin(opts.passthrough) : "";
+    return ["bash", "-c", cmd + tail];
+  }
+  const tail = [opts.script, "--config", opts.config, ...opts.passthrough];
+  if (runspec.run.launch === "torchrun") {
+    return [
+      py,
+      "-m",
+      "torch.distributed.run",
+      `--nproc_per_node=${opts.nprocPerNode ?? 1}`,
+      ...tail,
+    ];
+  }
+  return [py, ...tail];
+}
+
+/** Run each startup command with bash, printing `[startup] <cmd>`; stop at the first failure. */
+export async function runStartupLocal(
+  commands: readonly string[],
+  env: Record<string, string>,
+): Promise<void> {
+  for (const c of commands) {
+    console.error(`[startup] ${c}`);
+    const { code } = await new Deno.Command("bash", {
+      args: ["-c", c],
+      env,
+      stdout: "inherit",
+      stderr: "inherit",
+    })
+      .output();
+    if (code !== 0) {
+      throw new RuntimeFailure(`startup command failed with code ${code}: ${c}`, {
+        hint: "fix the command in the profile's startup_commands",
+      });
+    }
+  }
+}
+
+/**
+ * Run `argv` with `env` added to ours, in `cwd`; stdout and stderr go to the terminal and to
+ * `logPath`. SIGINT/SIGTERM are forwarded to the child. Returns its exit code (128+signal when it
+ * was killed by a signal).
+ */
+export async function runLocal(opts: {
+  readonly argv: readonly string[];
+  readonly env: Record<string, string>;
+  readonly cwd: string;
+  readonly logPath: string;
+}): Promise<number> {
+  const log = await Deno.open(opts.logPath, { write: true, create: true, append: true });
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(opts.argv[0], {
+      args: opts.argv.slice(1),
+      cwd: opts.cwd,
+      env: opts.env,
+      stdin: "inherit",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (err) {
+    log.close();
+    if (err instanceof Deno.errors.NotFound) {
+      throw new RuntimeFailure(`cannot run '${opts.argv[0]}': not found on PATH`, {
+        hint: opts.argv[0].startsWith("python")
+          ? "install python3 or set NEMOTRON_PYTHON"
+          : undefined,
+      });
+    }
+    throw err;
+  }
+  const forward = (sig: Deno.Signal) => () => {
+    try {
+      child.kill(sig);
+    } catch { /* already gone */ }
+  };
+  const onInt = forward("SIGINT");
+  const onTerm = forward("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const pump = async (
+    stream: ReadableStream<Uint8Array>,
+    out: { write(p: Uint8Array): Promise<number> },
+  ) => {
+    for await (const chunk of stream) {
+      await writeAll(out, chunk);
+      await writeAll(log, chunk);
+    }
+  };
+  try {
+    await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
+    const status = await child.status;
+    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    log.close();
+  }
+}
+
+async function writeAll(
+  w: { write(p: Uint8Array): Promise<number> },
+  data: Uint8Array,
+): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await w.write(data.subarray(off));
+}
+
+function signalNumber(sig: Deno.Signal): number {
+  const table: Partial<Record<Deno.Signal, number>> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGQUIT: 3,
+    SIGKILL: 9,
+    SIGTERM: 15,
+  };
+  return table[sig] ?? 1;
+}
+
+/** The last `n` lines of a file (for failure reports). */
+export function tailLines(file: string, n: number): string[] {
+  try {
+    const lines = Deno.readTextFileSync(file).replace(/\n$/, "").split("\n");
+    return lines.slice(-n);
+  } catch {
+    return [];
+  }
+}
