@@ -4,7 +4,7 @@
  * remote path rewrites), with secret-looking values redacted; plus the command that would run.
  */
 import { resolveRunInterpolations, rewritePathsForRemote } from "../config/run_refs.ts";
-import { type ConfigMap, type ConfigNode } from "../config/tree.ts";
+import type { ConfigMap, ConfigNode } from "../config/tree.ts";
 import { toYaml } from "../config/write.ts";
 import { isSecretName, REDACTED } from "../secrets.ts";
 
