@@ -1,0 +1,169 @@
+/**
+ * `nemotron doctor [PROFILE] [--json]`: what this login node offers nemotron — the Slurm client
+ * tools and whether slurmctld answers, accounting on or off, enroot / mksquashfs / python3, the
+ * env.toml in use, and whether each Slurm profile's `remote_job_dir` (or the one named) is
+ * writable. Exit 1 when something a Slurm submission needs is missing.
+ */
+import { Command } from "../lib/cli/command.ts";
+import * as path from "node:path";
+import type { CliContext } from "../lib/cli/args.ts";
+
+interface Check {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  /** A failed required check makes doctor exit 1. */
+  readonly required: boolean;
+}
+
+/** The absolute path of `cmd` on PATH, or undefined. */
+function which(cmd: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    const p = path.join(dir, cmd);
+    try {
+      const st = Deno.statSync(p);
+      if (st.isFile && ((st.mode ?? 0o111) & 0o111)) return p;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+async function output(cmd: string, args: string[]): Promise<{ code: number; text: string }> {
+  try {
+    const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" })
+      .output();
+    const dec = new TextDecoder();
+    return { code: o.code, text: (dec.decode(o.stdout) + dec.decode(o.stderr)).trim() };
+  } catch (err) {
+    return { code: 127, text: String(err) };
+  }
+}
+
+/** Try to create and remove a file in `dir` (creating `dir` if needed). */
+function writable(dir: string): { ok: boolean; detail: string } {
+  try {
+    Deno.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.nemotron-doctor-${crypto.randomUUID().slice(0, 8)}`);
+    Deno.writeTextFileSync(probe, "ok\n");
+    Deno.removeSync(probe);
+    return { ok: true, detail: `${dir} is writable` };
+  } catch (err) {
+    return { ok: false, detail: `${dir}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+async function runChecks(profileName: string | undefined): Promise<Check[]> {
+  const checks: Check[] = [];
+  for (const tool of ["sbatch", "squeue", "scontrol", "scancel", "srun", "sacct"]) {
+    const p = which(tool);
+    checks.push({
+      name: tool,
+      ok: p !== undefined,
+      detail: p ?? "not on PATH",
+      required: tool !== "sacct" && tool !== "srun",
+    });
+  }
+  if (which("sbatch")) {
+    const v = await output("sbatch", ["--version"]);
+    checks.push({ name: "slurm version", ok: v.code === 0, detail: v.text, required: false });
+  }
+  if (which("scontrol")) {
+    const ping = await output("scontrol", ["ping"]);
+    checks.push({
+      name: "slurmctld",
+      ok: ping.code === 0 && /UP/.test(ping.text),
+      detail: ping.text.split("\n")[0] || `scontrol ping exited ${ping.code}`,
+      required: true,
+    });
+    const { accountingEnabled } = await import("../lib/exec/slurm_state.ts");
+    const acct = await accountingEnabled();
+    checks.push({
+      name: "accounting",
+      ok: true,
+      detail: acct
+        ? "on (sacct knows finished jobs)"
+        : "off (states of old jobs come from their job dir's attempts.tsv)",
+      required: false,
+    });
+  }
+  for (const tool of ["enroot", "mksquashfs", "python3"]) {
+    const p = which(tool);
+    checks.push({
+      name: tool,
+      ok: p !== undefined,
+      detail: p ?? "not on PATH",
+      required: false,
+    });
+  }
+
+  const { loadEnvFile, profileNames, resolveProfile } = await import("../lib/env_toml.ts");
+  let env;
+  try {
+    env = loadEnvFile();
+    checks.push({
+      name: "env.toml",
+      ok: env !== undefined,
+      detail: env ? `${env.path} (${env.source})` : "none found (local runs only)",
+      required: profileName !== undefined,
+    });
+  } catch (err) {
+    checks.push({
+      name: "env.toml",
+      ok: false,
+      detail: err instanceof Error ? err.message : String(err),
+      required: true,
+    });
+  }
+  if (env) {
+    const names = profileName ? [profileName] : profileNames(env);
+    for (const name of names) {
+      try {
+        const profile = resolveProfile(env, name);
+        const rjd = profile.remote_job_dir;
+        if (typeof rjd !== "string" || rjd === "") {
+          if (profileName) {
+            checks.push({
+              name: `profile ${name}`,
+              ok: false,
+              detail: "no remote_job_dir",
+              required: true,
+            });
+          }
+          continue;
+        }
+        const w = writable(rjd);
+        checks.push({ name: `profile ${name}: remote_job_dir`, ...w, required: true });
+      } catch (err) {
+        checks.push({
+          name: `profile ${name}`,
+          ok: false,
+          detail: err instanceof Error ? err.message : String(err),
+          required: true,
+        });
+      }
+    }
+  }
+  const { nemotronHome } = await import("../lib/jobs/store.ts");
+  checks.push({ name: "job store", ...writable(nemotronHome()), required: true });
+  return checks;
+}
+
+export function doctorCommand(_cli: CliContext): Command {
+  return new Command("doctor")
+    .description("check what this login node has for nemotron (Slurm, tools, env.toml, job dirs)")
+    .argument("[profile]", "check only this env.toml profile")
+    .option("--json", "print JSON")
+    .action(async (profile: string | undefined, opts: { json?: boolean }) => {
+      const checks = await runChecks(profile);
+      if (opts.json) console.log(JSON.stringify({ checks }, null, 2));
+      else {
+        const width = Math.max(...checks.map((c) => c.name.length));
+        for (const c of checks) {
+          const mark = c.ok ? "ok  " : c.required ? "FAIL" : "--  ";
+          console.log(`${mark} ${c.name.padEnd(width)}  ${c.detail.split("\n")[0]}`);
+        }
+      }
+      if (checks.some((c) => c.required && !c.ok)) Deno.exitCode = 1;
+    });
+}

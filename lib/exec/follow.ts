@@ -1,0 +1,212 @@
+/**
+ * Following a job: stream the current attempt's log as it grows (read from an offset, never
+ * refetched), switch to the next attempt's log after a requeue, and return the job's exit code
+ * when it ends. Ctrl-C asks "detach or cancel" on a terminal and detaches otherwise.
+ */
+import { attemptLogPath, attemptsWithLogs, sbatchLogPath } from "./job_dir.ts";
+import {
+  cancelSlurmJobs,
+  type CommandRunner,
+  jobState,
+  runCommand,
+  type SlurmJobStatus,
+} from "./slurm_state.ts";
+import type { JobStore } from "../jobs/store.ts";
+import { refreshJobs } from "./tracking.ts";
+
+/** Reads a growing file incrementally from where the last read stopped. */
+export class LogTail {
+  private offset = 0;
+  constructor(readonly path: string) {}
+
+  /** The bytes appended since the last call (empty when none or the file does not exist yet). */
+  readNew(): Uint8Array {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(this.path, { read: true });
+    } catch {
+      return new Uint8Array(0);
+    }
+    try {
+      const size = file.statSync().size;
+      if (size < this.offset) this.offset = 0; // truncated: start over
+      if (size === this.offset) return new Uint8Array(0);
+      file.seekSync(this.offset, Deno.SeekMode.Start);
+      const buf = new Uint8Array(size - this.offset);
+      let got = 0;
+      while (got < buf.length) {
+        const n = file.readSync(buf.subarray(got));
+        if (n === null || n === 0) break;
+        got += n;
+      }
+      this.offset += got;
+      return buf.subarray(0, got);
+    } finally {
+      file.close();
+    }
+  }
+}
+
+/** What a job is to follow. A JobRecord from the store fits. */
+export interface FollowTarget {
+  readonly slurm_job_id: string;
+  readonly job_dir: string;
+  readonly slurm_name: string;
+}
+
+/** Options of `followJob`. */
+export interface FollowOptions {
+  /** Where log bytes go (default stdout). */
+  readonly write?: (bytes: Uint8Array) => void;
+  /** Where notes go (default stderr). */
+  readonly note?: (line: string) => void;
+  /** Poll interval (default 1000 ms). */
+  readonly pollMs?: number;
+  /** Ask detach/cancel on Ctrl-C (default: when stdin is a terminal). */
+  readonly interactive?: boolean;
+  /** Handle SIGINT at all (default true). */
+  readonly handleSigint?: boolean;
+  /** Refreshed and settled (pipelines, secrets) when the job ends. */
+  readonly store?: JobStore;
+  readonly run?: CommandRunner;
+  /** Start with this attempt instead of the current one. */
+  readonly attempt?: number;
+  /** Aborts the follow (as a detach). */
+  readonly signal?: AbortSignal;
+}
+
+/** How following ended. */
+export interface FollowResult {
+  /** The job's exit code (0 on success; 128+signal when killed; 1 when it failed without one). */
+  readonly exitCode: number;
+  readonly status: SlurmJobStatus | undefined;
+  readonly detached: boolean;
+  readonly cancelled: boolean;
+}
+
+/** The process exit code for a finished job. */
+export function exitCodeOf(st: SlurmJobStatus | undefined): number {
+  if (!st) return 1;
+  if (st.phase === "succeeded") return st.exitCode ?? 0;
+  if (st.exitCode) return st.exitCode;
+  if (st.signal) return 128 + st.signal;
+  return 1;
+}
+
+async function askDetachOrCancel(): Promise<"detach" | "cancel"> {
+  const enc = new TextEncoder();
+  Deno.stderr.writeSync(enc.encode("\n[nemotron] detach (d, default) or cancel the job (c)? "));
+  const buf = new Uint8Array(64);
+  const n = await Deno.stdin.read(buf);
+  const answer = n ? new TextDecoder().decode(buf.subarray(0, n)).trim().toLowerCase() : "";
+  return answer.startsWith("c") ? "cancel" : "detach";
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+/**
+ * Stream the job's current attempt log until the job ends; returns its exit code. If the job
+ * ended without any task log (e.g. it failed before srun), the batch log is shown instead.
+ */
+export async function followJob(
+  target: FollowTarget,
+  opts: FollowOptions = {},
+): Promise<FollowResult> {
+  const write = opts.write ?? ((b: Uint8Array) => Deno.stdout.writeSync(b));
+  const note = opts.note ?? ((l: string) => console.error(l));
+  const run = opts.run ?? runCommand;
+  const pollMs = opts.pollMs ?? 1000;
+  const id = target.slurm_job_id;
+  const interrupt = new AbortController();
+  let sigint = false;
+  const onSigint = () => {
+    sigint = true;
+    interrupt.abort();
+  };
+  if (opts.handleSigint ?? true) Deno.addSignalListener("SIGINT", onSigint);
+  opts.signal?.addEventListener("abort", () => interrupt.abort(), { once: true });
+
+  let attempt = opts.attempt ?? -1;
+  let tail: LogTail | undefined;
+  let sawLog = false;
+  let status: SlurmJobStatus | undefined;
+  const drain = () => {
+    if (!tail) return;
+    const bytes = tail.readNew();
+    if (bytes.length) {
+      sawLog = true;
+      write(bytes);
+    }
+  };
+  try {
+    while (true) {
+      status = (await jobState([id], { run })).get(id);
+      const onDisk = attemptsWithLogs(target.job_dir, target.slurm_name, id);
+      const current = Math.max(
+        status && status.phase !== "pending" ? status.restarts : 0,
+        onDisk.length ? onDisk[onDisk.length - 1] : 0,
+      );
+      if (attempt < 0) attempt = opts.attempt ?? current;
+      if (!tail) tail = new LogTail(attemptLogPath(target.job_dir, target.slurm_name, id, attempt));
+      drain();
+      while (attempt < current) {
+        attempt++;
+        note(`[nemotron] job ${id}: attempt ${attempt} (requeued)`);
+        tail = new LogTail(attemptLogPath(target.job_dir, target.slurm_name, id, attempt));
+        drain();
+      }
+      if (!status || status.terminal) break;
+      if (interrupt.signal.aborted) break;
+      await sleep(pollMs, interrupt.signal);
+      if (interrupt.signal.aborted) break;
+    }
+    if (interrupt.signal.aborted && !(status?.terminal)) {
+      let choice: "detach" | "cancel" = "detach";
+      if (sigint && (opts.interactive ?? Deno.stdin.isTerminal())) {
+        choice = await askDetachOrCancel();
+      }
+      if (choice === "cancel") {
+        await cancelSlurmJobs([id], run);
+        note(`[nemotron] cancelled job ${id}`);
+        if (opts.store) await settle(opts.store, id, run);
+        return { exitCode: 130, status, detached: false, cancelled: true };
+      }
+      note(
+        `[nemotron] detached; job ${id} keeps running. Follow again: nemotron jobs logs ${id} -f`,
+      );
+      return { exitCode: 0, status, detached: true, cancelled: false };
+    }
+    drain();
+    if (!sawLog) {
+      const batch = new LogTail(sbatchLogPath(target.job_dir, target.slurm_name, id)).readNew();
+      if (batch.length) {
+        note(`[nemotron] job ${id} produced no task log; its batch log:`);
+        write(batch);
+      }
+    }
+    if (!status) {
+      note(`[nemotron] job ${id} is no longer known to Slurm; see nemotron jobs status ${id}`);
+    } else {
+      note(
+        `[nemotron] job ${id} ${status.state}` +
+          (status.exitCode !== null ? ` (exit code ${status.exitCode})` : ""),
+      );
+    }
+    if (opts.store) await settle(opts.store, id, run);
+    return { exitCode: exitCodeOf(status), status, detached: false, cancelled: false };
+  } finally {
+    if (opts.handleSigint ?? true) Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+async function settle(store: JobStore, id: string, run: CommandRunner): Promise<void> {
+  const recs = store.find(id);
+  if (recs.length) await refreshJobs(store, recs, { run });
+}

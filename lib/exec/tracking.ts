@@ -1,0 +1,179 @@
+/**
+ * Keeping the job store true: refresh the states of stored jobs from Slurm (one `squeue` call for
+ * all of them), clean up what ended (private env files), and settle pipelines — when a stage
+ * failed, the later stages can never run (`afterok`), so they are cancelled and say why.
+ */
+import { type JobRecord, type JobStateUpdate, JobStore } from "../jobs/store.ts";
+import { readAttempts, readManifest, removeSecretsFile, updateManifest } from "./job_dir.ts";
+import {
+  cancelSlurmJobs,
+  type CommandRunner,
+  jobState,
+  runCommand,
+  type SlurmJobStatus,
+} from "./slurm_state.ts";
+import { clusterName } from "./submit.ts";
+
+/** Options of `refreshJobs`. */
+export interface RefreshOptions {
+  readonly run?: CommandRunner;
+  /** Cancel pipeline stages that can never run (default true). */
+  readonly settlePipelines?: boolean;
+  readonly cluster?: string;
+}
+
+function isoOrNull(s: string | null): string | null {
+  if (!s) return null;
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/** The store update for one job from its Slurm status and the attempts the script recorded. */
+function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpdate {
+  const attempts = readAttempts(rec.job_dir);
+  const attemptCount = attempts.length ? attempts[attempts.length - 1].attempt + 1 : 0;
+  if (st) {
+    return {
+      state: st.state,
+      terminal: st.terminal,
+      exit_code: st.exitCode,
+      signal: st.signal,
+      attempts: Math.max(attemptCount, st.phase === "pending" ? 0 : st.restarts + 1),
+      nodes: st.nodes,
+      reason: st.reason,
+      elapsed: st.elapsed,
+      started_at: isoOrNull(st.startTime),
+      ended_at: st.terminal ? isoOrNull(st.endTime) : null,
+    };
+  }
+  // slurmctld forgot the job and there is no accounting: trust the script's own records.
+  const manifest = readManifest(rec.job_dir);
+  const last = attempts[attempts.length - 1];
+  const retries = manifest?.retries ?? 0;
+  if (last && last.exitCode !== null && (last.exitCode === 0 || last.attempt >= retries)) {
+    return {
+      state: last.exitCode === 0 ? "COMPLETED" : "FAILED",
+      terminal: true,
+      exit_code: last.exitCode,
+      attempts: attemptCount,
+      nodes: last.nodes || null,
+      started_at: attempts[0].startedAt,
+      ended_at: last.endedAt,
+      reason: "from the job's attempts.tsv (slurmctld no longer knows the job, accounting is off)",
+    };
+  }
+  return {
+    state: "UNKNOWN",
+    attempts: attemptCount,
+    reason: "slurmctld no longer knows this job and accounting is off",
+  };
+}
+
+/**
+ * Refresh `records` from Slurm and return them as now stored. Only non-terminal jobs of this
+ * cluster are queried (one squeue call, plus one sacct call when accounting is on and some jobs
+ * left slurmctld's memory). Jobs that reached a terminal state get their private env file removed
+ * and their job.json updated.
+ */
+export async function refreshJobs(
+  store: JobStore,
+  records: readonly JobRecord[],
+  opts: RefreshOptions = {},
+): Promise<JobRecord[]> {
+  const run = opts.run ?? runCommand;
+  const cluster = opts.cluster ?? await clusterName(run);
+  const live = records.filter((r) => !r.terminal && r.cluster === cluster);
+  if (live.length === 0) return [...records];
+  const states = await jobState(live.map((r) => r.slurm_job_id), { run });
+  const updates = new Map<string, JobStateUpdate>();
+  for (const rec of live) updates.set(rec.key, updateFrom(rec, states.get(rec.slurm_job_id)));
+  store.transaction(() => {
+    for (const [key, patch] of updates) store.update(key, patch);
+  });
+  for (const rec of live) {
+    const patch = updates.get(rec.key)!;
+    if (patch.terminal) finishJob(rec, patch);
+  }
+  if (opts.settlePipelines ?? true) {
+    await settlePipelines(store, live, { run, cluster });
+  }
+  const byKey = new Map(records.map((r) => [r.key, r] as const));
+  for (const key of updates.keys()) {
+    const fresh = store.find(key)[0];
+    if (fresh) byKey.set(key, fresh);
+  }
+  return records.map((r) => byKey.get(r.key)!);
+}
+
+/** Clean up after a job that can no longer run: private env file, manifest state. */
+function finishJob(rec: JobRecord, patch: JobStateUpdate): void {
+  try {
+    removeSecretsFile(rec.secrets_file);
+  } catch { /* best effort: the script removes it too */ }
+  try {
+    updateManifest(rec.job_dir, {
+      state: patch.state ?? rec.state,
+      exit_code: patch.exit_code ?? null,
+      attempts: readAttempts(rec.job_dir),
+    });
+  } catch { /* job dir gone or read-only: the store still has the state */ }
+}
+
+/**
+ * For each pipeline among `touched`: if a stage ended without success, cancel every later stage
+ * that has not ended (it waits on `afterok` and can never run) and note which stage failed.
+ * A non-pipeline job pending with `DependencyNeverSatisfied` is cancelled the same way.
+ */
+export async function settlePipelines(
+  store: JobStore,
+  touched: readonly JobRecord[],
+  opts: { run?: CommandRunner; cluster?: string } = {},
+): Promise<JobRecord[]> {
+  const run = opts.run ?? runCommand;
+  const toCancel = new Map<string, { rec: JobRecord; note: string }>();
+  const pipelines = new Set(touched.map((r) => r.pipeline).filter((p): p is string => p !== null));
+  for (const id of pipelines) {
+    const stages = store.pipeline(id);
+    const failed = stages.find((s) => s.terminal && s.state !== "COMPLETED");
+    if (!failed) continue;
+    for (const s of stages) {
+      if ((s.stage ?? 0) > (failed.stage ?? 0) && !s.terminal) {
+        toCancel.set(s.key, {
+          rec: s,
+          note:
+            `stage ${failed.stage} (${failed.name}, job ${failed.slurm_job_id}) ended ${failed.state}; this stage can never run`,
+        });
+      }
+    }
+  }
+  for (const rec of touched) {
+    const fresh = store.find(rec.key)[0];
+    if (fresh && !fresh.terminal && fresh.reason === "DependencyNeverSatisfied") {
+      toCancel.set(fresh.key, {
+        rec: fresh,
+        note: `its dependency (${fresh.dependency}) failed; it can never run`,
+      });
+    }
+  }
+  if (toCancel.size === 0) return [];
+  const recs = [...toCancel.values()];
+  await cancelSlurmJobs(recs.map((c) => c.rec.slurm_job_id), run);
+  const now = new Date().toISOString();
+  store.transaction(() => {
+    for (const { rec, note } of recs) {
+      store.update(rec.key, { state: "CANCELLED", terminal: true, note, ended_at: now });
+    }
+  });
+  for (const { rec } of recs) finishJob(rec, { state: "CANCELLED" });
+  return recs.map((c) => store.find(c.rec.key)[0]);
+}
+
+/** Open the store, run `fn`, close it. */
+export async function withStore<T>(fn: (store: JobStore) => Promise<T> | T): Promise<T> {
+  const store = await JobStore.open();
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
