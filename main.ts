@@ -12,6 +12,8 @@ import { runspecCommand } from "./commands/runspec.ts";
 import { envCommand } from "./commands/env.ts";
 import { squashCommand } from "./commands/squash.ts";
 import { configCommand } from "./commands/config.ts";
+import { jobsCommand } from "./commands/jobs.ts";
+import { doctorCommand } from "./commands/doctor.ts";
 
 /** Build the whole command tree for one invocation. */
 export function buildProgram(cli: CliContext): Command {
@@ -23,6 +25,8 @@ export function buildProgram(cli: CliContext): Command {
   program.addCommand(envCommand(cli));
   program.addCommand(squashCommand(cli));
   program.addCommand(configCommand(cli));
+  program.addCommand(jobsCommand(cli));
+  program.addCommand(doctorCommand(cli));
   program.addCommand(completionCommand(cli, () => program));
   return program;
 }
