@@ -142,5 +142,5 @@ export async function fetchBlob(
     }
     await Deno.rename(partial, final);
     return final;
-  }, options.onRetry);
+  }, options.onRetry ?? client.onRetry);
 }

@@ -133,7 +133,7 @@ export async function fetchManifest(
     const mediaType = (json.mediaType as string | undefined) ??
       res.headers.get("content-type")?.split(";")[0].trim() ?? "";
     return { bytes, mediaType, digest, json };
-  });
+  }, client.onRetry);
 }
 
 function descriptors(json: Record<string, unknown>, key: string, where: string): Descriptor[] {

@@ -121,7 +121,8 @@ export class RegistryClient {
   #creds?: Credentials;
   #auth?: string;
   #allowHttp: boolean;
-  #onRetry?: (message: string) => void;
+  /** Told about each retry (for warnings). */
+  readonly onRetry?: (message: string) => void;
 
   constructor(registry: string, repository: string, options: RegistryClientOptions = {}) {
     this.registry = registry;
@@ -131,7 +132,7 @@ export class RegistryClient {
     this.baseUrl = `${http ? "http" : "https"}://${registry}`;
     this.#creds = options.credentials;
     this.retry = options.retry ?? DEFAULT_RETRY;
-    this.#onRetry = options.onRetry;
+    this.onRetry = options.onRetry;
   }
 
   /** GET (or HEAD) `path` under /v2/<repo>/, authenticating on a 401. Returns a 2xx/206 response. */
@@ -238,7 +239,7 @@ export class RegistryClient {
         throw new TransientError(`HTTP ${r.status}`);
       }
       return r;
-    }, this.#onRetry);
+    }, this.onRetry);
     const body = await res.text();
     if (!res.ok) {
       throw new RuntimeFailure(
