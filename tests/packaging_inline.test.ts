@@ -190,6 +190,7 @@ from mypkg import nothing  # text in a string, not an import
       packagePrefixes: ["mypkg"],
     });
     assert.deepEqual(pkg.modules, [
+      "mypkg.util",
       "mypkg.util.mathx",
       "mypkg.util.text",
       "mypkg.core",
@@ -308,5 +309,60 @@ Deno.test("inline: files the config names under /nemo_run/code/ ship next to mai
     });
     assert.deepEqual(await tarNames(pkg.tarball), ["config.yaml", "data/blend.json", "main.py"]);
     assert.deepEqual(pkg.configFiles, ["data/blend.json"]);
+  });
+});
+
+Deno.test("inline: edge cases — mixed lines, one-line bodies, class bodies, submodules, cycles", async () => {
+  await withTemp(async (repo) => {
+    // nemotron is a namespace package here (no __init__.py): `from nemotron import a` is a submodule.
+    write(
+      join(repo, "src/nemotron/a.py"),
+      "def f():\n    return 'a.f'\n\n\ndef g():\n    from nemotron.b import h\n    return 'a.g>' + h()\n",
+    );
+    write(
+      join(repo, "src/nemotron/b.py"),
+      "from nemotron.a import f\n\n\ndef h():\n    return 'b.h>' + f()\n",
+    );
+    write(
+      join(repo, "src/nemotron/sub/__init__.py"),
+      "from . import leaf\nfrom .leaf import Ann\n",
+    );
+    write(
+      join(repo, "src/nemotron/sub/leaf.py"),
+      "from __future__ import annotations\n\n\nclass Ann:\n    x: Later\n\n\nclass Later:\n    pass\n",
+    );
+    const entry = `import os, nemotron.a
+from nemotron import b
+if True: from nemotron.a import g as gg; import sys
+
+
+class K:
+    from nemotron.a import f as kf
+    def m(self):
+        from nemotron.sub import leaf
+        return leaf.Ann.__annotations__
+
+
+print(nemotron.a.f(), b.h(), gg(), K.kf(), K().m(), os.sep, sys.argv[1:])
+`;
+    write(join(repo, "entry.py"), entry);
+    const original = await python(["entry.py", "arg"], repo, { PYTHONPATH: join(repo, "src") });
+    const expected = "a.f b.h>a.f a.g>b.h>a.f a.f {'x': 'Later'} / ['arg']\n";
+    assert.equal(original.stderr, "");
+    assert.equal(original.stdout, expected);
+
+    const res = await inlineImports({ source: entry, path: "entry.py", repoRoot: repo });
+    assert.deepEqual(res.modules, [
+      "nemotron.a",
+      "nemotron.b",
+      "nemotron.sub.leaf",
+      "nemotron.sub",
+    ]);
+    assert.ok(res.text.startsWith("from __future__ import annotations\n"));
+    noLocalImportLines(res.text, "nemotron");
+    write(join(repo, "run/main.py"), res.text);
+    const inlined = await python(["main.py", "arg"], join(repo, "run"));
+    assert.equal(inlined.stderr, "");
+    assert.equal(inlined.stdout, expected);
   });
 });

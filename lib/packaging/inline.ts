@@ -6,8 +6,12 @@
  * of one that cannot be found is an error), and any module found next to the script or under
  * `<repo>/src/`. They are found with a real Python parser (@lezer/python), wherever the import is
  * (module level, functions, classes, conditionals), and inlined depth-first, dependencies first,
- * each once. Each module's source text is kept as written, comments included; only these spans
- * change:
+ * each once; modules imported only inside functions come after the rest (Python imports them
+ * when the function runs), so cycles through function bodies work. `from pkg import sub` inlines
+ * `pkg/__init__.py` before `sub`, as Python runs it; `import a.b.c` inlines only `a.b.c` (parent
+ * packages' `__init__` files are not run, like the reference, so they cannot drag in heavy
+ * dependencies). Each module's source text is kept as written, comments included (except
+ * comments inside a rewritten import statement); only these spans change:
  *   - a local import becomes bindings on the same line: `from m import a as b` →
  *     `b = _nemotron_modules["m"].a`, `import p.x as y` → `y = _nemotron_modules["p.x"]`,
  *     `import p.x` → `p = _nemotron_modules["p"]` (with `.x` set);
@@ -73,7 +77,10 @@ interface ParsedModule {
   readonly file: string;
   readonly text: string;
   readonly edits: Edit[];
+  /** Local modules imported when this one runs (module level, class bodies), in order. */
   readonly deps: string[];
+  /** Local modules imported only inside functions: needed, but not before this module. */
+  readonly lazyDeps: string[];
   readonly futures: string[];
   readonly exports: string[];
   /** Top-level functions and classes (for collision warnings). */
@@ -317,13 +324,16 @@ function analyse(
     text,
     edits: [],
     deps: [],
+    lazyDeps: [],
     futures: [],
     exports: [],
     definitions: [],
     bodyStart: 0,
   };
+  let inFunction = false; // set while walking a function body
   const addDep = (d: string) => {
-    if (!m.deps.includes(d)) m.deps.push(d);
+    const list = inFunction ? m.lazyDeps : m.deps;
+    if (!list.includes(d)) list.push(d);
   };
 
   const packageOf = (): string | undefined => {
@@ -380,6 +390,7 @@ function analyse(
         const sub = finder.find(`${absolute}.${item.name}`);
         const target = item.alias ?? item.name;
         if (sub && (!parent || parent.isPackage)) {
+          if (parent) addDep(parent.name); // Python runs the package's __init__ first
           addDep(sub.name);
           binds.push(`${target} = ${MODULES}[${pyString(sub.name)}]`);
         } else {
@@ -421,7 +432,7 @@ function analyse(
     return spec.items.map((i) => i.alias ?? i.name.split(".")[0]);
   };
 
-  // Walk every node; rewrite local imports at any depth. `skip` holds spans not to descend into.
+  // Walk every node; rewrite local imports at any depth.
   const walk = (node: SyntaxNode, topLevel: boolean) => {
     for (const c of children(node)) {
       if (c.name === "ImportStatement") {
@@ -430,7 +441,10 @@ function analyse(
         continue;
       }
       if (topLevel && !isEntry && isMainGuard(c, text)) continue; // handled below
+      const outer = inFunction;
+      if (c.name === "FunctionDefinition" || c.name === "LambdaExpression") inFunction = true;
       walk(c, false);
+      inFunction = outer;
     }
   };
 
@@ -561,6 +575,9 @@ export async function inlineImports(opts: InlineOptions): Promise<InlineResult> 
   );
   const order: ParsedModule[] = [];
   const state = new Map<string, "active" | "done">();
+  // Depth-first, dependencies first; modules imported only inside functions come afterwards
+  // (as Python imports them lazily), so import cycles through function bodies work.
+  const later: string[] = [];
   const visit = (name: string) => {
     if (state.has(name)) return; // done, or a cycle: Python would see a partly run module too
     state.set(name, "active");
@@ -572,10 +589,13 @@ export async function inlineImports(opts: InlineOptions): Promise<InlineResult> 
       shown(r.file),
     );
     for (const d of m.deps) visit(d);
+    later.push(...m.lazyDeps);
     order.push(m);
     state.set(name, "done");
   };
   for (const d of entry.deps) visit(d);
+  later.push(...entry.lazyDeps);
+  while (later.length) visit(later.shift()!);
 
   const warnings: string[] = [];
   const definedBy = new Map<string, string>();
