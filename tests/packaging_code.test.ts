@@ -403,3 +403,28 @@ Deno.test("code: an embedded script outside any checkout ships alone; reserved n
     );
   });
 });
+
+Deno.test("code: a submodule whose recorded commit is missing is a usage error, nothing written", async () => {
+  await withTemp(async (tmp) => {
+    const sub = join(tmp, "sub");
+    write(join(sub, "lib.py"), "one\n");
+    await git(sub, "init", "-q");
+    await git(sub, "add", ".");
+    await git(sub, "commit", "-qm", "c1");
+    const repo = join(tmp, "repo");
+    write(join(repo, "top.py"), "top\n");
+    await git(repo, "init", "-q");
+    await git(repo, "submodule", "add", "-q", sub, "ext/sub");
+    const missing = "0123456789abcdef0123456789abcdef01234567";
+    await git(repo, "update-index", "--cacheinfo", `160000,${missing},ext/sub`);
+    const jobDir = join(tmp, "job");
+    await assert.rejects(
+      packageCode({ script: { arcname: "r/t.py", text: "" }, trainConfig: "", jobDir, cwd: repo }),
+      (err) =>
+        err instanceof UsageError &&
+        err.message.includes(`submodule ext/sub: the commit the parent records (${missing})`) &&
+        /git submodule update --init --recursive/.test(err.hint ?? ""),
+    );
+    assert.deepEqual([...Deno.readDirSync(jobDir)], []);
+  });
+});
