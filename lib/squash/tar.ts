@@ -354,7 +354,6 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   if (main.fits && !h.xattrs) return main.block;
   const recs: Uint8Array[] = [];
   if (nameBytes.length > 100) recs.push(paxRecord("path", path));
-  if (linkBytes.length > 100) recs.push(paxRecord("linkpath", h.linkname));
   if (size > 0o77777777777) recs.push(paxRecord("size", String(size)));
   if (h.uid > 0o7777777) recs.push(paxRecord("uid", String(h.uid)));
   if (h.gid > 0o7777777) recs.push(paxRecord("gid", String(h.gid)));
@@ -362,6 +361,15 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   if (encoder.encode(h.gname).length > 31) recs.push(paxRecord("gname", h.gname));
   if (h.mtime < 0 || h.mtime > 0o77777777777) recs.push(paxRecord("mtime", String(h.mtime)));
   for (const [k, v] of Object.entries(h.xattrs ?? {})) recs.push(paxRecord(`SCHILY.xattr.${k}`, v));
+  // Long link targets go in a GNU 'K' record: mksquashfs 4.5.1 drops the leading '/' of a PAX
+  // linkpath (observed), but reads GNU long links correctly.
+  const longLink = linkBytes.length > 100 ? gnuLongLink(linkBytes) : new Uint8Array(0);
+  if (recs.length === 0) {
+    const out = new Uint8Array(longLink.length + BLOCK);
+    out.set(longLink, 0);
+    out.set(main.block, longLink.length);
+    return out;
+  }
   const paxLen = recs.reduce((n, r) => n + r.length, 0);
   const paxName = encoder.encode("PaxHeaders/" + path.slice(-80));
   const paxHead = rawHeader(paxName, {
@@ -376,14 +384,42 @@ export function encodeHeader(h: TarHeader): Uint8Array {
     devmajor: 0,
     devminor: 0,
   }, "x");
-  const out = new Uint8Array(BLOCK + paxLen + padding(paxLen) + BLOCK);
-  out.set(paxHead.block, 0);
-  let off = BLOCK;
+  const out = new Uint8Array(longLink.length + BLOCK + paxLen + padding(paxLen) + BLOCK);
+  out.set(longLink, 0);
+  out.set(paxHead.block, longLink.length);
+  let off = longLink.length + BLOCK;
   for (const r of recs) {
     out.set(r, off);
     off += r.length;
   }
-  out.set(main.block, BLOCK + paxLen + padding(paxLen));
+  out.set(main.block, longLink.length + BLOCK + paxLen + padding(paxLen));
+  return out;
+}
+
+/** A GNU `././@LongLink` entry of type 'K' carrying `link` (NUL-terminated). */
+function gnuLongLink(link: Uint8Array): Uint8Array {
+  const size = link.length + 1;
+  const head = rawHeader(
+    encoder.encode("././@LongLink"),
+    {
+      path: "",
+      type: "file",
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      uname: "",
+      gname: "",
+      mtime: 0,
+      size,
+      linkname: new Uint8Array(0),
+      devmajor: 0,
+      devminor: 0,
+    } as Omit<TarHeader, "path" | "linkname"> & { linkname: Uint8Array },
+    "K",
+  );
+  const out = new Uint8Array(BLOCK + size + padding(size));
+  out.set(head.block, 0);
+  out.set(link, BLOCK);
   return out;
 }
 
