@@ -372,7 +372,6 @@ class Session {
       let idx: string | number = seg;
       if (Array.isArray(cur)) {
         if (!/^[-+]?\d+$/.test(seg.trim())) {
-          if (!strict) return undefined;
           throw new EvalFailure(
             "InterpolationResolutionError",
             `Index '${seg}' (str) is not an int`,

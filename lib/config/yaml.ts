@@ -7,6 +7,7 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { Document, Node as YamlNode, Pair, Scalar as YamlScalar } from "yaml";
 import { UsageError } from "../errors.ts";
+import { GrammarError, parseConfigValue } from "./grammar.ts";
 import { type ConfigMap, type ConfigNode, Float, type Scalar, setPosition } from "./tree.ts";
 
 const BOOL_RE = /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/;
@@ -140,6 +141,19 @@ function constructTagged(tag: string, text: string): Scalar {
   }
 }
 
+/** OmegaConf checks interpolation syntax when a value is created; so do we (fail fast). */
+function checked<T>(v: T): T {
+  if (typeof v === "string" && v.includes("${")) {
+    try {
+      parseConfigValue(v);
+    } catch (e) {
+      if (e instanceof GrammarError) throw new Error(`invalid interpolation: ${e.message}`);
+      throw e;
+    }
+  }
+  return v;
+}
+
 class Builder {
   constructor(
     readonly doc: Document,
@@ -223,9 +237,9 @@ class Builder {
   scalar(node: YamlScalar): Scalar {
     const text = String(node.source ?? node.value ?? "");
     try {
-      if (node.tag && node.tag !== "!") return constructTagged(node.tag, text);
-      if (node.type !== "PLAIN" || node.tag === "!") return text;
-      const v = resolvePlain(text);
+      if (node.tag && node.tag !== "!") return checked(constructTagged(node.tag, text));
+      if (node.type !== "PLAIN" || node.tag === "!") return checked(text);
+      const v = checked(resolvePlain(text));
       if (v === VALUE_TAG) {
         throw new Error("'=' is a reserved YAML value; quote it: '='");
       }
