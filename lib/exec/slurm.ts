@@ -307,6 +307,12 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const r: ProfileReader = new ProfileReader(spec.profile, spec.profileName, spec.locate);
   const p = spec.profile;
   if (spec.command.length === 0) throw new Error("buildSlurmJob: empty command");
+  const nulArg = spec.command.find((a) => a.includes("\0"));
+  if (nulArg !== undefined) {
+    throw new UsageError(
+      `a command argument cannot contain a NUL character: ${JSON.stringify(nulArg)}`,
+    );
+  }
 
   const tunnel = r.string("tunnel");
   if (tunnel !== undefined && tunnel !== "" && tunnel !== "local") {
