@@ -14,6 +14,7 @@ import { squashCommand } from "./commands/squash.ts";
 import { configCommand } from "./commands/config.ts";
 import { jobsCommand } from "./commands/jobs.ts";
 import { doctorCommand } from "./commands/doctor.ts";
+import { artifactsCommand } from "./commands/artifacts.ts";
 
 /** Build the whole command tree for one invocation. */
 export function buildProgram(cli: CliContext): Command {
@@ -27,6 +28,7 @@ export function buildProgram(cli: CliContext): Command {
   program.addCommand(configCommand(cli));
   program.addCommand(jobsCommand(cli));
   program.addCommand(doctorCommand(cli));
+  program.addCommand(artifactsCommand(cli));
   program.addCommand(completionCommand(cli, () => program));
   return program;
 }

@@ -3,10 +3,13 @@
  * 1. `NEMOTRON_ARTIFACTS_ROOT` (also what recipe scripts receive);
  * 2. env.toml `[artifacts] root` (or the original's `[artifacts.manifest] root`);
  * 3. `$NEMOTRON_HOME/artifacts`, with `NEMOTRON_HOME` defaulting to `~/.nemotron`.
- * `~` is expanded; a relative path is taken relative to the current directory.
+ * `~` is expanded; a relative env.toml path is taken relative to the env.toml's directory, a
+ * relative NEMOTRON_ARTIFACTS_ROOT/NEMOTRON_HOME relative to the current directory.
  */
-import { resolve as resolvePath } from "node:path";
+import { dirname, resolve as resolvePath } from "node:path";
 import { UsageError } from "../errors.ts";
+import { loadEnvFile, specialSection } from "../env_toml.ts";
+import { ArtifactRegistry } from "./registry.ts";
 
 interface EnvReader {
   get(key: string): string | undefined;
@@ -16,6 +19,7 @@ interface EnvReader {
 export function artifactsRoot(
   section: Readonly<Record<string, unknown>> | undefined,
   env: EnvReader = Deno.env,
+  baseDir?: string,
 ): string {
   const fromEnv = env.get("NEMOTRON_ARTIFACTS_ROOT");
   if (fromEnv) return expandPath(fromEnv, env);
@@ -36,9 +40,23 @@ export function artifactsRoot(
         hint: `e.g. [artifacts]\nroot = "/lustre/me/artifacts"`,
       });
     }
-    return expandPath(value, env);
+    return expandPath(value, env, baseDir);
   }
   return resolvePath(nemotronHome(env), "artifacts");
+}
+
+/** The registry the CLI uses: env.toml `[artifacts]` found by the usual discovery, else defaults. */
+export function registryFromEnvironment(cwd: string = Deno.cwd()): ArtifactRegistry {
+  const fromEnv = Deno.env.get("NEMOTRON_ARTIFACTS_ROOT");
+  if (fromEnv) return new ArtifactRegistry(artifactsRoot(undefined));
+  const envFile = loadEnvFile(cwd);
+  return new ArtifactRegistry(
+    artifactsRoot(
+      specialSection(envFile, "artifacts"),
+      Deno.env,
+      envFile ? dirname(envFile.path) : undefined,
+    ),
+  );
 }
 
 /** `$NEMOTRON_HOME`, else `~/.nemotron`. */
@@ -57,7 +75,7 @@ function homeDir(env: EnvReader): string {
   return home;
 }
 
-function expandPath(p: string, env: EnvReader): string {
+function expandPath(p: string, env: EnvReader, baseDir?: string): string {
   if (p === "~" || p.startsWith("~/")) return resolvePath(homeDir(env), p.slice(2));
-  return resolvePath(p);
+  return baseDir === undefined ? resolvePath(p) : resolvePath(baseDir, p);
 }
