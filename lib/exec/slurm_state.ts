@@ -109,7 +109,7 @@ export const runCommand: CommandRunner = async (cmd, args) => {
   }
 };
 
-const NONE = new Set(["", "N/A", "(null)", "None", "Unknown"]);
+const NONE = new Set(["", "N/A", "(null)", "None", "NONE", "Unknown"]);
 const clean = (s: string | undefined): string | null =>
   s === undefined || NONE.has(s.trim()) ? null : s.trim();
 
