@@ -12,6 +12,7 @@
 import * as path from "./path.ts";
 import { didYouMean, UsageError } from "./errors.ts";
 import { isTable, locateKey, parseToml } from "./toml.ts";
+import { interpolateProfileTable } from "./config/profile.ts";
 
 export const SPECIAL_SECTIONS = ["wandb", "cli", "cache", "artifacts"] as const;
 export type SpecialSection = (typeof SPECIAL_SECTIONS)[number];
@@ -153,19 +154,6 @@ export function extendsChain(env: EnvFile, name: string): string[] {
   return chain;
 }
 
-/** Hook through which the config engine resolves interpolations in a profile table. */
-export type ProfileInterpolator = (
-  table: Record<string, unknown>,
-  where: { file: string; profile: string },
-) => Record<string, unknown>;
-
-let interpolator: ProfileInterpolator | undefined;
-
-/** Install the interpolation resolver (the config engine does this; env.toml has no own grammar). */
-export function setProfileInterpolator(fn: ProfileInterpolator): void {
-  interpolator = fn;
-}
-
 /**
  * Resolve profile `name`: check it exists and is not a special section, apply `extends`, resolve
  * interpolations. Errors use the original's messages plus a "did you mean" hint.
@@ -194,7 +182,7 @@ export function resolveProfile(env: EnvFile, name: string): Profile {
     merged = mergeTables(merged, env.data[n] as Record<string, unknown>);
   }
   delete merged.extends;
-  if (interpolator) merged = interpolator(merged, { file: env.path, profile: name });
+  merged = interpolateProfileTable(merged, { file: env.path, profile: name });
   return deepFreeze(merged);
 }
 

@@ -156,3 +156,20 @@ Deno.test("cli: env list/show with redaction, --reveal, --json and NEMOTRON_ENV_
     /Profile 'prod' not found in env\.toml\. Available: \['lepton_test', 'dev'\]/,
   );
 });
+
+Deno.test("env.toml: interpolation resolved at load (§3.2)", async () => {
+  const saved = Deno.env.get("USER_UNSET");
+  Deno.env.delete("USER_UNSET");
+  try {
+    const env = await envFile(
+      '[p]\nremote_job_dir="/l/j"\nhf="${remote_job_dir}/hf"\nu="${oc.env:USER_UNSET,nobody}"\n[q]\nextends="p"\nremote_job_dir="/other"\n',
+    );
+    const p = resolveProfile(env, "p");
+    assert.equal(p.hf, "/l/j/hf");
+    assert.equal(p.u, "nobody");
+    // Interpolation happens after extends: the child's sibling value is used.
+    assert.equal(resolveProfile(env, "q").hf, "/other/hf");
+  } finally {
+    if (saved !== undefined) Deno.env.set("USER_UNSET", saved);
+  }
+});
