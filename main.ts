@@ -15,6 +15,9 @@ import { configCommand } from "./commands/config.ts";
 import { jobsCommand } from "./commands/jobs.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { artifactsCommand } from "./commands/artifacts.ts";
+import { demoDataCommand } from "./commands/demo/data.ts";
+import { demoTrainCommand } from "./commands/demo/train.ts";
+import { demoPipeCommand } from "./commands/demo/pipe.ts";
 
 /** Build the whole command tree for one invocation. */
 export function buildProgram(cli: CliContext): Command {
@@ -22,6 +25,13 @@ export function buildProgram(cli: CliContext): Command {
     .description("Launch training and data recipes locally, on Slurm, or as Ray clusters on Slurm.")
     .version(denoJson.version, "-V, --version", "print the version")
     .addHelpText("after", GLOBAL_OPTIONS_HELP);
+  program.addCommand(
+    new Command("demo")
+      .description("CPU demo recipes: tokenize a bundled corpus, train a tiny n-gram model")
+      .addCommand(demoDataCommand(cli))
+      .addCommand(demoTrainCommand(cli))
+      .addCommand(demoPipeCommand(cli)),
+  );
   program.addCommand(runspecCommand(cli));
   program.addCommand(envCommand(cli));
   program.addCommand(squashCommand(cli));

@@ -186,17 +186,24 @@ export function resolveProfile(env: EnvFile, name: string): Profile {
   return deepFreeze(merged);
 }
 
-/** Load env.toml and resolve `name`; `undefined` when no profile was asked for. */
-export function loadProfile(name: string | undefined, cwd?: string): Profile | undefined {
+/**
+ * Resolve profile `name` (when one was asked for) from `env`; no env.toml at all is an error that
+ * says where the file is looked for.
+ */
+export function profileFrom(env: EnvFile | undefined, name: string | undefined): Profile | undefined {
   if (name === undefined) return undefined;
-  const env = loadEnvFile(cwd);
   if (!env) {
     throw new UsageError(`Profile '${name}' not found: no env.toml was found`, {
       hint:
-        "create env.toml in this directory (or a parent), set NEMOTRON_ENV_FILE, or write ~/.config/nemotron/env.toml",
+        "create env.toml in this directory (or a parent up to the repository root), set NEMOTRON_ENV_FILE, or write ~/.config/nemotron/env.toml",
     });
   }
   return resolveProfile(env, name);
+}
+
+/** Load env.toml and resolve `name`; `undefined` when no profile was asked for. */
+export function loadProfile(name: string | undefined, cwd?: string): Profile | undefined {
+  return name === undefined ? undefined : profileFrom(loadEnvFile(cwd), name);
 }
 
 function deepFreeze<T>(v: T): T {

@@ -16,15 +16,16 @@ export function isSecretName(name: string): boolean {
 }
 
 /**
- * A deep copy of `value` where every mapping entry whose key is secret-looking and whose value is
- * truthy is replaced by `******`.
+ * A deep copy of `value` where every mapping entry whose key is secret-looking and whose value is a
+ * non-empty string is replaced by `******` (numbers and booleans are never credentials, so
+ * `max_tokens = 512` stays visible; tables under such keys are searched further).
  */
 export function redactSecrets<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v)) as T;
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      out[k] = isSecretName(k) && v ? REDACTED : redactSecrets(v);
+      out[k] = isSecretName(k) && typeof v === "string" && v !== "" ? REDACTED : redactSecrets(v);
     }
     return out as T;
   }

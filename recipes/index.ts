@@ -205,3 +205,16 @@ export function writeRecipe(recipe: EmbeddedRecipe, dir: string): string {
   }
   return scriptFile;
 }
+
+/**
+ * All files of a recipe as one map (path relative to the recipe's directory → text): the script
+ * under its own file name, its `files`, and its config dir. Used to unpack a recipe.
+ */
+export function recipeFiles(recipe: EmbeddedRecipe): Record<string, string> {
+  const out: Record<string, string> = { [recipe.scriptPath.split("/").pop()!]: recipe.script };
+  for (const [rel, text] of Object.entries(recipe.files)) out[rel] = text;
+  for (const [name, text] of Object.entries(recipe.configs)) {
+    out[`${recipe.configDir}/${name}`] = text;
+  }
+  return out;
+}

@@ -8,11 +8,16 @@ import type { ConfigMap, ConfigNode } from "../config/tree.ts";
 import { toYaml } from "../config/write.ts";
 import { isSecretName, REDACTED } from "../secrets.ts";
 
-/** A copy of a config tree where truthy values under secret-looking keys read `******`. */
+/**
+ * A copy of a config tree where non-empty string values under secret-looking keys read `******`.
+ * Numbers and booleans are never credentials, so `batch_tokens: 256` stays visible.
+ */
 export function redactTree(node: ConfigNode): ConfigNode {
   if (node instanceof Map) {
     const out: ConfigMap = new Map();
-    for (const [k, v] of node) out.set(k, isSecretName(k) && v ? REDACTED : redactTree(v));
+    for (const [k, v] of node) {
+      out.set(k, isSecretName(k) && typeof v === "string" && v !== "" ? REDACTED : redactTree(v));
+    }
     return out;
   }
   if (Array.isArray(node)) return node.map(redactTree);

@@ -180,13 +180,3 @@ function signalNumber(sig: Deno.Signal): number {
   };
   return table[sig] ?? 1;
 }
-
-/** The last `n` lines of a file (for failure reports). */
-export function tailLines(file: string, n: number): string[] {
-  try {
-    const lines = Deno.readTextFileSync(file).replace(/\n$/, "").split("\n");
-    return lines.slice(-n);
-  } catch {
-    return [];
-  }
-}

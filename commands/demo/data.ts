@@ -1,0 +1,168 @@
+/**
+ * `nemotron demo data`: tokenize the bundled demo corpus into a byte-level dataset and publish it
+ * as an artifact (`demo-data`, or `demo-data-tiny` with `-c tiny`). CPU only; needs python3.
+ *
+ * The whole flow is here: arguments → profile → runspec → config → job config → (dry run stops)
+ * → job dir → run locally, or submit to Slurm.
+ */
+import { Command } from "../../lib/cli/command.ts";
+import { type CliContext, leafTokens, parseRecipeArgs } from "../../lib/cli/args.ts";
+import { renderRecipeHelp } from "../../lib/cli/recipe_help.ts";
+import { artifactsRoot } from "../../lib/artifacts/root.ts";
+import { applyDotlist } from "../../lib/config/dotlist.ts";
+import { buildJobConfig, extractTrainConfig, writeJobFiles } from "../../lib/config/job.ts";
+import { createJobDir } from "../../lib/config/jobdir.ts";
+import { configNames, findConfigFile, loadConfig } from "../../lib/config/load.ts";
+import { getPath } from "../../lib/config/tree.ts";
+import { loadEnvFile, profileFrom, profileNames, specialSection } from "../../lib/env_toml.ts";
+import {
+  launchArgv,
+  runLocal,
+  runStartupLocal,
+  startupCommands,
+} from "../../lib/exec/local_run.ts";
+import { buildRunEnv } from "../../lib/exec/run_env.ts";
+import * as path from "../../lib/path.ts";
+import { unpackRecipes } from "../../lib/recipe_files.ts";
+import {
+  copyRecipeCode,
+  executorFor,
+  localJobsBase,
+  localRunFailed,
+  plannedJobDir,
+  printDryRun,
+  type RecipeOutcome,
+  redactedCommandLine,
+  trainConfigName,
+} from "../../lib/recipe_run.ts";
+import { parseRunspecText } from "../../lib/runspec.ts";
+import { demoData, recipeFiles } from "../../recipes/index.ts";
+
+const COMMAND = "nemotron demo data";
+const SCRIPT = "data.py";
+
+export function demoDataCommand(cli: CliContext): Command {
+  return new Command("data")
+    .description("Tokenize the bundled corpus into a byte-level dataset artifact (CPU demo)")
+    .allowUnknownOption().allowExcessArguments().helpOption(false)
+    .action(async () => {
+      const outcome = await runDemoData(cli, leafTokens(cli, 2));
+      if (outcome.code !== 0) Deno.exitCode = outcome.code;
+    });
+}
+
+/** Run `demo data` with the tokens after the leaf. */
+export async function runDemoData(
+  cli: CliContext,
+  tokens: readonly string[],
+  opts: { readonly after?: readonly string[] } = {},
+): Promise<RecipeOutcome> {
+  // 1. Arguments, env.toml and the profile: bad input fails here, before anything is written.
+  const args = parseRecipeArgs(tokens, cli);
+  const envFile = loadEnvFile();
+  const profile = profileFrom(envFile, args.profile);
+  const executor = executorFor(args, profile, envFile?.path);
+
+  // 2. The recipe: unpack the embedded files (a temp dir for dry runs and help), parse the runspec.
+  const unpacked = await unpackRecipes(recipeFiles(demoData), {
+    temporary: args.dryRun || args.help,
+  });
+  try {
+    const { runspec } = parseRunspecText(demoData.script, path.join(unpacked.dir, SCRIPT));
+    if (args.help) {
+      console.log(
+        renderRecipeHelp({
+          command: COMMAND,
+          description: runspec.docs,
+          configNames: configNames(runspec.config_dir),
+          artifacts: [],
+          profiles: envFile ? { file: envFile.path, names: profileNames(envFile) } : undefined,
+          dotlistExample: "max_documents=4",
+        }).trimEnd(),
+      );
+      return { code: 0 };
+    }
+
+    // 3. Config: a name in the recipe's config dir or a path; `defaults:`; the dotlist.
+    const configName = args.config ?? runspec.config.default;
+    const config = applyDotlist(
+      loadConfig(findConfigFile(configName, runspec.config_dir)),
+      args.dotlist,
+    );
+
+    // 4. The job config (provenance under `run`) and the environment the script receives.
+    const wandb = specialSection(envFile, "wandb");
+    const job = buildJobConfig({
+      config,
+      args,
+      profile,
+      wandb,
+      artifacts: specialSection(envFile, "artifacts"),
+      recipeName: runspec.name,
+      scriptPath: demoData.scriptPath,
+      configName,
+    });
+    const env: Record<string, string> = {
+      ...buildRunEnv({ profile, wandb, recipeName: runspec.name }),
+      NEMOTRON_ARTIFACTS_ROOT: artifactsRoot(
+        specialSection(envFile, "artifacts"),
+        Deno.env,
+        envFile ? path.dirname(envFile.path) : undefined,
+      ),
+      NEMOTRON_RECIPE: runspec.name,
+      NEMOTRON_COMMAND: redactedCommandLine(args.argv),
+      PYTHONUNBUFFERED: "1",
+      PYTHONDONTWRITEBYTECODE: "1",
+    };
+    const artifact = getPath(job, "artifact.name");
+    const codeFiles = [SCRIPT, ...Object.keys(demoData.files)];
+
+    if (executor === "slurm") {
+      // SLURM
+    }
+
+    // 5. Local: the train config, the command; a dry run stops here.
+    const train = extractTrainConfig(job, { forRemote: false });
+    const jobsBase = localJobsBase();
+    const trainFile = trainConfigName(runspec.config.format);
+    if (args.dryRun) {
+      const planned = plannedJobDir(jobsBase, runspec.name);
+      printDryRun({
+        job,
+        train,
+        env: { ...env, NEMOTRON_JOB_DIR: planned },
+        command: launchArgv({
+          runspec,
+          script: path.join(planned, "code", SCRIPT),
+          config: path.join(planned, trainFile),
+          passthrough: args.passthrough,
+        }),
+        executor,
+        jobDir: planned,
+        forRemote: false,
+      }, args.json);
+      return { code: 0 };
+    }
+
+    // 6. Job dir: job.yaml, the train config, the code; startup commands; run with a log.
+    const startup = startupCommands(profile, envFile?.path);
+    const jobDir = createJobDir(jobsBase, runspec.name);
+    const files = writeJobFiles(jobDir, job, train, runspec.config.format);
+    copyRecipeCode(unpacked.dir, codeFiles, path.join(jobDir, "code"));
+    const runEnv = { ...env, NEMOTRON_JOB_DIR: jobDir };
+    const argv = launchArgv({
+      runspec,
+      script: path.join(jobDir, "code", SCRIPT),
+      config: files.trainConfig,
+      passthrough: args.passthrough,
+    });
+    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    await runStartupLocal(startup, runEnv);
+    const logPath = path.join(jobDir, "run.log");
+    const code = await runLocal({ argv, env: runEnv, cwd: jobDir, logPath });
+    if (code !== 0) localRunFailed(runspec.name, code, jobDir, logPath);
+    return { code, jobDir, artifact: typeof artifact === "string" ? artifact : undefined };
+  } finally {
+    unpacked.cleanup();
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Mechanisms the recipe command files share (the orchestration stays in each command file):
+ * choosing the executor, the local job directory, the redacted command line, the environment a
+ * recipe script receives, and printing a dry run.
+ */
+import type { RecipeArgs } from "./cli/args.ts";
+import { redactEnv, renderBlock, renderCompiledConfig } from "./cli/display.ts";
+import type { ConfigMap } from "./config/tree.ts";
+import { toPlain } from "./config/tree.ts";
+import { UsageError } from "./errors.ts";
+import * as path from "./path.ts";
+import { isSecretName, REDACTED } from "./secrets.ts";
+import { shellJoin } from "./shell.ts";
+
+type Profile = Readonly<Record<string, unknown>>;
+
+/** Where a recipe runs. */
+export type Executor = "local" | "slurm";
+
+const KNOWN_EXECUTORS = ["local", "slurm", "docker", "dgxcloud", "lepton"];
+
+/**
+ * `local` without `--run/--batch` or with a profile whose `executor = "local"`; `slurm` for a
+ * profile with `executor = "slurm"` or no executor key (the Python CLI's default for recipes).
+ */
+export function executorFor(
+  args: RecipeArgs,
+  profile: Profile | undefined,
+  envFile?: string,
+): Executor {
+  if (args.mode === "local" || !profile) return "local";
+  const ex = profile.executor ?? "slurm";
+  if (ex === "local" || ex === "slurm") return ex;
+  if (typeof ex === "string" && KNOWN_EXECUTORS.includes(ex)) {
+    throw new UsageError(
+      `executor '${ex}' (profile '${args.profile}') is not supported by this nemotron yet`,
+      {
+        location: envFile ? { file: envFile } : undefined,
+        hint: 'use executor = "slurm" or "local"',
+      },
+    );
+  }
+  throw new UsageError(
+    `Unknown executor type: '${String(ex)}'. Supported: local, slurm`,
+    {
+      location: envFile ? { file: envFile } : undefined,
+      hint: 'set executor = "slurm" or "local" in the profile',
+    },
+  );
+}
+
+/** `nemotron …` as typed, with values of secret-looking `KEY=value` tokens redacted. */
+export function redactedCommandLine(argv: readonly string[]): string {
+  const words = argv.map((t) => {
+    const eq = t.indexOf("=");
+    if (eq > 0 && isSecretName(t.slice(0, eq).replace(/^-+/, ""))) {
+      return `${t.slice(0, eq)}=${REDACTED}`;
+    }
+    return t;
+  });
+  return shellJoin(["nemotron", ...words]);
+}
+
+/** The base directory of local job dirs: `<cwd>/.nemotron/jobs`. */
+export function localJobsBase(cwd: string = Deno.cwd()): string {
+  return path.join(cwd, ".nemotron", "jobs");
+}
+
+/** A job dir name as `createJobDir` would make it, for dry runs (the suffix is shown as XXXXXX). */
+export function plannedJobDir(base: string, name: string, now: Date = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${
+    p(now.getHours())
+  }${p(now.getMinutes())}${p(now.getSeconds())}`;
+  return path.join(base, `${stamp}-${name.replaceAll("/", "-")}-XXXXXX`);
+}
+
+/** Copy the unpacked recipe's code files (not its configs) into `dest`. */
+export function copyRecipeCode(srcDir: string, files: readonly string[], dest: string): void {
+  for (const rel of files) {
+    const to = path.join(dest, rel);
+    Deno.mkdirSync(path.dirname(to), { recursive: true });
+    Deno.copyFileSync(path.join(srcDir, rel), to);
+  }
+}
+
+/** Everything a dry run reports. */
+export interface DryRunReport {
+  readonly job: ConfigMap;
+  readonly train: ConfigMap;
+  readonly env: Readonly<Record<string, string>>;
+  readonly command: readonly string[];
+  readonly executor: Executor;
+  readonly jobDir: string;
+  readonly forRemote: boolean;
+  readonly repoRoot?: string;
+  /** The rendered sbatch script (slurm), shown in full. */
+  readonly script?: string;
+  /** What would happen besides (e.g. "would squash IMAGE to PATH"). */
+  readonly notes?: readonly string[];
+}
+
+/** Print a dry run: human panels, or one JSON object with `--json`. */
+export function printDryRun(r: DryRunReport, json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify(
+      {
+        job_config: toPlain(r.job),
+        train_config: toPlain(r.train),
+        env_vars: redactEnv(r.env),
+        command: r.command,
+        executor: r.executor,
+        job_dir: r.jobDir,
+        ...(r.script !== undefined ? { sbatch_script: r.script } : {}),
+        ...(r.notes?.length ? { notes: r.notes } : {}),
+      },
+      null,
+      2,
+    ));
+    return;
+  }
+  console.log(renderCompiledConfig(r.job, { forRemote: r.forRemote, repoRoot: r.repoRoot }));
+  const env = redactEnv(r.env);
+  const envText = Object.keys(env).sort().map((k) => `${k}=${env[k]}`).join("\n") || "(none)";
+  console.log(renderBlock("environment", envText));
+  console.log(renderBlock(`command (${r.executor})`, shellJoin(r.command)));
+  if (r.script !== undefined) console.log(renderBlock("sbatch script", r.script));
+  for (const n of r.notes ?? []) console.log(n);
+  console.log(`job dir: ${r.jobDir}`);
+  console.log("dry run: nothing was written or submitted");
+}
+
+/** What a recipe command did: its exit code and where it ran. */
+export interface RecipeOutcome {
+  readonly code: number;
+  /** The local job dir, or the Slurm job dir. */
+  readonly jobDir?: string;
+  /** Slurm job ids submitted (in order). */
+  readonly slurmJobIds?: readonly string[];
+  /** The artifact the recipe publishes (config `artifact.name`), if any. */
+  readonly artifact?: string;
+}
+
+/** File name of the train config for a runspec `config.format`. */
+export function trainConfigName(format: "omegaconf" | "yaml" | "json" | "toml"): string {
+  return `train.${format === "json" ? "json" : format === "toml" ? "toml" : "yaml"}`;
+}
+
+/** Report a failed local run: its exit code, the job dir and the last lines of its log. */
+export function localRunFailed(name: string, code: number, jobDir: string, logPath: string): void {
+  let tail: string[] = [];
+  try {
+    tail = Deno.readTextFileSync(logPath).replace(/\n$/, "").split("\n").slice(-10);
+  } catch { /* no log */ }
+  console.error(`error: ${name} failed with exit code ${code}`);
+  console.error(`  job dir: ${jobDir}`);
+  if (tail.length) {
+    console.error(`  last lines of ${logPath}:`);
+    for (const l of tail) console.error(`    ${l}`);
+  }
+}
