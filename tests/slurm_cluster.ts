@@ -62,14 +62,33 @@ export function slurmTest(name: string, fn: () => Promise<void>, timeoutNote = "
   });
 }
 
+/**
+ * A requeued job waits ~120 s (BeginTime) before its next attempt; tests do not. Release it once
+ * it has been held for 2.5 s: starting it in the same second as the requeue makes slurmd refuse
+ * the launch ("Job credential revoked"). Returns when the hold was first seen (0 = not held).
+ */
+async function releaseHold(
+  id: string,
+  reason: string | undefined,
+  heldSince: number,
+): Promise<number> {
+  if (reason?.trim() !== "BeginTime") return 0;
+  const since = heldSince || Date.now();
+  if (Date.now() - since >= 2500) {
+    await sh("scontrol", ["update", `JobId=${id}`, "StartTime=now"]);
+    return 0;
+  }
+  return since;
+}
+
 /** Poll `squeue` until the job is in a terminal state; releases requeue BeginTime holds. */
 export async function waitForJob(id: string, timeoutMs = 60_000): Promise<string> {
   const end = Date.now() + timeoutMs;
+  let held = 0;
   while (Date.now() < end) {
     const r = await sh("squeue", ["-h", "-t", "all", "-j", id, "-O", "State:|,Reason:|"]);
     const [state, reason] = r.out.trim().split("|");
-    // A requeued job waits ~120 s (BeginTime) before its next attempt; tests do not.
-    if (reason === "BeginTime") await sh("scontrol", ["update", `JobId=${id}`, "StartTime=now"]);
+    held = await releaseHold(id, reason, held);
     if (
       /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|BOOT_FAIL|DEADLINE)/
         .test(state)
@@ -81,14 +100,13 @@ export async function waitForJob(id: string, timeoutMs = 60_000): Promise<string
   throw new Error(`job ${id} did not finish within ${timeoutMs} ms`);
 }
 
-/** Release the BeginTime hold of a requeued job (for tests that follow a job themselves). */
+/** Release the BeginTime holds of a requeued job (for tests that follow a job themselves). */
 export function releaseRequeueHolds(id: string, signal: AbortSignal): Promise<void> {
   return (async () => {
+    let held = 0;
     while (!signal.aborted) {
       const r = await sh("squeue", ["-h", "-t", "all", "-j", id, "-O", "Reason:|"]);
-      if (r.out.includes("BeginTime")) {
-        await sh("scontrol", ["update", `JobId=${id}`, "StartTime=now"]);
-      }
+      held = await releaseHold(id, r.out.split("|")[0], held);
       await new Promise((r) => setTimeout(r, 300));
     }
   })();

@@ -148,7 +148,10 @@ export async function settlePipelines(
   }
   for (const rec of touched) {
     const fresh = store.find(rec.key)[0];
-    if (fresh && !fresh.terminal && fresh.reason === "DependencyNeverSatisfied") {
+    if (
+      fresh && !fresh.terminal && fresh.reason === "DependencyNeverSatisfied" &&
+      !toCancel.has(fresh.key)
+    ) {
       toCancel.set(fresh.key, {
         rec: fresh,
         note: `its dependency (${fresh.dependency}) failed; it can never run`,
