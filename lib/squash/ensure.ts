@@ -43,8 +43,15 @@ export async function squashWithEnroot(
   await Deno.mkdir(dirname(output), { recursive: true });
   let status: Deno.CommandStatus;
   try {
-    status = await new Deno.Command(cmd.argv[0], { args: cmd.argv.slice(1), stdin: "null" }).spawn()
-      .status;
+    // enroot's output goes to stderr: stdout stays clean for --json.
+    const child = new Deno.Command(cmd.argv[0], {
+      args: cmd.argv.slice(1),
+      stdin: "null",
+      stdout: "piped",
+    })
+      .spawn();
+    await child.stdout.pipeTo(Deno.stderr.writable, { preventClose: true });
+    status = await child.status;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new RuntimeFailure("salloc not found: the enroot path needs Slurm", {

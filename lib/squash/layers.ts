@@ -9,7 +9,7 @@ import zlib from "node:zlib";
 import type { Readable } from "node:stream";
 import { RuntimeFailure } from "../errors.ts";
 
-const CHUNK = 256 * 1024;
+const CHUNK = 128 * 1024;
 
 async function magic(path: string, start: number): Promise<Uint8Array> {
   using f = await Deno.open(path);
@@ -53,7 +53,7 @@ export async function openLayerFile(
   const start = range?.start ?? 0;
   const kind = await sniffCompression(path, start);
   const raw = createReadStream(path, {
-    highWaterMark: 1 << 20,
+    highWaterMark: 256 * 1024,
     ...(range ? { start, end: start + range.length - 1 } : {}),
   });
   if (kind === "none") return iterate(raw, what);

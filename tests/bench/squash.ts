@@ -190,9 +190,13 @@ export async function bench(): Promise<void> {
     );
     const sizes = await sh(`stat -c %s ${w}/ours.sqsh ${w}/a.sqsh ${w}/b.sqsh`);
     // Same tree as the reference chain? (listing without times; our 4 enroot files removed)
-    const diff = await sh(`cmp <(unsquashfs -lln ${w}/a.sqsh | awk '{$4=$5=""; print}') \
-      <(unsquashfs -lln ${w}/b.sqsh | awk '{$4=$5=""; print}') >/dev/null && echo same || echo DIFFERENT`);
-    console.log(`tree of ours (minus /etc/rc etc.) vs the skopeo+umoci chain: ${diff}`);
+    const diff = await sh(`diff <(unsquashfs -lln ${w}/a.sqsh | awk '{$4=$5=""; print}') \
+      <(unsquashfs -lln ${w}/b.sqsh | awk '{$4=$5=""; print}') | head -20 || true`);
+    console.log(
+      `tree of ours (minus /etc/rc etc.) vs the skopeo+umoci chain: ${
+        diff === "" ? "same" : `DIFFERENT:\n${diff}`
+      }`,
+    );
     console.log(
       `ours (end to end, empty cache): ${ours.seconds.toFixed(2)} s, peak RSS ${
         (ours.peakKiB / 1024).toFixed(0)
