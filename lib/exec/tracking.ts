@@ -47,9 +47,8 @@ function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpd
     };
   }
   // slurmctld forgot the job and there is no accounting: trust the script's own records.
-  const manifest = readManifest(rec.job_dir);
   const last = attempts[attempts.length - 1];
-  const retries = manifest?.retries ?? 0;
+  const retries = last ? readManifest(rec.job_dir)?.retries ?? 0 : 0;
   if (last && last.exitCode !== null && (last.exitCode === 0 || last.attempt >= retries)) {
     return {
       state: last.exitCode === 0 ? "COMPLETED" : "FAILED",
@@ -62,10 +61,12 @@ function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpd
       reason: "from the job's attempts.tsv (slurmctld no longer knows the job, accounting is off)",
     };
   }
+  // Neither squeue nor sacct knows it: it ended and was purged; it will never come back.
   return {
     state: "UNKNOWN",
+    terminal: true,
     attempts: attemptCount,
-    reason: "slurmctld no longer knows this job and accounting is off",
+    reason: "ended; slurmctld no longer knows this job and there is no accounting record",
   };
 }
 
@@ -94,15 +95,15 @@ export async function refreshJobs(
     const patch = updates.get(rec.key)!;
     if (patch.terminal) finishJob(rec, patch);
   }
+  const settled = new Map<string, JobRecord>();
   if (opts.settlePipelines ?? true) {
-    await settlePipelines(store, live, { run, cluster });
+    const fresh = live.map((r) => ({ ...r, ...updates.get(r.key) }));
+    for (const r of await settlePipelines(store, fresh, { run, cluster })) settled.set(r.key, r);
   }
-  const byKey = new Map(records.map((r) => [r.key, r] as const));
-  for (const key of updates.keys()) {
-    const fresh = store.find(key)[0];
-    if (fresh) byKey.set(key, fresh);
-  }
-  return records.map((r) => byKey.get(r.key)!);
+  return records.map((r) => {
+    const patch = updates.get(r.key);
+    return settled.get(r.key) ?? (patch ? { ...r, ...patch } : r);
+  });
 }
 
 /** Clean up after a job that can no longer run: private env file, manifest state. */
@@ -122,7 +123,8 @@ function finishJob(rec: JobRecord, patch: JobStateUpdate): void {
 /**
  * For each pipeline among `touched`: if a stage ended without success, cancel every later stage
  * that has not ended (it waits on `afterok` and can never run) and note which stage failed.
- * A non-pipeline job pending with `DependencyNeverSatisfied` is cancelled the same way.
+ * A job pending with `DependencyNeverSatisfied` is cancelled the same way. `touched` must hold
+ * the jobs' current states.
  */
 export async function settlePipelines(
   store: JobStore,
@@ -146,10 +148,9 @@ export async function settlePipelines(
       }
     }
   }
-  for (const rec of touched) {
-    const fresh = store.find(rec.key)[0];
+  for (const fresh of touched) {
     if (
-      fresh && !fresh.terminal && fresh.reason === "DependencyNeverSatisfied" &&
+      !fresh.terminal && fresh.reason === "DependencyNeverSatisfied" &&
       !toCancel.has(fresh.key)
     ) {
       toCancel.set(fresh.key, {

@@ -155,7 +155,18 @@ function toRecord(row: Row): JobRecord {
 
 /** An open job store. Close it when done (each CLI process opens, works, closes). */
 export class JobStore {
+  private readonly statements = new Map<string, ReturnType<DatabaseSync["prepare"]>>();
   private constructor(private readonly db: DatabaseSync, readonly path: string) {}
+
+  /** A prepared statement, cached per SQL text. */
+  private stmt(sql: string): ReturnType<DatabaseSync["prepare"]> {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
 
   /** Open (and create if needed) the store at `file` (default `$NEMOTRON_HOME/jobs.db`). */
   static async open(file: string = defaultStorePath()): Promise<JobStore> {
@@ -183,7 +194,7 @@ export class JobStore {
       if (typeof v === "boolean") return v ? 1 : 0;
       return v ?? null;
     });
-    this.db.prepare(`INSERT INTO jobs (${cols}) VALUES (${marks})`).run(
+    this.stmt(`INSERT INTO jobs (${cols}) VALUES (${marks})`).run(
       ...(values as (string | number | null)[]),
     );
   }
@@ -194,7 +205,7 @@ export class JobStore {
     if (entries.length === 0) return;
     const sets = entries.map(([k]) => `${k} = ?`).join(", ");
     const values = entries.map(([, v]) => typeof v === "boolean" ? (v ? 1 : 0) : v ?? null);
-    this.db.prepare(`UPDATE jobs SET ${sets}, updated_at = ? WHERE key = ?`).run(
+    this.stmt(`UPDATE jobs SET ${sets}, updated_at = ? WHERE key = ?`).run(
       ...(values as (string | number | null)[]),
       new Date().toISOString(),
       key,
@@ -206,7 +217,7 @@ export class JobStore {
    * clusters); newest first.
    */
   find(idOrKey: string): JobRecord[] {
-    const rows = this.db.prepare(
+    const rows = this.stmt(
       "SELECT * FROM jobs WHERE slurm_job_id = ? OR key = ? OR job_dir = ? ORDER BY submitted_at DESC",
     ).all(idOrKey, idOrKey, idOrKey.replace(/\/+$/, "")) as Row[];
     return rows.map(toRecord);
