@@ -82,6 +82,7 @@ export async function refreshJobs(
   opts: RefreshOptions = {},
 ): Promise<JobRecord[]> {
   const run = opts.run ?? runCommand;
+  if (records.every((r) => r.terminal)) return [...records];
   const cluster = opts.cluster ?? await clusterName(run);
   const live = records.filter((r) => !r.terminal && r.cluster === cluster);
   if (live.length === 0) return [...records];
