@@ -7,7 +7,9 @@ import type { RecipeArgs } from "./cli/args.ts";
 import { redactEnv, renderBlock, renderCompiledConfig } from "./cli/display.ts";
 import type { ConfigMap } from "./config/tree.ts";
 import { toPlain } from "./config/tree.ts";
-import { UsageError } from "./errors.ts";
+import { RuntimeFailure, UsageError } from "./errors.ts";
+import type { PipelineRef } from "./exec/slurm.ts";
+import type { SubmittedJob } from "./exec/submit.ts";
 import * as path from "./path.ts";
 import { isSecretName, REDACTED } from "./secrets.ts";
 import { shellJoin } from "./shell.ts";
@@ -139,6 +141,32 @@ export interface RecipeOutcome {
   readonly slurmJobIds?: readonly string[];
   /** The artifact the recipe publishes (config `artifact.name`), if any. */
   readonly artifact?: string;
+  /** What was submitted to Slurm. */
+  readonly submitted?: readonly SubmittedJob[];
+}
+
+/** How a pipeline runs one of its stages. */
+export interface StageOptions {
+  /** Slurm ids this stage waits for (`--dependency=afterok:…`). */
+  readonly after?: readonly string[];
+  /** The pipeline this stage belongs to. */
+  readonly pipeline?: PipelineRef;
+  /** Submit only: do not print the report or follow the log (the pipeline does that). */
+  readonly noFollow?: boolean;
+}
+
+/** Unpack a code tarball into `dir` with the system tar (the job dir is on a shared filesystem). */
+export async function extractTarball(tarball: string, dir: string): Promise<void> {
+  const out = await new Deno.Command("tar", { args: ["-xzf", tarball, "-C", dir], stderr: "piped" })
+    .output();
+  if (out.code !== 0) {
+    throw new RuntimeFailure(
+      `cannot unpack ${tarball}: ${new TextDecoder().decode(out.stderr).trim()}`,
+      {
+        hint: "check free space and permissions of remote_job_dir",
+      },
+    );
+  }
 }
 
 /** File name of the train config for a runspec `config.format`. */

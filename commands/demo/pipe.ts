@@ -9,6 +9,9 @@ import { type CliContext, leafTokens, parseRecipeArgs } from "../../lib/cli/args
 import { registryFromEnvironment } from "../../lib/artifacts/root.ts";
 import { runDemoData } from "./data.ts";
 import { runDemoTrain } from "./train.ts";
+import { newJobKey, slurmJobName } from "../../lib/exec/slurm.ts";
+import { submissionReport } from "../../lib/exec/submit.ts";
+import { followJob } from "../../lib/exec/follow.ts";
 
 export function demoPipeCommand(cli: CliContext): Command {
   return new Command("pipe")
@@ -21,8 +24,16 @@ export function demoPipeCommand(cli: CliContext): Command {
         console.log(PIPE_HELP);
         return;
       }
-      // Stage 1: data. A failure stops the pipe with the stage's exit code.
-      const data = await runDemoData(cli, tokens);
+      // On Slurm both stages are submitted now, as one pipeline: train waits for data (afterok);
+      // if data fails, nemotron cancels train and `jobs status` says which stage failed.
+      const remote = args.mode !== "local" && !args.dryRun;
+      const pipeline = remote ? { id: newJobKey("demo-pipe"), stages: 2 } : undefined;
+
+      // Stage 1: data. Locally a failure stops the pipe with the stage's exit code.
+      const data = await runDemoData(cli, tokens, {
+        pipeline: pipeline && { ...pipeline, stage: 0 },
+        noFollow: remote,
+      });
       if (data.code !== 0) {
         console.error(
           "error: demo pipe stopped: stage 'demo data' failed; 'demo train' did not run",
@@ -30,10 +41,26 @@ export function demoPipeCommand(cli: CliContext): Command {
         Deno.exitCode = data.code;
         return;
       }
-      // Stage 2: train, after data (on Slurm: --dependency=afterok:<data job>).
-      const train = await runDemoTrain(cli, tokens, { after: data.slurmJobIds });
+      // Stage 2: train, after data.
+      const train = await runDemoTrain(cli, tokens, {
+        after: data.slurmJobIds,
+        pipeline: pipeline && { ...pipeline, stage: 1 },
+        noFollow: remote,
+      });
       if (train.code !== 0) {
         Deno.exitCode = train.code;
+        return;
+      }
+      if (remote) {
+        const subs = [...(data.submitted ?? []), ...(train.submitted ?? [])];
+        if (args.mode === "batch") {
+          console.log(submissionReport("batch", subs, args.json));
+          return;
+        }
+        console.error(submissionReport("run", subs, false));
+        const last = subs[subs.length - 1];
+        const followed = await followJob({ ...last, slurm_name: slurmJobName(last.name) });
+        Deno.exitCode = followed.exitCode;
         return;
       }
       if (args.dryRun || args.mode !== "local") return;

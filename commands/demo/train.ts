@@ -11,7 +11,12 @@ import { type CliContext, leafTokens, parseRecipeArgs } from "../../lib/cli/args
 import { renderRecipeHelp } from "../../lib/cli/recipe_help.ts";
 import { artifactsRoot } from "../../lib/artifacts/root.ts";
 import { applyDotlist } from "../../lib/config/dotlist.ts";
-import { buildJobConfig, extractTrainConfig, writeJobFiles } from "../../lib/config/job.ts";
+import {
+  buildJobConfig,
+  extractTrainConfig,
+  renderConfig,
+  writeJobFiles,
+} from "../../lib/config/job.ts";
 import { createJobDir } from "../../lib/config/jobdir.ts";
 import { configNames, findConfigFile, loadConfig } from "../../lib/config/load.ts";
 import { getPath } from "../../lib/config/tree.ts";
@@ -28,15 +33,23 @@ import { unpackRecipes } from "../../lib/recipe_files.ts";
 import {
   copyRecipeCode,
   executorFor,
+  extractTarball,
   localJobsBase,
   localRunFailed,
   plannedJobDir,
   printDryRun,
   type RecipeOutcome,
   redactedCommandLine,
+  type StageOptions,
   trainConfigName,
 } from "../../lib/recipe_run.ts";
 import { parseRunspecText } from "../../lib/runspec.ts";
+import { buildSlurmJob, profileLocator, renderSbatch, resolveImage } from "../../lib/exec/slurm.ts";
+import { prepareJobDir } from "../../lib/exec/job_dir.ts";
+import { submissionReport, submitJob } from "../../lib/exec/submit.ts";
+import { followJob } from "../../lib/exec/follow.ts";
+import { ensureSquashedImage } from "../../lib/squash/ensure.ts";
+import { LAUNCHER_NAME, packageCode } from "../../lib/packaging/code.ts";
 import { demoTrain, recipeFiles } from "../../recipes/index.ts";
 
 const COMMAND = "nemotron demo train";
@@ -56,7 +69,7 @@ export function demoTrainCommand(cli: CliContext): Command {
 export async function runDemoTrain(
   cli: CliContext,
   tokens: readonly string[],
-  opts: { readonly after?: readonly string[] } = {},
+  opts: StageOptions = {},
 ): Promise<RecipeOutcome> {
   // 1. Arguments, env.toml and the profile: bad input fails here, before anything is written.
   const args = parseRecipeArgs(tokens, cli);
@@ -122,7 +135,83 @@ export async function runDemoTrain(
     const codeFiles = [SCRIPT, ...Object.keys(demoTrain.files)];
 
     if (executor === "slurm") {
-      // SLURM
+      // 5s. Slurm. The image (squashed to .sqsh for pyxis unless bare metal), the train config with
+      // remote paths, the command run in the job's code dir, the sbatch script.
+      const image = resolveImage(profile!, runspec.image);
+      const sqsh = image === null ? null : await ensureSquashedImage(profile, image, {
+        force: args.forceSquash,
+        dryRun: args.dryRun,
+      });
+      const train = extractTrainConfig(job, { forRemote: true, repoRoot: Deno.cwd() });
+      const command = ["python3", LAUNCHER_NAME, ...args.passthrough];
+      const spec = {
+        name: runspec.name,
+        profile: profile!,
+        profileName: args.profile,
+        locate: envFile ? profileLocator(envFile, args.profile!) : undefined,
+        mode: args.mode as "run" | "batch",
+        launch: runspec.run.launch,
+        resources: runspec.resources,
+        image: sqsh,
+        command,
+        env,
+        pipeline: opts.pipeline,
+        templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
+      };
+      const draft = buildSlurmJob(spec);
+      const slurmJob = buildSlurmJob({
+        ...spec,
+        jobKey: draft.key,
+        env: { ...env, NEMOTRON_JOB_DIR: draft.taskJobDir },
+      });
+      const script = await renderSbatch(slurmJob);
+      for (const w of slurmJob.warnings) console.error(`warning: ${w}`);
+      if (args.dryRun) {
+        printDryRun({
+          job,
+          train,
+          env: { ...env, NEMOTRON_JOB_DIR: slurmJob.taskJobDir },
+          command: [...slurmJob.taskArgv],
+          executor,
+          jobDir: slurmJob.jobDir,
+          forRemote: true,
+          repoRoot: Deno.cwd(),
+          script,
+          notes: sqsh && sqsh !== image ? [`container: ${image} → ${sqsh}`] : [],
+        }, args.json);
+        return { code: 0 };
+      }
+
+      // 6s. Job dir: script + job.json (+ private secrets file), job.yaml and the train config,
+      // the code package (the user's checkout + the recipe + a launcher) unpacked into code/.
+      const prepared = prepareJobDir(slurmJob, script);
+      writeJobFiles(prepared.configsDir, job, train, runspec.config.format);
+      const pkg = await packageCode({
+        script: { arcname: `_nemotron/${demoTrain.scriptPath}`, text: demoTrain.script },
+        trainConfig: renderConfig(train, runspec.config.format),
+        jobDir: slurmJob.jobDir,
+        extraFiles: Object.entries(demoTrain.files).map(([rel, text]) => ({
+          arcname: `_nemotron/${path.dirname(demoTrain.scriptPath)}/${rel}`,
+          text,
+        })),
+      });
+      for (const w of pkg.warnings) console.error(`warning: ${w}`);
+      await extractTarball(pkg.tarball, prepared.codeDir);
+
+      // 7s. Submit (after the previous pipeline stage, if any); --run follows the log.
+      const sub = await submitJob(slurmJob, { after: opts.after });
+      if (args.mode === "batch" || opts.noFollow) {
+        if (!opts.noFollow) console.log(submissionReport("batch", [sub], args.json));
+        return { code: 0, jobDir: sub.job_dir, slurmJobIds: [sub.slurm_job_id], submitted: [sub] };
+      }
+      console.error(submissionReport("run", [sub], false));
+      const followed = await followJob({ ...sub, slurm_name: slurmJob.slurmName });
+      return {
+        code: followed.exitCode,
+        jobDir: sub.job_dir,
+        slurmJobIds: [sub.slurm_job_id],
+        submitted: [sub],
+      };
     }
 
     // 5. Local: the train config, the command; a dry run stops here.
