@@ -187,3 +187,35 @@ export function localRunFailed(name: string, code: number, jobDir: string, logPa
     for (const l of tail) console.error(`    ${l}`);
   }
 }
+
+/**
+ * The effective execution settings of a job: its config's `run.env` (YAML `run.env`, the profile
+ * over it with the recipe's resource keys kept, then `run.env.*` command-line overrides).
+ */
+export function runEnvOf(job: ConfigMap): Profile {
+  const run = job.get("run");
+  const env = run instanceof Map ? run.get("env") : undefined;
+  const plain = env === undefined ? {} : toPlain(env);
+  if (plain === null || typeof plain !== "object" || Array.isArray(plain)) {
+    throw new UsageError("run.env must be a mapping", {
+      hint: "write run.env as key: value lines",
+    });
+  }
+  return plain as Profile;
+}
+
+/**
+ * The container image of a job: `container_image` (an empty string means bare metal), else the
+ * legacy `container`, else the runspec's image.
+ */
+export function recipeImage(runEnv: Profile, runspecImage: string | null): string | null {
+  for (const key of ["container_image", "container"]) {
+    const v = runEnv[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") {
+      throw new UsageError(`run.env.${key} must be a string, got ${JSON.stringify(v)}`);
+    }
+    return v === "" ? null : v;
+  }
+  return runspecImage;
+}

@@ -37,13 +37,15 @@ import {
   localRunFailed,
   plannedJobDir,
   printDryRun,
+  recipeImage,
   type RecipeOutcome,
   redactedCommandLine,
+  runEnvOf,
   type StageOptions,
   trainConfigName,
 } from "../../lib/recipe_run.ts";
 import { parseRunspecText } from "../../lib/runspec.ts";
-import { buildSlurmJob, profileLocator, renderSbatch, resolveImage } from "../../lib/exec/slurm.ts";
+import { buildSlurmJob, profileLocator, renderSbatch } from "../../lib/exec/slurm.ts";
 import { prepareJobDir } from "../../lib/exec/job_dir.ts";
 import { submissionReport, submitJob } from "../../lib/exec/submit.ts";
 import { followJob } from "../../lib/exec/follow.ts";
@@ -115,8 +117,11 @@ export async function runDemoData(
       scriptPath: demoData.scriptPath,
       configName,
     });
+    // From here on the effective settings are the job config's `run.env`: the YAML's run.env, the
+    // profile over it, and `run.env.*` overrides from the command line.
+    const runEnv = runEnvOf(job);
     const env: Record<string, string> = {
-      ...buildRunEnv({ profile, wandb, recipeName: runspec.name }),
+      ...buildRunEnv({ profile: runEnv, wandb, recipeName: runspec.name }),
       NEMOTRON_ARTIFACTS_ROOT: artifactsRoot(
         specialSection(envFile, "artifacts"),
         Deno.env,
@@ -133,8 +138,8 @@ export async function runDemoData(
     if (executor === "slurm") {
       // 5s. Slurm. The image (squashed to .sqsh for pyxis unless bare metal), the train config with
       // remote paths, the command run in the job's code dir, the sbatch script.
-      const image = resolveImage(profile!, runspec.image);
-      const sqsh = image === null ? null : await ensureSquashedImage(profile, image, {
+      const image = recipeImage(runEnv, runspec.image);
+      const sqsh = image === null ? null : await ensureSquashedImage(runEnv, image, {
         force: args.forceSquash,
         dryRun: args.dryRun,
       });
@@ -142,7 +147,7 @@ export async function runDemoData(
       const command = ["python3", LAUNCHER_NAME, ...args.passthrough];
       const spec = {
         name: runspec.name,
-        profile: profile!,
+        profile: runEnv,
         profileName: args.profile,
         locate: envFile ? profileLocator(envFile, args.profile!) : undefined,
         mode: args.mode as "run" | "batch",
@@ -234,11 +239,11 @@ export async function runDemoData(
     }
 
     // 6. Job dir: job.yaml, the train config, the code; startup commands; run with a log.
-    const startup = startupCommands(profile, envFile?.path);
+    const startup = startupCommands(runEnv, envFile?.path);
     const jobDir = createJobDir(jobsBase, runspec.name);
     const files = writeJobFiles(jobDir, job, train, runspec.config.format);
     copyRecipeCode(unpacked.dir, codeFiles, path.join(jobDir, "code"));
-    const runEnv = { ...env, NEMOTRON_JOB_DIR: jobDir };
+    const childEnv = { ...env, NEMOTRON_JOB_DIR: jobDir };
     const argv = launchArgv({
       runspec,
       script: path.join(jobDir, "code", SCRIPT),
@@ -246,9 +251,9 @@ export async function runDemoData(
       passthrough: args.passthrough,
     });
     console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
-    await runStartupLocal(startup, runEnv);
+    await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
-    const code = await runLocal({ argv, env: runEnv, cwd: jobDir, logPath });
+    const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });
     if (code !== 0) localRunFailed(runspec.name, code, jobDir, logPath);
     return { code, jobDir, artifact: typeof artifact === "string" ? artifact : undefined };
   } finally {
