@@ -7,6 +7,8 @@ import type { RecipeArgs } from "./cli/args.ts";
 import { redactEnv, renderBlock, renderCompiledConfig } from "./cli/display.ts";
 import type { ConfigMap } from "./config/tree.ts";
 import { toPlain } from "./config/tree.ts";
+import { resolveValue } from "./config/interpolate.ts";
+import { type AutoMount, autoMountResolver } from "./config/resolvers.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
 import type { PipelineRef } from "./exec/slurm.ts";
 import type { SubmittedJob } from "./exec/submit.ts";
@@ -188,20 +190,39 @@ export function localRunFailed(name: string, code: number, jobDir: string, logPa
   }
 }
 
+/** The effective execution settings of a job and the git repositories its mounts ask for. */
+export interface RunSettings {
+  /** `run.env` resolved: `${oc.env:…}` and the like filled in, auto-mount placeholders removed. */
+  readonly env: Profile;
+  /** `${auto_mount:git+URL@REF[,TARGET]}` entries, to clone and mount on Slurm. */
+  readonly gitMounts: readonly AutoMount[];
+}
+
 /**
  * The effective execution settings of a job: its config's `run.env` (YAML `run.env`, the profile
- * over it with the recipe's resource keys kept, then `run.env.*` command-line overrides).
+ * over it with the recipe's resource keys kept, then `run.env.*` command-line overrides), with its
+ * interpolations resolved against the whole job config. A value that cannot be resolved is a
+ * usage error naming the key.
  */
-export function runEnvOf(job: ConfigMap): Profile {
+export function runSettingsOf(job: ConfigMap): RunSettings {
   const run = job.get("run");
-  const env = run instanceof Map ? run.get("env") : undefined;
-  const plain = env === undefined ? {} : toPlain(env);
-  if (plain === null || typeof plain !== "object" || Array.isArray(plain)) {
+  if (!(run instanceof Map) || !run.has("env")) return { env: {}, gitMounts: [] };
+  const gitMounts = new Map<string, AutoMount>();
+  const resolved = toPlain(resolveValue(job, "run.env", {
+    resolvers: { auto_mount: autoMountResolver((m) => gitMounts.set(m.name, m)) },
+  }));
+  if (resolved === null || typeof resolved !== "object" || Array.isArray(resolved)) {
     throw new UsageError("run.env must be a mapping", {
       hint: "write run.env as key: value lines",
     });
   }
-  return plain as Profile;
+  const env = { ...(resolved as Record<string, unknown>) };
+  if (Array.isArray(env.mounts)) {
+    env.mounts = env.mounts.filter((m) =>
+      !(typeof m === "string" && m.startsWith("__auto_mount__:"))
+    );
+  }
+  return { env, gitMounts: [...gitMounts.values()] };
 }
 
 /**

@@ -40,7 +40,7 @@ import {
   recipeImage,
   type RecipeOutcome,
   redactedCommandLine,
-  runEnvOf,
+  runSettingsOf,
   type StageOptions,
   trainConfigName,
 } from "../../lib/recipe_run.ts";
@@ -49,6 +49,7 @@ import { buildSlurmJob, profileLocator, renderSbatch } from "../../lib/exec/slur
 import { prepareJobDir } from "../../lib/exec/job_dir.ts";
 import { submissionReport, submitJob } from "../../lib/exec/submit.ts";
 import { followJob } from "../../lib/exec/follow.ts";
+import { syncGitMounts } from "../../lib/exec/git_mounts.ts";
 import { ensureSquashedImage } from "../../lib/squash/ensure.ts";
 import { LAUNCHER_NAME, packageCode } from "../../lib/packaging/code.ts";
 import { demoData, recipeFiles } from "../../recipes/index.ts";
@@ -119,7 +120,8 @@ export async function runDemoData(
     });
     // From here on the effective settings are the job config's `run.env`: the YAML's run.env, the
     // profile over it, and `run.env.*` overrides from the command line.
-    const runEnv = runEnvOf(job);
+    const settings = runSettingsOf(job);
+    const runEnv = settings.env;
     const env: Record<string, string> = {
       ...buildRunEnv({ profile: runEnv, wandb, recipeName: runspec.name }),
       NEMOTRON_ARTIFACTS_ROOT: artifactsRoot(
@@ -160,10 +162,14 @@ export async function runDemoData(
         templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
       };
       const draft = buildSlurmJob(spec);
+      const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
+        dryRun: args.dryRun,
+      });
       const slurmJob = buildSlurmJob({
         ...spec,
         jobKey: draft.key,
         env: { ...env, NEMOTRON_JOB_DIR: draft.taskJobDir },
+        mounts: gitMounts,
       });
       const script = await renderSbatch(slurmJob);
       for (const w of slurmJob.warnings) console.error(`warning: ${w}`);
