@@ -18,6 +18,8 @@ import { artifactsCommand } from "./commands/artifacts.ts";
 import { demoDataCommand } from "./commands/demo/data.ts";
 import { demoTrainCommand } from "./commands/demo/train.ts";
 import { demoPipeCommand } from "./commands/demo/pipe.ts";
+import { nano3PretrainCommand } from "./commands/nano3/pretrain.ts";
+import { nano3SftCommand } from "./commands/nano3/sft.ts";
 
 /** Build the whole command tree for one invocation. */
 export function buildProgram(cli: CliContext): Command {
@@ -31,6 +33,12 @@ export function buildProgram(cli: CliContext): Command {
       .addCommand(demoDataCommand(cli))
       .addCommand(demoTrainCommand(cli))
       .addCommand(demoPipeCommand(cli)),
+  );
+  program.addCommand(
+    new Command("nano3")
+      .description("Nemotron 3 Nano training recipes (NeMo containers, GPUs)")
+      .addCommand(nano3PretrainCommand(cli))
+      .addCommand(nano3SftCommand(cli)),
   );
   program.addCommand(runspecCommand(cli));
   program.addCommand(envCommand(cli));

@@ -240,3 +240,13 @@ export function recipeImage(runEnv: Profile, runspecImage: string | null): strin
   }
   return runspecImage;
 }
+
+/** Processes per node for a local torchrun: `run.env.nproc_per_node`, else 1. */
+export function localNproc(runEnv: Profile): number | string {
+  const v = runEnv.nproc_per_node;
+  if (v === undefined || v === null) return 1;
+  if (v === "gpu" || (typeof v === "number" && Number.isInteger(v) && v > 0)) return v;
+  throw new UsageError(
+    `run.env.nproc_per_node must be a positive integer or "gpu", got ${JSON.stringify(v)}`,
+  );
+}

@@ -74,11 +74,9 @@ export async function runDemoTrain(
   tokens: readonly string[],
   opts: StageOptions = {},
 ): Promise<RecipeOutcome> {
-  // 1. Arguments, env.toml and the profile: bad input fails here, before anything is written.
+  // 1. Arguments and env.toml: bad input fails before anything is written.
   const args = parseRecipeArgs(tokens, cli);
   const envFile = loadEnvFile();
-  const profile = profileFrom(envFile, args.profile);
-  const executor = executorFor(args, profile, envFile?.path);
 
   // 2. The recipe: unpack the embedded files (a temp dir for dry runs and help), parse the runspec.
   const unpacked = await unpackRecipes(recipeFiles(demoTrain), {
@@ -102,6 +100,8 @@ export async function runDemoTrain(
       );
       return { code: 0 };
     }
+    const profile = profileFrom(envFile, args.profile);
+    const executor = executorFor(args, profile, envFile?.path);
 
     // 3. Config: a name in the recipe's config dir or a path; `defaults:`; the dotlist.
     const configName = args.config ?? runspec.config.default;
@@ -169,12 +169,7 @@ export async function runDemoTrain(
       const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
         dryRun: args.dryRun,
       });
-      const slurmJob = buildSlurmJob({
-        ...spec,
-        jobKey: draft.key,
-        env: { ...env, NEMOTRON_JOB_DIR: draft.taskJobDir },
-        mounts: gitMounts,
-      });
+      const slurmJob = buildSlurmJob({ ...spec, jobKey: draft.key, mounts: gitMounts });
       const script = await renderSbatch(slurmJob);
       for (const w of slurmJob.warnings) console.error(`warning: ${w}`);
       if (args.dryRun) {
