@@ -20,6 +20,10 @@ import { demoTrainCommand } from "./commands/demo/train.ts";
 import { demoPipeCommand } from "./commands/demo/pipe.ts";
 import { nano3PretrainCommand } from "./commands/nano3/pretrain.ts";
 import { nano3SftCommand } from "./commands/nano3/sft.ts";
+import { nano3RlCommand } from "./commands/nano3/rl.ts";
+import { nano3DataPrepPretrainCommand } from "./commands/nano3/data/prep/pretrain.ts";
+import { nano3DataPrepSftCommand } from "./commands/nano3/data/prep/sft.ts";
+import { nano3DataPrepRlCommand } from "./commands/nano3/data/prep/rl.ts";
 
 /** Build the whole command tree for one invocation. */
 export function buildProgram(cli: CliContext): Command {
@@ -38,7 +42,17 @@ export function buildProgram(cli: CliContext): Command {
     new Command("nano3")
       .description("Nemotron 3 Nano training recipes (NeMo containers, GPUs)")
       .addCommand(nano3PretrainCommand(cli))
-      .addCommand(nano3SftCommand(cli)),
+      .addCommand(nano3SftCommand(cli))
+      .addCommand(nano3RlCommand(cli))
+      .addCommand(
+        new Command("data").description("Data preparation for the nano3 stages").addCommand(
+          new Command("prep")
+            .description("Prepare the data of a stage (Ray data jobs)")
+            .addCommand(nano3DataPrepPretrainCommand(cli))
+            .addCommand(nano3DataPrepSftCommand(cli))
+            .addCommand(nano3DataPrepRlCommand(cli)),
+        ),
+      ),
   );
   program.addCommand(runspecCommand(cli));
   program.addCommand(envCommand(cli));

@@ -14,7 +14,7 @@ import type { PipelineRef } from "./exec/slurm.ts";
 import type { SubmittedJob } from "./exec/submit.ts";
 import * as path from "./path.ts";
 import { isSecretName, REDACTED } from "./secrets.ts";
-import { shellJoin } from "./shell.ts";
+import { shellJoin, shellQuote } from "./shell.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
 
@@ -249,4 +249,23 @@ export function localNproc(runEnv: Profile): number | string {
   throw new UsageError(
     `run.env.nproc_per_node must be a positive integer or "gpu", got ${JSON.stringify(v)}`,
   );
+}
+
+/**
+ * The shell command of a runspec with `run.cmd`, run from `run.workdir` when set:
+ * `cd WORKDIR && <cmd with {script}/{config}> <passthrough>`. `script` and `config` are inserted
+ * as given (callers pass quoted shell words such as `"$NEMOTRON_JOB_DIR"/code/main.py`); the
+ * passthrough is quoted. Without `run.cmd`: `python3 SCRIPT --config CONFIG`.
+ */
+export function workdirCommand(
+  runspec: { readonly run: { readonly cmd: string | null; readonly workdir: string | null } },
+  script: string,
+  config: string,
+  passthrough: readonly string[],
+): string {
+  const cmd = (runspec.run.cmd ?? "python3 {script} --config {config}")
+    .replaceAll("{script}", script)
+    .replaceAll("{config}", config);
+  const tail = passthrough.length ? " " + shellJoin(passthrough) : "";
+  return (runspec.run.workdir ? `cd ${shellQuote(runspec.run.workdir)} && ` : "") + cmd + tail;
 }

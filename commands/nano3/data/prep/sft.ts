@@ -1,0 +1,286 @@
+/**
+ * `nemotron nano3 data prep sft`: tokenize and pack chat datasets for supervised fine-tuning and
+ * publish them as the SFT data artifact.
+ * A Ray data job (CPU) run by the runspec's `run.cmd` (`uv run … python {script} --config {config}`),
+ * locally or as a Slurm job. On Slurm the code package ships the user's checkout plus the recipe
+ * (script, artifact helper, blend files) and a launcher.
+ *
+ * The whole flow is here: arguments → runspec → profile → config → job config → (dry run stops)
+ * → job dir → run locally, or submit to Slurm.
+ */
+import { Command } from "../../../../lib/cli/command.ts";
+import { type CliContext, leafTokens, parseRecipeArgs } from "../../../../lib/cli/args.ts";
+import { renderRecipeHelp } from "../../../../lib/cli/recipe_help.ts";
+import { artifactsRoot } from "../../../../lib/artifacts/root.ts";
+import { applyDotlist } from "../../../../lib/config/dotlist.ts";
+import {
+  buildJobConfig,
+  extractTrainConfig,
+  renderConfig,
+  writeJobFiles,
+} from "../../../../lib/config/job.ts";
+import { createJobDir } from "../../../../lib/config/jobdir.ts";
+import { configNames, findConfigFile, loadConfig } from "../../../../lib/config/load.ts";
+import { getPath } from "../../../../lib/config/tree.ts";
+import {
+  loadEnvFile,
+  profileFrom,
+  profileNames,
+  specialSection,
+} from "../../../../lib/env_toml.ts";
+import {
+  launchArgv,
+  runLocal,
+  runStartupLocal,
+  startupCommands,
+} from "../../../../lib/exec/local_run.ts";
+import { buildRunEnv } from "../../../../lib/exec/run_env.ts";
+import * as path from "../../../../lib/path.ts";
+import { unpackRecipes } from "../../../../lib/recipe_files.ts";
+import {
+  copyRecipeCode,
+  executorFor,
+  extractTarball,
+  localJobsBase,
+  localRunFailed,
+  plannedJobDir,
+  printDryRun,
+  recipeImage,
+  type RecipeOutcome,
+  redactedCommandLine,
+  runSettingsOf,
+  type StageOptions,
+  trainConfigName,
+  workdirCommand,
+} from "../../../../lib/recipe_run.ts";
+import { shellQuote } from "../../../../lib/shell.ts";
+import { parseRunspecText } from "../../../../lib/runspec.ts";
+import { buildSlurmJob, profileLocator, renderSbatch } from "../../../../lib/exec/slurm.ts";
+import { prepareJobDir } from "../../../../lib/exec/job_dir.ts";
+import { submissionReport, submitJob } from "../../../../lib/exec/submit.ts";
+import { followJob } from "../../../../lib/exec/follow.ts";
+import { syncGitMounts } from "../../../../lib/exec/git_mounts.ts";
+import { ensureSquashedImage } from "../../../../lib/squash/ensure.ts";
+import { packageCode } from "../../../../lib/packaging/code.ts";
+import { nano3SftDataPrep, recipeFiles } from "../../../../recipes/index.ts";
+
+const COMMAND = "nemotron nano3 data prep sft";
+const SCRIPT = "data_prep.py";
+
+export function nano3DataPrepSftCommand(cli: CliContext): Command {
+  return new Command("sft")
+    .description("Prepare SFT data: tokenize and pack chat data (Ray)")
+    .allowUnknownOption().allowExcessArguments().helpOption(false)
+    .action(async () => {
+      const outcome = await runNano3DataPrepSft(cli, leafTokens(cli, 4));
+      if (outcome.code !== 0) Deno.exitCode = outcome.code;
+    });
+}
+
+/** Run `nano3 data prep sft` with the tokens after the leaf. */
+export async function runNano3DataPrepSft(
+  cli: CliContext,
+  tokens: readonly string[],
+  opts: StageOptions = {},
+): Promise<RecipeOutcome> {
+  // 1. Arguments and env.toml: bad input fails before anything is written.
+  const args = parseRecipeArgs(tokens, cli);
+  const envFile = loadEnvFile();
+
+  // 2. The recipe: unpack the embedded files (a temp dir for dry runs and help), parse the runspec.
+  const unpacked = await unpackRecipes(recipeFiles(nano3SftDataPrep), {
+    temporary: args.dryRun || args.help,
+  });
+  try {
+    const { runspec } = parseRunspecText(nano3SftDataPrep.script, path.join(unpacked.dir, SCRIPT));
+    if (args.help) {
+      console.log(
+        renderRecipeHelp({
+          command: COMMAND,
+          description: runspec.docs,
+          configNames: configNames(runspec.config_dir),
+          artifacts: [],
+          profiles: envFile ? { file: envFile.path, names: profileNames(envFile) } : undefined,
+          dotlistExample: "pack_size=4096",
+        }).trimEnd(),
+      );
+      return { code: 0 };
+    }
+    const profile = profileFrom(envFile, args.profile);
+    const executor = executorFor(args, profile, envFile?.path);
+
+    // 3. Config: a name in the recipe's config dir or a path; `defaults:`; the dotlist.
+    const configName = args.config ?? runspec.config.default;
+    const config = applyDotlist(
+      loadConfig(findConfigFile(configName, runspec.config_dir)),
+      args.dotlist,
+    );
+
+    // 4. The job config (provenance under `run`) and the environment the script receives.
+    const wandb = specialSection(envFile, "wandb");
+    const job = buildJobConfig({
+      config,
+      args,
+      profile,
+      wandb,
+      artifacts: specialSection(envFile, "artifacts"),
+      recipeName: runspec.name,
+      scriptPath: nano3SftDataPrep.scriptPath,
+      configName,
+    });
+    // From here on the effective settings are the job config's `run.env`: the YAML's run.env, the
+    // profile over it, and `run.env.*` overrides from the command line.
+    const settings = runSettingsOf(job);
+    const runEnv = settings.env;
+    const env: Record<string, string> = {
+      ...buildRunEnv({ profile: runEnv, wandb, recipeName: runspec.name }),
+      NEMOTRON_ARTIFACTS_ROOT: artifactsRoot(
+        specialSection(envFile, "artifacts"),
+        Deno.env,
+        envFile ? path.dirname(envFile.path) : undefined,
+      ),
+      NEMOTRON_RECIPE: runspec.name,
+      NEMOTRON_COMMAND: redactedCommandLine(args.argv),
+      PYTHONUNBUFFERED: "1",
+      PYTHONDONTWRITEBYTECODE: "1",
+    };
+    const artifact = getPath(job, "artifact.name");
+    // The script, its helper and the blend files of its config dir (everything but the YAMLs).
+    const codeFiles = [
+      SCRIPT,
+      ...Object.keys(nano3SftDataPrep.files),
+      ...Object.keys(nano3SftDataPrep.configs).filter((n) => !n.endsWith(".yaml")).map((n) =>
+        `${nano3SftDataPrep.configDir}/${n}`
+      ),
+    ];
+
+    if (executor === "slurm") {
+      // 5s. Slurm. The image (squashed to .sqsh for pyxis unless bare metal), the train config with
+      // remote paths, the command run in the job's code dir, the sbatch script.
+      const image = recipeImage(runEnv, runspec.image);
+      const sqsh = image === null ? null : await ensureSquashedImage(runEnv, image, {
+        force: args.forceSquash,
+        dryRun: args.dryRun,
+      });
+      const train = extractTrainConfig(job, { forRemote: true, repoRoot: Deno.cwd() });
+      // The runspec's command on the shipped script and config.yaml, in the job's code dir.
+      const scriptArc = `_nemotron/${nano3SftDataPrep.scriptPath}`;
+      const command = [
+        "bash",
+        "-c",
+        workdirCommand(runspec, shellQuote(scriptArc), "config.yaml", args.passthrough),
+      ];
+      const spec = {
+        name: runspec.name,
+        profile: runEnv,
+        profileName: args.profile,
+        locate: envFile ? profileLocator(envFile, args.profile!) : undefined,
+        mode: args.mode as "run" | "batch",
+        launch: runspec.run.launch,
+        resources: runspec.resources,
+        image: sqsh,
+        command,
+        env,
+        pipeline: opts.pipeline,
+        templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
+      };
+      const draft = buildSlurmJob(spec);
+      const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
+        dryRun: args.dryRun,
+      });
+      const slurmJob = buildSlurmJob({ ...spec, jobKey: draft.key, mounts: gitMounts });
+      const script = await renderSbatch(slurmJob);
+      for (const w of slurmJob.warnings) console.error(`warning: ${w}`);
+      if (args.dryRun) {
+        printDryRun({
+          job,
+          train,
+          env: { ...env, NEMOTRON_JOB_DIR: slurmJob.taskJobDir },
+          command: [...slurmJob.taskArgv],
+          executor,
+          jobDir: slurmJob.jobDir,
+          forRemote: true,
+          repoRoot: Deno.cwd(),
+          script,
+          notes: sqsh && sqsh !== image ? [`container: ${image} → ${sqsh}`] : [],
+        }, args.json);
+        return { code: 0 };
+      }
+
+      // 6s. Job dir: script + job.json (+ private secrets file), job.yaml and the train config,
+      // the code package (the user's checkout + the recipe + a launcher) unpacked into code/.
+      const prepared = prepareJobDir(slurmJob, script);
+      writeJobFiles(prepared.configsDir, job, train, runspec.config.format);
+      const pkg = await packageCode({
+        script: { arcname: scriptArc, text: nano3SftDataPrep.script },
+        trainConfig: renderConfig(train, runspec.config.format),
+        jobDir: slurmJob.jobDir,
+        extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
+          arcname: `_nemotron/${path.dirname(nano3SftDataPrep.scriptPath)}/${rel}`,
+          text: Deno.readTextFileSync(path.join(unpacked.dir, rel)),
+        })),
+      });
+      for (const w of pkg.warnings) console.error(`warning: ${w}`);
+      await extractTarball(pkg.tarball, prepared.codeDir);
+
+      // 7s. Submit (after the previous pipeline stage, if any); --run follows the log.
+      const sub = await submitJob(slurmJob, { after: opts.after });
+      if (args.mode === "batch" || opts.noFollow) {
+        if (!opts.noFollow) console.log(submissionReport("batch", [sub], args.json));
+        return { code: 0, jobDir: sub.job_dir, slurmJobIds: [sub.slurm_job_id], submitted: [sub] };
+      }
+      console.error(submissionReport("run", [sub], false));
+      const followed = await followJob({ ...sub, slurm_name: slurmJob.slurmName });
+      return {
+        code: followed.exitCode,
+        jobDir: sub.job_dir,
+        slurmJobIds: [sub.slurm_job_id],
+        submitted: [sub],
+      };
+    }
+
+    // 5. Local: the train config, the command; a dry run stops here.
+    const train = extractTrainConfig(job, { forRemote: false });
+    const jobsBase = localJobsBase();
+    const trainFile = trainConfigName(runspec.config.format);
+    if (args.dryRun) {
+      const planned = plannedJobDir(jobsBase, runspec.name);
+      printDryRun({
+        job,
+        train,
+        env: { ...env, NEMOTRON_JOB_DIR: planned },
+        command: launchArgv({
+          runspec,
+          script: path.join(planned, "code", SCRIPT),
+          config: path.join(planned, trainFile),
+          passthrough: args.passthrough,
+        }),
+        executor,
+        jobDir: planned,
+        forRemote: false,
+      }, args.json);
+      return { code: 0 };
+    }
+
+    // 6. Job dir: job.yaml, the train config, the code; startup commands; run with a log.
+    const startup = startupCommands(runEnv, envFile?.path);
+    const jobDir = createJobDir(jobsBase, runspec.name);
+    const files = writeJobFiles(jobDir, job, train, runspec.config.format);
+    copyRecipeCode(unpacked.dir, codeFiles, path.join(jobDir, "code"));
+    const childEnv = { ...env, NEMOTRON_JOB_DIR: jobDir };
+    const argv = launchArgv({
+      runspec,
+      script: path.join(jobDir, "code", SCRIPT),
+      config: files.trainConfig,
+      passthrough: args.passthrough,
+    });
+    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    await runStartupLocal(startup, childEnv);
+    const logPath = path.join(jobDir, "run.log");
+    const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });
+    if (code !== 0) localRunFailed(runspec.name, code, jobDir, logPath);
+    return { code, jobDir, artifact: typeof artifact === "string" ? artifact : undefined };
+  } finally {
+    unpacked.cleanup();
+  }
+}
