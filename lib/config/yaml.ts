@@ -9,6 +9,7 @@ import type { Document, Node as YamlNode, Pair, Scalar as YamlScalar } from "yam
 import { UsageError } from "../errors.ts";
 import { GrammarError, parseConfigValue } from "./grammar.ts";
 import { type ConfigMap, type ConfigNode, Float, type Scalar, setPosition } from "./tree.ts";
+import { parseBlockYaml, type ScalarTyper } from "./yaml_fast.ts";
 
 const BOOL_RE = /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/;
 const TRUE_WORDS = new Set(["yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"]);
@@ -252,11 +253,44 @@ class Builder {
   }
 }
 
+/** Scalar typing for the fast reader: the same rules as `Builder.scalar`, errors left to it. */
+const FAST_TYPER: ScalarTyper = {
+  plain(text: string): Scalar | undefined {
+    try {
+      const v = checked(resolvePlain(text));
+      if (v === VALUE_TAG) return undefined;
+      return v === MERGE_TAG ? text : v;
+    } catch {
+      return undefined;
+    }
+  },
+  quoted(text: string): string | undefined {
+    try {
+      return checked(text);
+    } catch {
+      return undefined;
+    }
+  },
+};
+
 /**
  * Parse one YAML document into a config tree. Errors (syntax, duplicate keys, unsupported tags,
  * several documents) are `UsageError`s located at `file:line:col`. An empty document is `null`.
+ * Plain block-style files take a fast reader (yaml_fast.ts); anything else, errors included,
+ * goes through the `yaml` package, and both give the same tree.
  */
 export function parseYaml(text: string, file: string): ConfigNode {
+  const fast = parseBlockYaml(text, file, FAST_TYPER);
+  return fast !== undefined ? fast : parseYamlWithPackage(text, file);
+}
+
+/** The fast reader alone: the tree, or `undefined` when the text needs the `yaml` package. */
+export function parseYamlFast(text: string, file: string): ConfigNode | undefined {
+  return parseBlockYaml(text, file, FAST_TYPER);
+}
+
+/** The `yaml`-package reader alone (exported for the differential tests). */
+export function parseYamlWithPackage(text: string, file: string): ConfigNode {
   const lc = new LineCounter();
   const doc = parseDocument(text, {
     schema: "failsafe",

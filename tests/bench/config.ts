@@ -3,7 +3,9 @@
  * string interpolation, relative keys, oc.env) — ours (parseYaml + resolveTree) against
  * `OmegaConf.to_container(OmegaConf.load(f), resolve=True)` on the same file, each in its own
  * process, timed in-process (median of repeated runs, interpreter start-up excluded), plus peak
- * memory (VmHWM) of each process. Target: ≥ 20× faster.
+ * memory (VmHWM) of each process. Also one cold run in a fresh process (time and peak RSS) and
+ * the peak RSS of a process that loads the modules but parses nothing (the runtime's floor).
+ * Target: ≥ 20× faster.
  *
  * Run alone: deno run -A tests/bench/config.ts
  */
@@ -47,7 +49,7 @@ async function child(file: string, runs: number): Promise<void> {
     times.push(performance.now() - t0);
     loads.push(t1 - t0);
   }
-  const med = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+  const med = (xs: number[]) => xs.length ? xs.sort((a, b) => a - b)[xs.length >> 1] : 0;
   const ms = med(times);
   const load = med(loads);
   console.log(JSON.stringify({ ms, load, hwmKb: await readHwmKb() }));
@@ -94,7 +96,11 @@ export async function bench(): Promise<void> {
   const inters = (text.match(/\$\{/g) ?? []).length;
   const self = new URL(import.meta.url).pathname;
   const ours = await runJson(Deno.execPath(), ["run", "-A", self, "--child", file, "9"]);
+  const single = await runJson(Deno.execPath(), ["run", "-A", self, "--child", file, "1"]);
+  const idle = await runJson(Deno.execPath(), ["run", "-A", self, "--child", file, "0"]);
   const theirs = await runJson("/usr/bin/python3", ["-c", PY, file, "5"]);
+  const theirsSingle = await runJson("/usr/bin/python3", ["-c", PY, file, "1"]);
+  const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
   console.log(
     `config: ${keys} keys, ${inters} interpolations (${(text.length / 1024).toFixed(0)} KiB)`,
   );
@@ -109,6 +115,15 @@ export async function bench(): Promise<void> {
     } MiB`,
   );
   console.log(`  speed-up ×${(theirs.ms / ours.ms).toFixed(1)} load+resolve (target ≥ 20×)`);
+  console.log(
+    `  single cold run (fresh process): ours ${single.ms.toFixed(1)} ms, peak RSS ${
+      mib(single.hwmKb)
+    } (runtime floor, modules loaded, nothing parsed: ${mib(idle.hwmKb)}); OmegaConf ${
+      theirsSingle.ms.toFixed(1)
+    } ms, peak RSS ${mib(theirsSingle.hwmKb)}; speed-up ×${
+      (theirsSingle.ms / single.ms).toFixed(1)
+    }`,
+  );
   console.log(
     `  split: YAML load ${ours.load.toFixed(1)} vs ${theirs.load.toFixed(1)} ms (×${
       (theirs.load / ours.load).toFixed(1)
