@@ -21,6 +21,7 @@ import { demoPipeCommand } from "./commands/demo/pipe.ts";
 import { nano3PretrainCommand } from "./commands/nano3/pretrain.ts";
 import { nano3SftCommand } from "./commands/nano3/sft.ts";
 import { nano3RlCommand } from "./commands/nano3/rl.ts";
+import { nano3EvalCommand } from "./commands/nano3/eval.ts";
 import { nano3DataPrepPretrainCommand } from "./commands/nano3/data/prep/pretrain.ts";
 import { nano3DataPrepSftCommand } from "./commands/nano3/data/prep/sft.ts";
 import { nano3DataPrepRlCommand } from "./commands/nano3/data/prep/rl.ts";
@@ -44,6 +45,7 @@ export function buildProgram(cli: CliContext): Command {
       .addCommand(nano3PretrainCommand(cli))
       .addCommand(nano3SftCommand(cli))
       .addCommand(nano3RlCommand(cli))
+      .addCommand(nano3EvalCommand(cli))
       .addCommand(
         new Command("data").description("Data preparation for the nano3 stages").addCommand(
           new Command("prep")
