@@ -22,6 +22,7 @@ import { nano3PretrainCommand } from "./commands/nano3/pretrain.ts";
 import { nano3SftCommand } from "./commands/nano3/sft.ts";
 import { nano3RlCommand } from "./commands/nano3/rl.ts";
 import { nano3EvalCommand } from "./commands/nano3/eval.ts";
+import { nano3PipeCommand } from "./commands/nano3/pipe.ts";
 import { nano3DataPrepPretrainCommand } from "./commands/nano3/data/prep/pretrain.ts";
 import { nano3DataPrepSftCommand } from "./commands/nano3/data/prep/sft.ts";
 import { nano3DataPrepRlCommand } from "./commands/nano3/data/prep/rl.ts";
@@ -46,6 +47,7 @@ export function buildProgram(cli: CliContext): Command {
       .addCommand(nano3SftCommand(cli))
       .addCommand(nano3RlCommand(cli))
       .addCommand(nano3EvalCommand(cli))
+      .addCommand(nano3PipeCommand(cli))
       .addCommand(
         new Command("data").description("Data preparation for the nano3 stages").addCommand(
           new Command("prep")
