@@ -5,7 +5,7 @@
  * writable. Exit 1 when something a Slurm submission needs is missing.
  */
 import { Command } from "../lib/cli/command.ts";
-import * as path from "node:path";
+import * as path from "../lib/path.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 
 interface Check {

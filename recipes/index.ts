@@ -8,7 +8,7 @@
  * the returned script path. The helper reads NEMOTRON_ARTIFACTS_ROOT, NEMOTRON_JOB_DIR,
  * NEMOTRON_RECIPE and NEMOTRON_COMMAND from the environment.
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "../lib/path.ts";
 
 import artifactsHelper from "./nemotron_artifacts.py" with { type: "text" };
 

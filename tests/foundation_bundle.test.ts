@@ -111,3 +111,35 @@ Deno.test("bundle: runspec show and env show from an empty directory, offline", 
     password: "******",
   });
 });
+
+Deno.test("bundle: demo pipe runs from an empty directory, offline (recipes are embedded)", async () => {
+  const home = await tempDir("nemotron-bundle-home-");
+  const r = await runBundled(["demo", "pipe", "-c", "tiny"], { NEMOTRON_HOME: home });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /step 1\/8 loss/);
+  assert.match(r.stdout, /demo pipe finished; artifacts:/);
+  for (const name of ["demo-data-tiny", "demo-model-tiny"]) {
+    const manifest = JSON.parse(
+      await Deno.readTextFile(path.join(home, "artifacts", name, "v1", "manifest.json")),
+    );
+    assert.equal(manifest.name, name);
+  }
+});
+
+Deno.test("bundle: a Slurm dry run renders the sbatch script (embedded template and WASM)", async () => {
+  const files = await tempDir();
+  await writeTree(files, {
+    "env.toml":
+      '[cluster]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\nremote_job_dir = "/lustre/t/jobs"\n',
+  });
+  const r = await runBundled(["nano3", "pretrain", "-c", "tiny", "-b", "cluster", "--dry-run"], {
+    NEMOTRON_ENV_FILE: path.join(files, "env.toml"),
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^#SBATCH --account=acct$/m);
+  assert.match(
+    r.stdout,
+    /--container-image=\/lustre\/t\/jobs\/nvcr_io_nvidia_nemo_25_11_nemotron_3_nano\.sqsh/,
+  );
+  assert.match(r.stdout, /torchrun/);
+});

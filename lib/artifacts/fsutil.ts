@@ -2,7 +2,7 @@
  * Small synchronous file helpers for the artifact registry: atomic text writes and a recursive copy.
  * Synchronous on purpose: the config engine's `${art:…}` resolver is a plain function call.
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../path.ts";
 
 /** Write `text` to `path` atomically: a temp file in the same directory, then rename. */
 export function writeTextAtomic(path: string, text: string): void {

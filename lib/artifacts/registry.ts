@@ -17,7 +17,7 @@
  *
  * recipes/nemotron_artifacts.py reads and writes the same layout.
  */
-import { basename, join, resolve as resolvePath } from "node:path";
+import { basename, join, resolve as resolvePath } from "../path.ts";
 import { didYouMean, RuntimeFailure, UsageError } from "../errors.ts";
 import { copyTree, listDir, readTextIfExists, writeTextAtomic } from "./fsutil.ts";
 import {

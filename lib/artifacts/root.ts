@@ -6,7 +6,7 @@
  * `~` is expanded; a relative env.toml path is taken relative to the env.toml's directory, a
  * relative NEMOTRON_ARTIFACTS_ROOT/NEMOTRON_HOME relative to the current directory.
  */
-import { dirname, resolve as resolvePath } from "node:path";
+import { dirname, resolve as resolvePath } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import { loadEnvFile, specialSection } from "../env_toml.ts";
 import { ArtifactRegistry } from "./registry.ts";

@@ -3,7 +3,7 @@
  * the script receives), built exactly as nemotron's loader does (reference §1.3 step 3, §1.4),
  * and the files written into a job directory.
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
 import { isSecretName, REDACTED } from "../secrets.ts";

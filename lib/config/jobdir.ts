@@ -1,5 +1,5 @@
 /** Job directories: `<base>/<YYYYmmdd-HHMMSS>-<name>-<suffix>`, never shared between runs. */
-import { join } from "node:path";
+import { join } from "../path.ts";
 
 function stamp(d: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");

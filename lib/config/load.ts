@@ -2,7 +2,7 @@
  * Finding and loading recipe configs: a config by name in a config dir or by path, YAML with
  * OmegaConf typing, and the simple `defaults:` inheritance of nemotron's loader.
  */
-import { dirname, extname, isAbsolute, join, resolve } from "node:path";
+import { dirname, extname, isAbsolute, join, resolve } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import { mergeConfigs } from "./merge.ts";
 import { type ConfigMap, positionOf } from "./tree.ts";

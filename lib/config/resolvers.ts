@@ -3,7 +3,7 @@
  * `art` (artifact fields), `auto_mount` (git mounts) and `manifest` (data-prep manifests).
  * Pass them in `ResolveOptions.resolvers`, e.g. `{ art: artResolver(lookup) }`.
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import type { ResolverFn } from "./interpolate.ts";
 import { type ConfigNode, fromPlain, pyStr } from "./tree.ts";

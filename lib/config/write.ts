@@ -3,7 +3,7 @@
  * strings that would retype are quoted, interpolations kept), JSON and TOML, plus atomic file
  * writes (temp file in the same directory, then rename).
  */
-import { dirname } from "node:path";
+import { dirname } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import { type ConfigNode, Float, pyFloatRepr } from "./tree.ts";
 import { plainKeepsString } from "./yaml.ts";

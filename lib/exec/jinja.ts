@@ -31,7 +31,7 @@ export function shFilter(value: unknown): string {
 
 async function environment(): Promise<MiniJinjaEnvironment> {
   envPromise ??= (async () => {
-    const mod = await import("minijinja-js");
+    const mod = await import("./minijinja.ts");
     const env = new mod.Environment() as unknown as MiniJinjaEnvironment;
     env.enablePyCompat();
     env.trimBlocks = true;

@@ -12,7 +12,7 @@
  *
  * Writes that matter are atomic (temp file in the same directory, then rename).
  */
-import * as path from "node:path";
+import * as path from "../path.ts";
 import { RuntimeFailure } from "../errors.ts";
 import { shellQuote } from "../shell.ts";
 import { type PipelineRef, secretValues, type SlurmJob } from "./slurm.ts";

@@ -12,7 +12,7 @@
  * reads the node rank inside each task; no topology `srun` on single-node jobs; bare-metal mode
  * uses real paths (no string replace); secrets never enter the script.
  */
-import * as path from "node:path";
+import * as path from "../path.ts";
 import builtinTemplate from "../../templates/slurm.sub.j2" with { type: "text" };
 import denoJson from "../../deno.json" with { type: "json" };
 import type { SourceLocation } from "../errors.ts";
@@ -379,7 +379,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     );
   }
   const taskJobDir = image === null ? jobDir : CONTAINER_JOB_DIR;
-  const taskCodeDir = path.posix.join(taskJobDir, "code");
+  const taskCodeDir = path.join(taskJobDir, "code");
   const warnings: string[] = [];
 
   // ---- environment: public exports vs. the private file ----

@@ -7,7 +7,7 @@
  * The job dir's `job.json` on the shared filesystem is the other record of a job; the store is the
  * fast local index used by `nemotron jobs`.
  */
-import * as path from "node:path";
+import * as path from "../path.ts";
 import type { DatabaseSync } from "node:sqlite";
 
 /** One job as the store knows it. */
