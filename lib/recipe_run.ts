@@ -4,7 +4,7 @@
  * recipe script receives, and printing a dry run.
  */
 import type { RecipeArgs } from "./cli/args.ts";
-import { redactEnv, renderBlock, renderCompiledConfig } from "./cli/display.ts";
+import { redactEnv, redactTree, renderBlock, renderCompiledConfig } from "./cli/display.ts";
 import type { ConfigMap } from "./config/tree.ts";
 import { toPlain } from "./config/tree.ts";
 import { resolveValue } from "./config/interpolate.ts";
@@ -109,8 +109,8 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
   if (json) {
     console.log(JSON.stringify(
       {
-        job_config: toPlain(r.job),
-        train_config: toPlain(r.train),
+        job_config: toPlain(redactTree(r.job)),
+        train_config: toPlain(redactTree(r.train)),
         env_vars: redactEnv(r.env),
         command: r.command,
         executor: r.executor,
