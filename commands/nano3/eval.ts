@@ -114,7 +114,7 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
           configNames: configNames(configDir),
           artifacts: [{ key: "model", description: "Model checkpoint artifact to evaluate" }],
           profiles: envFile ? { file: envFile.path, names: profileNames(envFile) } : undefined,
-          dotlistExample: "evaluation.nemo_evaluator_config.config.params.parallelism=16",
+          dotlistExample: "deployment.tensor_parallel_size=4",
         }).trimEnd(),
       );
       return 0;
