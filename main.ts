@@ -7,27 +7,21 @@ import denoJson from "./deno.json" with { type: "json" };
 import { type CliContext, extractLeadingGlobals } from "./lib/cli/args.ts";
 import { formatError, NemotronError } from "./lib/errors.ts";
 import { GLOBAL_OPTIONS_HELP } from "./lib/cli/help.ts";
-import { completionCommand } from "./commands/completion.ts";
-import { runspecCommand } from "./commands/runspec.ts";
-import { envCommand } from "./commands/env.ts";
-import { squashCommand } from "./commands/squash.ts";
-import { configCommand } from "./commands/config.ts";
-import { jobsCommand } from "./commands/jobs.ts";
-import { doctorCommand } from "./commands/doctor.ts";
-import { artifactsCommand } from "./commands/artifacts.ts";
-import { demoDataCommand } from "./commands/demo/data.ts";
-import { demoTrainCommand } from "./commands/demo/train.ts";
-import { demoPipeCommand } from "./commands/demo/pipe.ts";
-import { nano3PretrainCommand } from "./commands/nano3/pretrain.ts";
-import { nano3SftCommand } from "./commands/nano3/sft.ts";
-import { nano3RlCommand } from "./commands/nano3/rl.ts";
-import { nano3EvalCommand } from "./commands/nano3/eval.ts";
-import { nano3PipeCommand } from "./commands/nano3/pipe.ts";
-import { nano3DataPrepPretrainCommand } from "./commands/nano3/data/prep/pretrain.ts";
-import { nano3DataPrepSftCommand } from "./commands/nano3/data/prep/sft.ts";
-import { nano3DataPrepRlCommand } from "./commands/nano3/data/prep/rl.ts";
 
-/** Build the whole command tree for one invocation. */
+const SQUASH_DESCRIPTION =
+  "convert a docker image into an enroot .sqsh (natively, or with --enroot)";
+const JOBS_DESCRIPTION = "List, inspect, follow and cancel Slurm jobs";
+const ARTIFACTS_DESCRIPTION =
+  "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)";
+const CONFIG_DESCRIPTION = "Inspect OmegaConf-style YAML configs";
+const DOCTOR_DESCRIPTION =
+  "check what this login node has for nemotron (Slurm, tools, env.toml, job dirs)";
+
+/**
+ * Build the whole command tree for one invocation. Each command's module is imported explicitly
+ * but lazily (`import()` of a literal path: type-checked and bundled like a static import), so a
+ * command pays at start-up only for itself — `--help` loads none of them.
+ */
 export function buildProgram(cli: CliContext): Command {
   const program = new Command("nemotron")
     .description("Launch training and data recipes locally, on Slurm, or as Ray clusters on Slurm.")
@@ -36,36 +30,116 @@ export function buildProgram(cli: CliContext): Command {
   program.addCommand(
     new Command("demo")
       .description("CPU demo recipes: tokenize a bundled corpus, train a tiny n-gram model")
-      .addCommand(demoDataCommand(cli))
-      .addCommand(demoTrainCommand(cli))
-      .addCommand(demoPipeCommand(cli)),
+      .addCommand(Command.lazy(
+        "data",
+        "Tokenize the bundled corpus into a byte-level dataset artifact (CPU demo)",
+        async () => (await import("./commands/demo/data.ts")).demoDataCommand(cli),
+      ))
+      .addCommand(Command.lazy(
+        "train",
+        "Train a tiny n-gram language model on the demo dataset artifact (CPU demo)",
+        async () => (await import("./commands/demo/train.ts")).demoTrainCommand(cli),
+      ))
+      .addCommand(Command.lazy(
+        "pipe",
+        "Run demo data, then demo train (the whole demo pipeline)",
+        async () => (await import("./commands/demo/pipe.ts")).demoPipeCommand(cli),
+      )),
   );
   program.addCommand(
     new Command("nano3")
       .description("Nemotron 3 Nano training recipes (NeMo containers, GPUs)")
-      .addCommand(nano3PretrainCommand(cli))
-      .addCommand(nano3SftCommand(cli))
-      .addCommand(nano3RlCommand(cli))
-      .addCommand(nano3EvalCommand(cli))
-      .addCommand(nano3PipeCommand(cli))
+      .addCommand(Command.lazy(
+        "pretrain",
+        "Run pretraining with Megatron-Bridge (stage0)",
+        async () => (await import("./commands/nano3/pretrain.ts")).nano3PretrainCommand(cli),
+      ))
+      .addCommand(Command.lazy(
+        "sft",
+        "Run supervised fine-tuning with Megatron-Bridge (stage1)",
+        async () => (await import("./commands/nano3/sft.ts")).nano3SftCommand(cli),
+      ))
+      .addCommand(Command.lazy(
+        "rl",
+        "Run reinforcement learning (GRPO) with NeMo-RL on Ray (stage2)",
+        async () => (await import("./commands/nano3/rl.ts")).nano3RlCommand(cli),
+      ))
+      .addCommand(Command.lazy(
+        "eval",
+        "Evaluate the model with nemo-evaluator-launcher (stage3)",
+        async () => (await import("./commands/nano3/eval.ts")).nano3EvalCommand(cli),
+      ))
+      .addCommand(Command.lazy(
+        "pipe",
+        "Pretrain then SFT as one Slurm pipeline (needs --run or --batch)",
+        async () => (await import("./commands/nano3/pipe.ts")).nano3PipeCommand(cli),
+      ))
       .addCommand(
         new Command("data").description("Data preparation for the nano3 stages").addCommand(
           new Command("prep")
             .description("Prepare the data of a stage (Ray data jobs)")
-            .addCommand(nano3DataPrepPretrainCommand(cli))
-            .addCommand(nano3DataPrepSftCommand(cli))
-            .addCommand(nano3DataPrepRlCommand(cli)),
+            .addCommand(Command.lazy(
+              "pretrain",
+              "Prepare pretraining data: tokenize raw text into bin/idx blends (Ray)",
+              async () =>
+                (await import("./commands/nano3/data/prep/pretrain.ts"))
+                  .nano3DataPrepPretrainCommand(cli),
+            ))
+            .addCommand(Command.lazy(
+              "sft",
+              "Prepare SFT data: tokenize and pack chat data (Ray)",
+              async () =>
+                (await import("./commands/nano3/data/prep/sft.ts")).nano3DataPrepSftCommand(cli),
+            ))
+            .addCommand(Command.lazy(
+              "rl",
+              "Prepare RL data: prompts and references (Ray)",
+              async () =>
+                (await import("./commands/nano3/data/prep/rl.ts")).nano3DataPrepRlCommand(cli),
+            )),
         ),
       ),
   );
-  program.addCommand(runspecCommand(cli));
-  program.addCommand(envCommand(cli));
-  program.addCommand(squashCommand(cli));
-  program.addCommand(configCommand(cli));
-  program.addCommand(jobsCommand(cli));
-  program.addCommand(doctorCommand(cli));
-  program.addCommand(artifactsCommand(cli));
-  program.addCommand(completionCommand(cli, () => program));
+  program.addCommand(Command.lazy(
+    "squash",
+    SQUASH_DESCRIPTION,
+    async () => (await import("./commands/squash.ts")).squashCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "jobs",
+    JOBS_DESCRIPTION,
+    async () => (await import("./commands/jobs.ts")).jobsCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "artifacts",
+    ARTIFACTS_DESCRIPTION,
+    async () => (await import("./commands/artifacts.ts")).artifactsCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "config",
+    CONFIG_DESCRIPTION,
+    async () => (await import("./commands/config.ts")).configCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "runspec",
+    "Inspect the [tool.runspec] block of recipe scripts",
+    async () => (await import("./commands/runspec.ts")).runspecCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "env",
+    "Show env.toml profiles",
+    async () => (await import("./commands/env.ts")).envCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "doctor",
+    DOCTOR_DESCRIPTION,
+    async () => (await import("./commands/doctor.ts")).doctorCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "completion",
+    "print a shell completion script (bash, zsh or fish)",
+    async () => (await import("./commands/completion.ts")).completionCommand(cli, () => program),
+  ));
   return program;
 }
 

@@ -86,9 +86,11 @@ export function completionCommand(_cli: CliContext, root: () => Command): Comman
   return new Command("completion")
     .description("print a shell completion script (bash, zsh or fish)")
     .argument("<shell>", "bash | zsh | fish")
-    .action((shell: string) => {
+    .action(async (shell: string) => {
       const tree = new Map<string, { subs: string[]; flags: string[] }>();
-      walk(root(), [], tree);
+      const program = root();
+      await program.loadAll();
+      walk(program, [], tree);
       if (shell === "bash") console.log(bashScript(tree).trimEnd());
       else if (shell === "zsh") console.log(zshScript(tree).trimEnd());
       else if (shell === "fish") console.log(fishScript(tree).trimEnd());

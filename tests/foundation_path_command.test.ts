@@ -133,3 +133,31 @@ Deno.test("command: help output lists arguments, options and commands", () => {
   assert.match(text, /-h, --help +show help/);
   assert.match(root.helpInformation(), /Commands:\n {2}show <name> \[more\.\.\.\]/);
 });
+
+Deno.test("main: every lazy command's listed name and description equal the loaded command's", async () => {
+  const { buildProgram } = await import("../main.ts");
+  const cli = { argv: [], leading: { dryRun: false, stage: false, forceSquash: false }, rest: [] };
+  const program = buildProgram(cli);
+  const listed = new Map<string, string>();
+  const collect = (c: Command, prefix: string) => {
+    for (const sub of c.commands) {
+      listed.set(`${prefix}${sub.name()}`, sub.description());
+      collect(sub, `${prefix}${sub.name()} `);
+    }
+  };
+  collect(program, "");
+  await program.loadAll();
+  const loaded = new Map<string, string>();
+  const collectLoaded = (c: Command, prefix: string) => {
+    for (const sub of c.commands) {
+      loaded.set(`${prefix}${sub.name()}`, sub.description());
+      collectLoaded(sub, `${prefix}${sub.name()} `);
+    }
+  };
+  collectLoaded(program, "");
+  for (const [name, description] of listed) {
+    assert.equal(loaded.get(name), description, `description of '${name}'`);
+  }
+  assert.ok(loaded.has("nano3 data prep pretrain"));
+  assert.ok(loaded.has("jobs logs"), "subcommands of lazily loaded groups are there after loading");
+});

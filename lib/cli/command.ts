@@ -100,9 +100,38 @@ export class Command {
   private _usage?: string;
   private _hidden = false;
   private _values: Record<string, unknown> = {};
+  private _loader?: () => Promise<Command>;
 
   constructor(name = "") {
     this._name = name;
+  }
+
+  /**
+   * A command whose module is loaded only when it runs (or for completion): start-up then pays
+   * only for the command that is used. `name` and `description` are shown in the parent's help;
+   * a test checks they equal the loaded command's.
+   */
+  static lazy(name: string, description: string, load: () => Promise<Command>): Command {
+    const c = new Command(name).description(description);
+    c._loader = load;
+    return c;
+  }
+
+  /** Replace a lazy placeholder by its loaded command (in its parent); returns the real command. */
+  async resolve(): Promise<Command> {
+    if (!this._loader) return this;
+    const real = await this._loader();
+    real.parent = this.parent;
+    if (this.parent) {
+      const i = this.parent.commands.indexOf(this);
+      if (i >= 0) this.parent.commands[i] = real;
+    }
+    return real;
+  }
+
+  /** Load every lazy command of the tree (for completion scripts and tests). */
+  async loadAll(): Promise<void> {
+    for (const c of [...this.commands]) await (await c.resolve()).loadAll();
   }
 
   /** Get or set the name. */
@@ -354,6 +383,7 @@ export class Command {
   }
 
   private async dispatch(tokens: string[]): Promise<void> {
+    if (this._loader) return await (await this.resolve()).dispatch(tokens);
     this._values = {};
     if (this.commands.length > 0) {
       // Group: own options may come first, then the subcommand name.
@@ -379,7 +409,7 @@ export class Command {
         for (const n of tokens.slice(1)) {
           const c = target.findCommand(n);
           if (!c) target.fail(`unknown command '${n}'`);
-          target = c;
+          target = await c.resolve();
         }
         return target.outputHelp();
       }

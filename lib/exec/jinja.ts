@@ -31,8 +31,9 @@ export function shFilter(value: unknown): string {
 
 async function environment(): Promise<MiniJinjaEnvironment> {
   envPromise ??= (async () => {
-    const mod = await import("./minijinja.ts");
-    const env = new mod.Environment() as unknown as MiniJinjaEnvironment;
+    const { loadMinijinja } = await import("./minijinja.ts");
+    const Environment = await loadMinijinja();
+    const env = new Environment() as unknown as MiniJinjaEnvironment;
     env.enablePyCompat();
     env.trimBlocks = true;
     env.lstripBlocks = true;

@@ -4,7 +4,7 @@
  * interruption, retried with backoff. A blob only gets its final name once verified, so anything
  * under its digest name is trusted.
  */
-import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { RuntimeFailure } from "../errors.ts";
 import { checkDigest, type RegistryClient, TransientError, withRetry } from "./registry.ts";
 import type { Descriptor } from "./manifest.ts";
@@ -40,7 +40,7 @@ async function statSize(path: string): Promise<number | undefined> {
 /** A digest mismatch: the registry (or its storage) served the wrong bytes. */
 export class DigestMismatch extends RuntimeFailure {}
 
-async function hashFile(path: string, hash: ReturnType<typeof createHash>): Promise<void> {
+async function hashFile(path: string, hash: Hash): Promise<void> {
   using f = await Deno.open(path);
   const buf = new Uint8Array(1 << 20);
   for (;;) {
@@ -91,6 +91,9 @@ export async function fetchBlob(
       await Deno.remove(partial).catch(() => {});
       have = 0;
     }
+    // node:crypto is loaded here, not at module level: in a bundle a static node: import is
+    // hoisted and paid by every command at start-up.
+    const { createHash } = await import("node:crypto");
     const hash = createHash("sha256");
     if (desc.size === undefined || have < desc.size) {
       const res = await client.get(

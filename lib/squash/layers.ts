@@ -4,8 +4,6 @@
  * DecompressionStream, which has no zstd in Deno 2.9); the format is sniffed from the magic bytes,
  * since media types are sometimes wrong.
  */
-import { createReadStream } from "node:fs";
-import zlib from "node:zlib";
 import type { Readable } from "node:stream";
 import { RuntimeFailure } from "../errors.ts";
 
@@ -52,6 +50,9 @@ export async function openLayerFile(
 ): Promise<AsyncIterable<Uint8Array>> {
   const start = range?.start ?? 0;
   const kind = await sniffCompression(path, start);
+  // node:fs and node:zlib are loaded here, not at module level: in a bundle a static node:
+  // import is hoisted and paid by every command at start-up.
+  const [{ createReadStream }, zlib] = await Promise.all([import("node:fs"), import("node:zlib")]);
   const raw = createReadStream(path, {
     highWaterMark: 256 * 1024,
     ...(range ? { start, end: start + range.length - 1 } : {}),
