@@ -2,7 +2,8 @@
  * `deno task test`: the whole test suite.
  *
  * 1. Makes sure what the tests need is there: Debian packages (oracles python3-omegaconf and
- *    python3-jinja2, shellcheck, squashfs-tools, skopeo, umoci, docker-registry) are installed with
+ *    python3-jinja2, shellcheck, squashfs-tools, skopeo, umoci, docker-registry, and the tools the
+ *    registry scripts use: jq, curl, apache2-utils, zstd, openssl) are installed with
  *    apt-get when missing and we are root; the local Slurm cluster from ../shared/slurm is started.
  *    Without root or apt, it says what is missing and the tests that need it report it.
  * 2. Runs `deno test -A --parallel tests/` (or the paths given as arguments).
@@ -22,6 +23,11 @@ const APT_PACKAGES = [
   "docker-registry",
   "git",
   "time",
+  "jq",
+  "curl",
+  "apache2-utils",
+  "zstd",
+  "openssl",
 ];
 
 async function sh(
