@@ -7,6 +7,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import { type CliContext, extractLeadingGlobals } from "./lib/cli/args.ts";
 import { formatError, NemotronError } from "./lib/errors.ts";
 import { GLOBAL_OPTIONS_HELP } from "./lib/cli/help.ts";
+import { colorLabels, stderrColor } from "./lib/cli/color.ts";
 
 const SQUASH_DESCRIPTION =
   "convert a docker image into an enroot .sqsh (natively, or with --enroot)";
@@ -163,7 +164,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 /** Print an error the way users see it and return its exit code. */
 function reportError(err: unknown): number {
   if (err instanceof NemotronError) {
-    console.error(formatError(err));
+    console.error(colorLabels(formatError(err), stderrColor()));
     return err.exitCode;
   }
   console.error(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

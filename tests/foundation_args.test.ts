@@ -170,3 +170,16 @@ Deno.test("cli: completion scripts cover the tree and are valid shell", async ()
   const bad = await runCli(["completion", "tcsh"]);
   assert.equal(bad.code, 2);
 });
+
+Deno.test("colour: labels coloured only when asked; never with NO_COLOR or without a terminal", async () => {
+  const { colorLabels } = await import("../lib/cli/color.ts");
+  const text = "env.toml:3: error: bad\n  hint: fix it";
+  assert.equal(colorLabels(text, false), text);
+  const on = colorLabels(text, true);
+  const ESC = "\x1b";
+  assert.ok(on.includes(`${ESC}[1;31merror:${ESC}[0m`), on);
+  assert.ok(on.includes(`${ESC}[36mhint:${ESC}[0m`), on);
+  // A subprocess's stderr is a pipe, not a terminal: no escape codes even without NO_COLOR.
+  const r = await runCli(["frobnicate"], { env: { NO_COLOR: "" } });
+  assert.ok(!r.stderr.includes(ESC), r.stderr);
+});
