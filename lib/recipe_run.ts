@@ -13,7 +13,7 @@ import { RuntimeFailure, UsageError } from "./errors.ts";
 import type { PipelineRef } from "./exec/slurm.ts";
 import type { SubmittedJob } from "./exec/submit.ts";
 import * as path from "./path.ts";
-import { isSecretName, REDACTED } from "./secrets.ts";
+import { redactArgv } from "./secrets.ts";
 import { shellJoin, shellQuote } from "./shell.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
@@ -53,16 +53,9 @@ export function executorFor(
   );
 }
 
-/** `nemotron …` as typed, with values of secret-looking `KEY=value` tokens redacted. */
+/** `nemotron …` as typed, with secret values hidden (see `redactArgv`). */
 export function redactedCommandLine(argv: readonly string[]): string {
-  const words = argv.map((t) => {
-    const eq = t.indexOf("=");
-    if (eq > 0 && isSecretName(t.slice(0, eq).replace(/^-+/, ""))) {
-      return `${t.slice(0, eq)}=${REDACTED}`;
-    }
-    return t;
-  });
-  return shellJoin(["nemotron", ...words]);
+  return shellJoin(["nemotron", ...redactArgv(argv)]);
 }
 
 /** The base directory of local job dirs: `<cwd>/.nemotron/jobs`. */
@@ -180,7 +173,8 @@ export function trainConfigName(format: "omegaconf" | "yaml" | "json" | "toml"):
 export function localRunFailed(name: string, code: number, jobDir: string, logPath: string): void {
   let tail: string[] = [];
   try {
-    tail = Deno.readTextFileSync(logPath).replace(/\n$/, "").split("\n").slice(-10);
+    const text = Deno.readTextFileSync(logPath).replace(/\n+$/, "");
+    tail = text === "" ? [] : text.split("\n").slice(-10);
   } catch { /* no log */ }
   console.error(`error: ${name} failed with exit code ${code}`);
   console.error(`  job dir: ${jobDir}`);

@@ -31,3 +31,37 @@ export function redactSecrets<T>(value: T): T {
   }
   return value;
 }
+
+/** A value that cannot be a credential: a number, a boolean or null as YAML would read it. */
+function plainValue(v: string): boolean {
+  return /^(?:[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|true|false|null|~|)$/i.test(v);
+}
+
+/**
+ * Command-line tokens with secrets hidden: the value of `KEY=value` / `--key=value` when the key
+ * is secret-looking (`run.env.env_vars.MY_API_KEY=…`, `--hf-token=…`), and the token after a
+ * secret-looking flag (`--api-key VALUE`). Numbers and booleans stay (`train.max_tokens=512`).
+ */
+export function redactArgv(tokens: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    const eq = t.indexOf("=");
+    if (eq > 0) {
+      const key = t.slice(0, eq).replace(/^-+/, "");
+      const value = t.slice(eq + 1);
+      out.push(isSecretName(key) && !plainValue(value) ? `${t.slice(0, eq)}=${REDACTED}` : t);
+      continue;
+    }
+    out.push(t);
+    const next = tokens[i + 1];
+    if (
+      t.startsWith("-") && isSecretName(t.replace(/^-+/, "")) && next !== undefined &&
+      !next.startsWith("-") && !plainValue(next)
+    ) {
+      out.push(REDACTED);
+      i++;
+    }
+  }
+  return out;
+}

@@ -173,3 +173,31 @@ Deno.test("env.toml: interpolation resolved at load (§3.2)", async () => {
     if (saved !== undefined) Deno.env.set("USER_UNSET", saved);
   }
 });
+
+Deno.test("secrets: redactArgv hides secret values on the command line, keeps numbers", async () => {
+  const { redactArgv } = await import("../lib/secrets.ts");
+  assert.deepEqual(
+    redactArgv([
+      "run.env.env_vars.MY_API_KEY=cli-secret-456",
+      "train.max_tokens=512",
+      "--hf-token=hf_abc",
+      "--api-key",
+      "k-123",
+      "--password",
+      "--next",
+      "lr=0.1",
+      "name=x",
+    ]),
+    [
+      "run.env.env_vars.MY_API_KEY=******",
+      "train.max_tokens=512",
+      "--hf-token=******",
+      "--api-key",
+      "******",
+      "--password",
+      "--next",
+      "lr=0.1",
+      "name=x",
+    ],
+  );
+});

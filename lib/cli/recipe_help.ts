@@ -59,8 +59,11 @@ function panel(title: string, lines: readonly string[]): string[] {
 
 /** Render the help text. */
 export function renderRecipeHelp(s: RecipeHelpSpec): string {
+  const usage = `Usage: ${s.command} [OPTIONS] [key=value ...] [SCRIPT ARGS ...]`;
   const out: string[] = [
-    `Usage: ${s.command} [OPTIONS] [key=value ...] [SCRIPT ARGS ...]`,
+    ...(usage.length <= WIDTH
+      ? [usage]
+      : [`Usage: ${s.command} [OPTIONS]`, "         [key=value ...] [SCRIPT ARGS ...]"]),
     "",
     ...wrap(s.description, 2).map((l) => `  ${l}`),
     "",
@@ -104,7 +107,7 @@ export function renderRecipeHelp(s: RecipeHelpSpec): string {
   if (s.profiles && s.profiles.names.length) {
     out.push(...panel("env.toml Profiles:", [
       ...wrap(`Available profiles: ${s.profiles.names.join(", ")}`, 2).map((l) => `  ${l}`),
-      `  (from ${s.profiles.file})`,
+      ...wrap(`(from ${s.profiles.file})`, 2).map((l) => `  ${l}`),
     ]));
   }
   out.push(...panel("Dotlist Overrides:", [

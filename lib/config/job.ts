@@ -6,7 +6,7 @@
 import { join } from "../path.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
-import { isSecretName, REDACTED } from "../secrets.ts";
+import { isSecretName, redactArgv, REDACTED } from "../secrets.ts";
 import { applyDotlist } from "./dotlist.ts";
 import { type ResolveOptions, resolveTree } from "./interpolate.ts";
 import { mergeConfigs } from "./merge.ts";
@@ -89,9 +89,11 @@ export function buildJobConfig(input: JobConfigInput): ConfigMap {
   run.set(
     "cli",
     new Map<string, ConfigNode>([
-      ["argv", [...args.argv]],
-      ["dotlist", [...args.dotlist]],
-      ["passthrough", [...args.passthrough]],
+      // Provenance, with secret values given on the command line hidden (the values themselves
+      // reach run.env / the config through the dotlist, where they are redacted on write).
+      ["argv", redactArgv(args.argv)],
+      ["dotlist", redactArgv(args.dotlist)],
+      ["passthrough", redactArgv(args.passthrough)],
       ["config", input.configName ?? args.config ?? null],
     ]),
   );
