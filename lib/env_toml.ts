@@ -190,7 +190,10 @@ export function resolveProfile(env: EnvFile, name: string): Profile {
  * Resolve profile `name` (when one was asked for) from `env`; no env.toml at all is an error that
  * says where the file is looked for.
  */
-export function profileFrom(env: EnvFile | undefined, name: string | undefined): Profile | undefined {
+export function profileFrom(
+  env: EnvFile | undefined,
+  name: string | undefined,
+): Profile | undefined {
   if (name === undefined) return undefined;
   if (!env) {
     throw new UsageError(`Profile '${name}' not found: no env.toml was found`, {

@@ -8,6 +8,7 @@ import { redactEnv, redactTree, renderBlock, renderCompiledConfig } from "./cli/
 import type { ConfigMap } from "./config/tree.ts";
 import { toPlain } from "./config/tree.ts";
 import { resolveValue } from "./config/interpolate.ts";
+import { parseOverride } from "./config/dotlist.ts";
 import { type AutoMount, autoMountResolver } from "./config/resolvers.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
 import type { PipelineRef } from "./exec/slurm.ts";
@@ -262,4 +263,29 @@ export function workdirCommand(
     .replaceAll("{config}", config);
   const tail = passthrough.length ? " " + shellJoin(passthrough) : "";
   return (runspec.run.workdir ? `cd ${shellQuote(runspec.run.workdir)} && ` : "") + cmd + tail;
+}
+
+/**
+ * Check what can be checked before anything is unpacked or written: `-c NAME` against the
+ * recipe's built-in configs (a value with `/` or ending in `.yaml`/`.yml` is a path, checked when
+ * it is read) and the syntax of every `key=value` override.
+ */
+export function checkRecipeInput(
+  args: RecipeArgs,
+  builtins: readonly string[],
+  command: string,
+): void {
+  for (const item of args.dotlist) parseOverride(item);
+  const name = args.config;
+  if (name === undefined || name.includes("/") || /\.ya?ml$/.test(name)) return;
+  if (!builtins.includes(name)) {
+    throw new UsageError(
+      `Config '${name}' not found for ${command}. Built-in configs: ${builtins.join(", ")}`,
+      {
+        hint: `use -c ${
+          builtins.includes("tiny") ? "tiny" : builtins[0]
+        }, or -c /path/to/your/config.yaml`,
+      },
+    );
+  }
 }

@@ -260,8 +260,7 @@ async function assertBadInput(
   assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}\n${r.stdout}${r.stderr}`);
   assert.match(r.stderr, message, args.join(" "));
   assert.deepEqual(tree(sb.cwd), before, `${args.join(" ")} wrote into the cwd`);
-  const home = tree(sb.nemotronHome).filter((p) => p !== "recipes" && !p.startsWith("recipes/"));
-  assert.deepEqual(home, [], `${args.join(" ")} wrote into NEMOTRON_HOME`);
+  assert.deepEqual(tree(sb.nemotronHome), [], `${args.join(" ")} wrote into NEMOTRON_HOME`);
   return r;
 }
 
@@ -271,8 +270,8 @@ Deno.test("bad input exits 2 and writes nothing", async () => {
   });
   // unknown config name: the built-ins are listed
   const cfg = await assertBadInput(sb, ["demo", "data", "-c", "nope"], /Config 'nope' not found/);
-  assert.match(cfg.stderr, /available configs: default, tiny/);
-  await assertBadInput(sb, ["demo", "pipe", "-c", "nope"], /available configs: default, tiny/);
+  assert.match(cfg.stderr, /Built-in configs: default, tiny/);
+  await assertBadInput(sb, ["demo", "pipe", "-c", "nope"], /Built-in configs: default, tiny/);
   // unknown profile: the list and a suggestion
   const prof = await assertBadInput(
     sb,

@@ -404,7 +404,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     }
     if (v.includes("\0")) r.fail("env_vars", `${k}: a value cannot contain a NUL character`);
     if (isSecretName(k)) secretEnv[k] = v;
-    else publicEnv[k] = v;
+    else if (!(k === "PYTHONUNBUFFERED" && v === "1")) publicEnv[k] = v; // the script sets it
   }
   const secretNames = Object.keys(secretEnv).sort();
   const secretsId = spec.secretsId ?? randomHex(16);

@@ -36,7 +36,8 @@ function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpd
     return {
       state: st.state,
       terminal: st.terminal,
-      exit_code: st.exitCode,
+      // A job cancelled before it ever ran has no exit code (Slurm reports 0:0).
+      exit_code: st.terminal && attemptCount === 0 && st.phase !== "succeeded" ? null : st.exitCode,
       signal: st.signal,
       attempts: Math.max(attemptCount, st.phase === "pending" ? 0 : st.restarts + 1),
       nodes: st.nodes,

@@ -38,6 +38,7 @@ import { buildRunEnv } from "../../../../lib/exec/run_env.ts";
 import * as path from "../../../../lib/path.ts";
 import { unpackRecipes } from "../../../../lib/recipe_files.ts";
 import {
+  checkRecipeInput,
   copyRecipeCode,
   executorFor,
   extractTarball,
@@ -62,7 +63,7 @@ import { followJob } from "../../../../lib/exec/follow.ts";
 import { syncGitMounts } from "../../../../lib/exec/git_mounts.ts";
 import { ensureSquashedImage } from "../../../../lib/squash/ensure.ts";
 import { packageCode } from "../../../../lib/packaging/code.ts";
-import { nano3SftDataPrep, recipeFiles } from "../../../../recipes/index.ts";
+import { builtinConfigNames, nano3SftDataPrep, recipeFiles } from "../../../../recipes/index.ts";
 
 const COMMAND = "nemotron nano3 data prep sft";
 const SCRIPT = "data_prep.py";
@@ -83,9 +84,13 @@ export async function runNano3DataPrepSft(
   tokens: readonly string[],
   opts: StageOptions = {},
 ): Promise<RecipeOutcome> {
-  // 1. Arguments and env.toml: bad input fails before anything is written.
+  // 1. Arguments, env.toml, the profile, the config name and the overrides' syntax: bad input
+  //    fails here, before anything is written.
   const args = parseRecipeArgs(tokens, cli);
   const envFile = loadEnvFile();
+  const profile = args.help ? undefined : profileFrom(envFile, args.profile);
+  const executor = executorFor(args, profile, envFile?.path);
+  if (!args.help) checkRecipeInput(args, builtinConfigNames(nano3SftDataPrep), COMMAND);
 
   // 2. The recipe: unpack the embedded files (a temp dir for dry runs and help), parse the runspec.
   const unpacked = await unpackRecipes(recipeFiles(nano3SftDataPrep), {
@@ -106,8 +111,6 @@ export async function runNano3DataPrepSft(
       );
       return { code: 0 };
     }
-    const profile = profileFrom(envFile, args.profile);
-    const executor = executorFor(args, profile, envFile?.path);
 
     // 3. Config: a name in the recipe's config dir or a path; `defaults:`; the dotlist.
     const configName = args.config ?? runspec.config.default;
@@ -188,7 +191,15 @@ export async function runNano3DataPrepSft(
       const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
         dryRun: args.dryRun,
       });
-      const slurmJob = buildSlurmJob({ ...spec, jobKey: draft.key, mounts: gitMounts });
+      // In a container the artifact registry is mounted at its own path, so the script finds it.
+      const registryMount = sqsh
+        ? [`${env.NEMOTRON_ARTIFACTS_ROOT}:${env.NEMOTRON_ARTIFACTS_ROOT}`]
+        : [];
+      const slurmJob = buildSlurmJob({
+        ...spec,
+        jobKey: draft.key,
+        mounts: [...gitMounts, ...registryMount],
+      });
       const script = await renderSbatch(slurmJob);
       for (const w of slurmJob.warnings) console.error(`warning: ${w}`);
       if (args.dryRun) {
