@@ -6,7 +6,8 @@
  *    registry scripts use: jq, curl, apache2-utils, zstd, openssl) are installed with
  *    apt-get when missing and we are root; the local Slurm cluster from ../shared/slurm is started.
  *    Without root or apt, it says what is missing and the tests that need it report it.
- * 2. Runs `deno test -A --parallel tests/` (or the paths given as arguments).
+ * 2. Runs `deno test -A --parallel` on the test files (or the paths given as arguments), then the
+ *    files that share the local Slurm cluster one after the other.
  * 3. Ends with one plain line `N passed, N failed` and exits non-zero when anything failed.
  */
 import * as path from "../lib/path.ts";
@@ -90,39 +91,67 @@ async function ensureSlurm(): Promise<void> {
   if (r.code !== 0) console.error("test setup: Slurm did not start; Slurm tests will report it");
 }
 
-async function main(): Promise<number> {
-  await ensurePackages();
-  await ensureSlurm();
-  const targets = Deno.args.length > 0 ? Deno.args : ["tests/"];
+/**
+ * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
+ * because one of them stops and restarts slurmctld (a fault test) and would break the others.
+ */
+const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot)\.test\.ts$/;
+
+function testFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory) out.push(...testFiles(p));
+    else if (/[._]test\.ts$/.test(e.name)) out.push(p);
+  }
+  return out.sort();
+}
+
+/** Run `deno test` on `files`, echo its output, return its exit code and its counts. */
+async function denoTest(
+  files: readonly string[],
+  parallel: boolean,
+): Promise<{ code: number; passed: number; failed: number }> {
+  if (files.length === 0) return { code: 0, passed: 0, failed: 0 };
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--parallel", ...targets],
+    args: ["test", "-A", ...(parallel ? ["--parallel"] : []), ...files],
     cwd: ROOT,
     stdout: "piped",
     stderr: "inherit",
     env: { NO_COLOR: "1" },
   }).spawn();
-  let passed = 0;
-  let failed = 0;
   let tail = "";
   const dec = new TextDecoder();
   for await (const chunk of child.stdout) {
-    const text = dec.decode(chunk, { stream: true });
     await Deno.stdout.write(chunk);
-    tail = (tail + text).slice(-4096);
+    tail = (tail + dec.decode(chunk, { stream: true })).slice(-4096);
   }
-  const status = await child.status;
+  const { code } = await child.status;
   // deno test's summary: "ok | 42 passed (3 steps) | 0 failed (4s)" or "FAILED | 40 passed | 2 failed".
-  const m = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(
-    tail.split("\n").filter((l) => l.includes("passed")).pop() ?? "",
-  );
-  if (m) {
-    passed = Number(m[1]);
-    failed = Number(m[2]);
-  } else if (status.code !== 0) {
-    failed = 1; // the runner itself failed (type error, crash): count it.
-  }
+  const summary = tail.split("\n").filter((l) => / passed/.test(l) && / failed/.test(l)).pop() ??
+    "";
+  const m = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(summary);
+  if (m) return { code, passed: Number(m[1]), failed: Number(m[2]) };
+  return { code, passed: 0, failed: code === 0 ? 0 : 1 }; // the runner itself failed: count it
+}
+
+async function main(): Promise<number> {
+  await ensurePackages();
+  await ensureSlurm();
+  const all = Deno.args.length > 0
+    ? Deno.args.flatMap((
+      a,
+    ) => (Deno.statSync(path.resolve(ROOT, a)).isDirectory
+      ? testFiles(path.resolve(ROOT, a))
+      : [path.resolve(ROOT, a)])
+    )
+    : testFiles(path.join(ROOT, "tests"));
+  const first = await denoTest(all.filter((f) => !SERIAL.test(f)), true);
+  const second = await denoTest(all.filter((f) => SERIAL.test(f)), false);
+  const passed = first.passed + second.passed;
+  const failed = first.failed + second.failed;
   console.log(`${passed} passed, ${failed} failed`);
-  return status.code !== 0 ? (status.code || 1) : failed > 0 ? 1 : 0;
+  return first.code !== 0 || second.code !== 0 || failed > 0 ? 1 : 0;
 }
 
 Deno.exit(await main());
