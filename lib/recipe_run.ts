@@ -11,8 +11,21 @@ import { resolveValue } from "./config/interpolate.ts";
 import { parseOverride } from "./config/dotlist.ts";
 import { type AutoMount, autoMountResolver } from "./config/resolvers.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
-import type { PipelineRef } from "./exec/slurm.ts";
-import type { SubmittedJob } from "./exec/submit.ts";
+import {
+  buildSlurmJob,
+  type PipelineRef,
+  profileLocator,
+  renderSbatch,
+  type SlurmJob,
+} from "./exec/slurm.ts";
+import { submissionReport, submitJob, type SubmittedJob } from "./exec/submit.ts";
+import { followJob } from "./exec/follow.ts";
+import { syncGitMounts } from "./exec/git_mounts.ts";
+import { buildRunEnv } from "./exec/run_env.ts";
+import { artifactsRoot } from "./artifacts/root.ts";
+import { type EnvFile, specialSection } from "./env_toml.ts";
+import type { Runspec } from "./runspec.ts";
+import { ensureSquashedImage } from "./squash/ensure.ts";
 import * as path from "./path.ts";
 import { redactArgv } from "./secrets.ts";
 import { shellJoin, shellQuote } from "./shell.ts";
@@ -288,4 +301,111 @@ export function checkRecipeInput(
       },
     );
   }
+}
+
+/**
+ * The environment a recipe script receives: the run environment of reference §1.10 (from the
+ * effective `run.env` and `[wandb]`) plus what the artifact helper reads — the registry root
+ * (env.toml `[artifacts]`, else `$NEMOTRON_HOME/artifacts`), the recipe name and the redacted
+ * command line.
+ */
+export function recipeEnv(opts: {
+  readonly runEnv: Profile;
+  readonly wandb?: Readonly<Record<string, unknown>>;
+  readonly envFile?: EnvFile;
+  readonly recipeName: string;
+  readonly argv: readonly string[];
+}): Record<string, string> {
+  return {
+    ...buildRunEnv({ profile: opts.runEnv, wandb: opts.wandb, recipeName: opts.recipeName }),
+    NEMOTRON_ARTIFACTS_ROOT: artifactsRoot(
+      specialSection(opts.envFile, "artifacts"),
+      Deno.env,
+      opts.envFile ? path.dirname(opts.envFile.path) : undefined,
+    ),
+    NEMOTRON_RECIPE: opts.recipeName,
+    NEMOTRON_COMMAND: redactedCommandLine(opts.argv),
+    PYTHONUNBUFFERED: "1",
+    PYTHONDONTWRITEBYTECODE: "1",
+  };
+}
+
+/** A Slurm job ready to show (dry run) or write and submit. */
+export interface PlannedSlurmJob {
+  readonly job: SlurmJob;
+  readonly script: string;
+  /** What else happens (the image squash). */
+  readonly notes: readonly string[];
+}
+
+/**
+ * Plan a recipe's Slurm job from its effective settings: the image squashed to `.sqsh` for pyxis
+ * (a dry run only says so), `${auto_mount:…}` repositories synced into the git cache, the artifact
+ * registry mounted at its own path in a container, and the sbatch script rendered. Writes nothing
+ * but the squashed image and the git cache (neither on a dry run).
+ */
+export async function planSlurmJob(opts: {
+  readonly args: RecipeArgs;
+  readonly settings: RunSettings;
+  readonly envFile?: EnvFile;
+  readonly runspec: Runspec;
+  /** What runs in each task (see `SlurmJobSpec.command`). */
+  readonly command: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly pipeline?: PipelineRef;
+}): Promise<PlannedSlurmJob> {
+  const { args, settings, envFile, runspec, env } = opts;
+  const image = recipeImage(settings.env, runspec.image);
+  const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
+    force: args.forceSquash,
+    dryRun: args.dryRun,
+  });
+  const spec = {
+    name: runspec.name,
+    profile: settings.env,
+    profileName: args.profile,
+    locate: envFile && args.profile ? profileLocator(envFile, args.profile) : undefined,
+    mode: args.mode as "run" | "batch",
+    launch: runspec.run.launch,
+    resources: runspec.resources,
+    image: sqsh,
+    command: opts.command,
+    env,
+    pipeline: opts.pipeline,
+    templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
+  };
+  const draft = buildSlurmJob(spec); // checks the profile before anything else happens
+  const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
+    dryRun: args.dryRun,
+  });
+  const registry = env.NEMOTRON_ARTIFACTS_ROOT;
+  const registryMount = sqsh && registry ? [`${registry}:${registry}`] : [];
+  const job = buildSlurmJob({
+    ...spec,
+    jobKey: draft.key,
+    mounts: [...gitMounts, ...registryMount],
+  });
+  const script = await renderSbatch(job);
+  for (const w of job.warnings) console.error(`warning: ${w}`);
+  return { job, script, notes: sqsh && sqsh !== image ? [`container: ${image} → ${sqsh}`] : [] };
+}
+
+/**
+ * Submit a written job (after the previous pipeline stage, if any). `--batch` prints how to follow
+ * it (unless a pipeline reports for all stages); `--run` streams its log and returns its exit code.
+ */
+export async function submitRecipeJob(
+  job: SlurmJob,
+  args: RecipeArgs,
+  opts: StageOptions,
+): Promise<RecipeOutcome> {
+  const sub = await submitJob(job, { after: opts.after });
+  const done = { jobDir: sub.job_dir, slurmJobIds: [sub.slurm_job_id], submitted: [sub] };
+  if (args.mode === "batch" || opts.noFollow) {
+    if (!opts.noFollow) console.log(submissionReport("batch", [sub], args.json));
+    return { code: 0, ...done };
+  }
+  console.error(submissionReport("run", [sub], false));
+  const followed = await followJob({ ...sub, slurm_name: job.slurmName });
+  return { code: followed.exitCode, ...done };
 }

@@ -9,7 +9,6 @@
 import { Command } from "../../lib/cli/command.ts";
 import { type CliContext, leafTokens, parseRecipeArgs } from "../../lib/cli/args.ts";
 import { renderRecipeHelp } from "../../lib/cli/recipe_help.ts";
-import { artifactsRoot } from "../../lib/artifacts/root.ts";
 import { applyDotlist } from "../../lib/config/dotlist.ts";
 import {
   buildJobConfig,
@@ -27,7 +26,6 @@ import {
   runStartupLocal,
   startupCommands,
 } from "../../lib/exec/local_run.ts";
-import { buildRunEnv } from "../../lib/exec/run_env.ts";
 import * as path from "../../lib/path.ts";
 import { unpackRecipes } from "../../lib/recipe_files.ts";
 import {
@@ -38,21 +36,17 @@ import {
   localJobsBase,
   localRunFailed,
   plannedJobDir,
+  planSlurmJob,
   printDryRun,
-  recipeImage,
+  recipeEnv,
   type RecipeOutcome,
-  redactedCommandLine,
   runSettingsOf,
   type StageOptions,
+  submitRecipeJob,
   trainConfigName,
 } from "../../lib/recipe_run.ts";
 import { parseRunspecText } from "../../lib/runspec.ts";
-import { buildSlurmJob, profileLocator, renderSbatch } from "../../lib/exec/slurm.ts";
 import { prepareJobDir } from "../../lib/exec/job_dir.ts";
-import { submissionReport, submitJob } from "../../lib/exec/submit.ts";
-import { followJob } from "../../lib/exec/follow.ts";
-import { syncGitMounts } from "../../lib/exec/git_mounts.ts";
-import { ensureSquashedImage } from "../../lib/squash/ensure.ts";
 import { LAUNCHER_NAME, packageCode } from "../../lib/packaging/code.ts";
 import { builtinConfigNames, demoTrain, recipeFiles } from "../../recipes/index.ts";
 
@@ -129,60 +123,24 @@ export async function runDemoTrain(
     // profile over it, and `run.env.*` overrides from the command line.
     const settings = runSettingsOf(job);
     const runEnv = settings.env;
-    const env: Record<string, string> = {
-      ...buildRunEnv({ profile: runEnv, wandb, recipeName: runspec.name }),
-      NEMOTRON_ARTIFACTS_ROOT: artifactsRoot(
-        specialSection(envFile, "artifacts"),
-        Deno.env,
-        envFile ? path.dirname(envFile.path) : undefined,
-      ),
-      NEMOTRON_RECIPE: runspec.name,
-      NEMOTRON_COMMAND: redactedCommandLine(args.argv),
-      PYTHONUNBUFFERED: "1",
-      PYTHONDONTWRITEBYTECODE: "1",
-    };
+    const env = recipeEnv({ runEnv, wandb, envFile, recipeName: runspec.name, argv: args.argv });
     const artifact = getPath(job, "artifact.name");
     const codeFiles = [SCRIPT, ...Object.keys(demoTrain.files)];
 
     if (executor === "slurm") {
-      // 5s. Slurm. The image (squashed to .sqsh for pyxis unless bare metal), the train config with
-      // remote paths, the command run in the job's code dir, the sbatch script.
-      const image = recipeImage(runEnv, runspec.image);
-      const sqsh = image === null ? null : await ensureSquashedImage(runEnv, image, {
-        force: args.forceSquash,
-        dryRun: args.dryRun,
-      });
+      // 5s. Slurm: the train config with remote paths, the command run in the job's code dir, and
+      // the job (image squashed for pyxis, git mounts synced, sbatch script rendered).
       const train = extractTrainConfig(job, { forRemote: true, repoRoot: Deno.cwd() });
       const command = ["python3", LAUNCHER_NAME, ...args.passthrough];
-      const spec = {
-        name: runspec.name,
-        profile: runEnv,
-        profileName: args.profile,
-        locate: envFile ? profileLocator(envFile, args.profile!) : undefined,
-        mode: args.mode as "run" | "batch",
-        launch: runspec.run.launch,
-        resources: runspec.resources,
-        image: sqsh,
+      const { job: slurmJob, script, notes } = await planSlurmJob({
+        args,
+        settings,
+        envFile,
+        runspec,
         command,
         env,
         pipeline: opts.pipeline,
-        templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
-      };
-      const draft = buildSlurmJob(spec);
-      const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
-        dryRun: args.dryRun,
       });
-      // In a container the artifact registry is mounted at its own path, so the script finds it.
-      const registryMount = sqsh
-        ? [`${env.NEMOTRON_ARTIFACTS_ROOT}:${env.NEMOTRON_ARTIFACTS_ROOT}`]
-        : [];
-      const slurmJob = buildSlurmJob({
-        ...spec,
-        jobKey: draft.key,
-        mounts: [...gitMounts, ...registryMount],
-      });
-      const script = await renderSbatch(slurmJob);
-      for (const w of slurmJob.warnings) console.error(`warning: ${w}`);
       if (args.dryRun) {
         printDryRun({
           job,
@@ -194,7 +152,7 @@ export async function runDemoTrain(
           forRemote: true,
           repoRoot: Deno.cwd(),
           script,
-          notes: sqsh && sqsh !== image ? [`container: ${image} → ${sqsh}`] : [],
+          notes,
         }, args.json);
         return { code: 0 };
       }
@@ -216,19 +174,7 @@ export async function runDemoTrain(
       await extractTarball(pkg.tarball, prepared.codeDir);
 
       // 7s. Submit (after the previous pipeline stage, if any); --run follows the log.
-      const sub = await submitJob(slurmJob, { after: opts.after });
-      if (args.mode === "batch" || opts.noFollow) {
-        if (!opts.noFollow) console.log(submissionReport("batch", [sub], args.json));
-        return { code: 0, jobDir: sub.job_dir, slurmJobIds: [sub.slurm_job_id], submitted: [sub] };
-      }
-      console.error(submissionReport("run", [sub], false));
-      const followed = await followJob({ ...sub, slurm_name: slurmJob.slurmName });
-      return {
-        code: followed.exitCode,
-        jobDir: sub.job_dir,
-        slurmJobIds: [sub.slurm_job_id],
-        submitted: [sub],
-      };
+      return await submitRecipeJob(slurmJob, args, opts);
     }
 
     // 5. Local: the train config, the command; a dry run stops here.
