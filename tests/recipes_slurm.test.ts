@@ -236,3 +236,31 @@ slurmTest(
     assert.match(none.stderr, /attempts with logs: 0, 1/);
   },
 );
+
+slurmTest(
+  "20 concurrent `demo data -b cluster` commands: 20 job dirs, 20 store rows, 20 Slurm jobs",
+  async () => {
+    const s = await site();
+    const runs = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () => s.run("demo", "data", "-c", "tiny", "-b", "cluster", "--json"),
+      ),
+    );
+    const jobs = runs.map((r) => {
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout).jobs[0] as Submitted;
+    });
+    assert.equal(new Set(jobs.map((j) => j.job_dir)).size, 20, "distinct job dirs");
+    assert.equal(new Set(jobs.map((j) => j.slurm_job_id)).size, 20, "distinct Slurm jobs");
+    for (const j of jobs) assert.ok(Deno.statSync(path.join(j.job_dir, "sbatch.sh")).isFile);
+    const list = await s.run("jobs", "list", "--all", "--json");
+    assert.equal(list.code, 0, list.stderr);
+    const rows = JSON.parse(list.stdout) as { slurm_job_id: string }[];
+    const ids = new Set(rows.map((r) => r.slurm_job_id));
+    for (const j of jobs) assert.ok(ids.has(j.slurm_job_id), `store row for ${j.slurm_job_id}`);
+    assert.equal(rows.length, 20);
+    // Let them finish so later tests find an idle cluster.
+    for (const j of jobs) await waitTerminal(s, j.slurm_job_id);
+  },
+);

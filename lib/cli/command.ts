@@ -324,9 +324,9 @@ export class Command {
       this._arguments.filter((a) => a.description).map((a) => [a.name, a.description]),
     );
     const optRows: [string, string][] = this.options.map((o) => {
-      const dflt = o.defaultValue !== undefined && o.defaultValue !== false
-        ? ` (default: ${JSON.stringify(o.defaultValue)})`
-        : "";
+      const empty = o.defaultValue === undefined || o.defaultValue === false ||
+        (Array.isArray(o.defaultValue) && o.defaultValue.length === 0);
+      const dflt = empty ? "" : ` (default: ${JSON.stringify(o.defaultValue)})`;
       return [o.flags, o.description + dflt];
     });
     if (this._version) {
