@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { MAIN, tempDir, writeTree } from "./cli_helpers.ts";
-import { BUNDLE_FLAGS } from "../tools/build.ts";
+import { tempDir, writeTree } from "./cli_helpers.ts";
+import { buildBundle } from "../tools/build.ts";
 
 let bundlePath: string | undefined;
 
@@ -13,12 +13,7 @@ let bundlePath: string | undefined;
 async function bundle(): Promise<string> {
   if (bundlePath) return bundlePath;
   const out = path.join(await tempDir("nemotron-bundle-"), "nemotron.js");
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", ...BUNDLE_FLAGS, "--output", out, MAIN],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  assert.equal(await buildBundle(out, true), 0, "deno bundle failed");
   bundlePath = out;
   return out;
 }

@@ -4,15 +4,12 @@
  */
 import * as path from "node:path";
 import { median, ms, timeCommand } from "./timing.ts";
-import { BUNDLE_FLAGS } from "../../tools/build.ts";
+import { buildBundle } from "../../tools/build.ts";
 
 export async function bench(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "nemotron-bench-" });
   const bundle = path.join(dir, "nemotron.js");
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", ...BUNDLE_FLAGS, "--output", bundle, "main.ts"],
-  }).output();
-  if (built.code !== 0) throw new Error("deno bundle failed");
+  if ((await buildBundle(bundle, true)) !== 0) throw new Error("deno bundle failed");
   const empty = path.join(dir, "empty.js");
   await Deno.writeTextFile(empty, "\n");
   const runs = 15;

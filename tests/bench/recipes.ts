@@ -4,16 +4,13 @@
  * Targets: ≤ 2× the `--help` time; ≤ 120 MB.
  */
 import * as path from "../../lib/path.ts";
-import { BUNDLE_FLAGS } from "../../tools/build.ts";
+import { buildBundle } from "../../tools/build.ts";
 import { median, ms, peakRssKiB, timeCommand } from "./timing.ts";
 
 export async function bench(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "nemotron-bench-" });
   const bundle = path.join(dir, "nemotron.js");
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", ...BUNDLE_FLAGS, "--output", bundle, "main.ts"],
-  }).output();
-  if (built.code !== 0) throw new Error("deno bundle failed");
+  if ((await buildBundle(bundle, true)) !== 0) throw new Error("deno bundle failed");
   const runs = 10;
   const flags = ["run", "-A", "--no-config", "--no-lock"];
   const env = { ...Deno.env.toObject(), NEMOTRON_HOME: path.join(dir, "home"), NO_COLOR: "1" };
