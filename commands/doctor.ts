@@ -144,7 +144,7 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
       }
     }
   }
-  const { nemotronHome } = await import("../lib/jobs/store.ts");
+  const { nemotronHome } = await import("../lib/home.ts");
   checks.push({ name: "job store", ...writable(nemotronHome()), required: true });
   return checks;
 }

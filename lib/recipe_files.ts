@@ -6,16 +6,10 @@
  * dry run leaves nothing behind.
  */
 import * as path from "./path.ts";
+import { nemotronHome } from "./home.ts";
 
 /** Files of one recipe family: path relative to the recipes root → text. */
 export type RecipeFiles = Readonly<Record<string, string>>;
-
-/** `$NEMOTRON_HOME`, default `~/.nemotron`. */
-export function nemotronHome(): string {
-  const v = Deno.env.get("NEMOTRON_HOME");
-  if (v) return path.resolve(v);
-  return path.join(Deno.env.get("HOME") ?? "/tmp", ".nemotron");
-}
 
 async function digest(files: RecipeFiles): Promise<string> {
   const enc = new TextEncoder();

@@ -201,3 +201,13 @@ Deno.test("secrets: redactArgv hides secret values on the command line, keeps nu
     ],
   );
 });
+
+Deno.test("NEMOTRON_HOME: default ~/.nemotron, ~ expanded, relative from the cwd, no HOME is an error", async () => {
+  const { nemotronHome } = await import("../lib/home.ts");
+  const env = (vars: Record<string, string>) => ({ get: (k: string) => vars[k] });
+  assert.equal(nemotronHome(env({ HOME: "/home/u" })), "/home/u/.nemotron");
+  assert.equal(nemotronHome(env({ HOME: "/home/u", NEMOTRON_HOME: "~/state" })), "/home/u/state");
+  assert.equal(nemotronHome(env({ NEMOTRON_HOME: "/abs/x" })), "/abs/x");
+  assert.equal(nemotronHome(env({ NEMOTRON_HOME: "rel" })), path.join(Deno.cwd(), "rel"));
+  assert.throws(() => nemotronHome(env({})), UsageError);
+});

@@ -10,6 +10,7 @@ import { dirname, resolve as resolvePath } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import { loadEnvFile, specialSection } from "../env_toml.ts";
 import { ArtifactRegistry } from "./registry.ts";
+import { nemotronHome } from "../home.ts";
 
 interface EnvReader {
   get(key: string): string | undefined;
@@ -57,12 +58,6 @@ export function registryFromEnvironment(cwd: string = Deno.cwd()): ArtifactRegis
       envFile ? dirname(envFile.path) : undefined,
     ),
   );
-}
-
-/** `$NEMOTRON_HOME`, else `~/.nemotron`. */
-export function nemotronHome(env: EnvReader = Deno.env): string {
-  const home = env.get("NEMOTRON_HOME");
-  return home ? expandPath(home, env) : resolvePath(homeDir(env), ".nemotron");
 }
 
 function homeDir(env: EnvReader): string {

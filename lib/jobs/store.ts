@@ -8,6 +8,7 @@
  * fast local index used by `nemotron jobs`.
  */
 import * as path from "../path.ts";
+import { nemotronHome } from "../home.ts";
 import type { DatabaseSync } from "node:sqlite";
 
 /** One job as the store knows it. */
@@ -127,13 +128,6 @@ CREATE INDEX IF NOT EXISTS jobs_slurm_id ON jobs (slurm_job_id);
 CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline);
 CREATE INDEX IF NOT EXISTS jobs_submitted ON jobs (submitted_at);
 `;
-
-/** `$NEMOTRON_HOME` (default `~/.nemotron`). */
-export function nemotronHome(): string {
-  const env = Deno.env.get("NEMOTRON_HOME");
-  if (env) return env;
-  return path.join(Deno.env.get("HOME") ?? ".", ".nemotron");
-}
 
 /** Default database path: `$NEMOTRON_HOME/jobs.db`. */
 export function defaultStorePath(): string {

@@ -5,18 +5,10 @@
  * under its digest name is trusted.
  */
 import type { Hash } from "node:crypto";
+import { nemotronHome } from "../home.ts";
 import { RuntimeFailure } from "../errors.ts";
 import { checkDigest, type RegistryClient, TransientError, withRetry } from "./registry.ts";
 import type { Descriptor } from "./manifest.ts";
-
-/** `$NEMOTRON_HOME` (default `~/.nemotron`). */
-export function nemotronHome(): string {
-  const h = Deno.env.get("NEMOTRON_HOME");
-  if (h) return h;
-  const home = Deno.env.get("HOME");
-  if (!home) throw new RuntimeFailure("neither NEMOTRON_HOME nor HOME is set");
-  return `${home}/.nemotron`;
-}
 
 /** The blob cache directory. */
 export function blobCacheDir(): string {
