@@ -1,25 +1,8 @@
 /**
- * Small synchronous file helpers for the artifact registry: atomic text writes and a recursive copy.
+ * Small synchronous file helpers for the artifact registry: reads, listings and a recursive copy.
  * Synchronous on purpose: the config engine's `${art:…}` resolver is a plain function call.
  */
-import { basename, dirname, join } from "../path.ts";
-
-/** Write `text` to `path` atomically: a temp file in the same directory, then rename. */
-export function writeTextAtomic(path: string, text: string): void {
-  const tmp = join(
-    dirname(path),
-    `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
-  );
-  try {
-    Deno.writeTextFileSync(tmp, text);
-    Deno.renameSync(tmp, path);
-  } catch (err) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* already gone */ }
-    throw err;
-  }
-}
+import { join } from "../path.ts";
 
 /** Read a file as text, or undefined when it does not exist. */
 export function readTextIfExists(path: string): string | undefined {

@@ -19,7 +19,8 @@
  */
 import { basename, join, resolve as resolvePath } from "../path.ts";
 import { didYouMean, RuntimeFailure, UsageError } from "../errors.ts";
-import { copyTree, listDir, readTextIfExists, writeTextAtomic } from "./fsutil.ts";
+import { copyTree, listDir, readTextIfExists } from "./fsutil.ts";
+import { writeFileAtomic } from "../atomic.ts";
 import {
   type ArtifactRef,
   checkAliasName,
@@ -325,8 +326,8 @@ export class ArtifactRegistry {
       inputs,
       used_artifacts: inputs.map((i) => `${i.name}:v${i.version}`),
     };
-    writeTextAtomic(join(versionDir, "metadata.json"), JSON.stringify(metadata, null, 2) + "\n");
-    writeTextAtomic(join(versionDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    writeFileAtomic(join(versionDir, "metadata.json"), JSON.stringify(metadata, null, 2) + "\n");
+    writeFileAtomic(join(versionDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     this.updateLatest(name);
     return manifest;
   }
@@ -356,7 +357,7 @@ export class ArtifactRegistry {
       if (numbers.length === 0) return;
       const want = `v${numbers[numbers.length - 1]}`;
       if (readTextIfExists(file)?.trim() === want) return;
-      writeTextAtomic(file, want + "\n");
+      writeFileAtomic(file, want + "\n");
     }
   }
 
@@ -367,7 +368,7 @@ export class ArtifactRegistry {
     const target = this.resolve({ name, selector: parseSelector(selector) });
     const dir = join(this.root, name, "aliases");
     Deno.mkdirSync(dir, { recursive: true });
-    writeTextAtomic(join(dir, alias), `v${target.version}\n`);
+    writeFileAtomic(join(dir, alias), `v${target.version}\n`);
     return target;
   }
 

@@ -16,7 +16,8 @@ import {
   rewritePathsForRemote,
 } from "./run_refs.ts";
 import { cloneTree, type ConfigMap, type ConfigNode, fromPlain } from "./tree.ts";
-import { toJson, toToml, toYaml, writeFileAtomic } from "./write.ts";
+import { toJson, toToml, toYaml } from "./write.ts";
+import { writeFileAtomic } from "../atomic.ts";
 
 /** Keys of `run.env` the recipe owns: a YAML value beats the profile's. */
 export const RESOURCE_KEYS = [

@@ -3,7 +3,6 @@
  * strings that would retype are quoted, interpolations kept), JSON and TOML, plus atomic file
  * writes (temp file in the same directory, then rename).
  */
-import { dirname } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import { type ConfigNode, Float, pyFloatRepr } from "./tree.ts";
 import { plainKeepsString } from "./yaml.ts";
@@ -160,22 +159,4 @@ export function toToml(tree: Map<string, ConfigNode>): string {
   const out: string[] = [];
   emitToml(tree, [], out);
   return out.join("\n") + "\n";
-}
-
-/** Write `text` to `path` atomically (temp file in the same directory + rename). */
-export function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${dirname(path)}/.${path.split("/").pop()}.${Deno.pid}.${
-    crypto.randomUUID().slice(0, 8)
-  }.tmp`;
-  try {
-    Deno.writeTextFileSync(tmp, text);
-    Deno.renameSync(tmp, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(tmp);
-    } catch {
-      // the temp file was never created
-    }
-    throw e;
-  }
 }

@@ -13,6 +13,7 @@
  * Writes that matter are atomic (temp file in the same directory, then rename).
  */
 import * as path from "../path.ts";
+import { writeFileAtomic } from "../atomic.ts";
 import { RuntimeFailure } from "../errors.ts";
 import { shellQuote } from "../shell.ts";
 import { type PipelineRef, secretValues, type SlurmJob } from "./slurm.ts";
@@ -61,24 +62,6 @@ export interface JobManifest {
   readonly state: string;
   readonly exit_code: number | null;
   readonly attempts: readonly AttemptRecord[];
-}
-
-/** Write `text` to `file` atomically (temp file in the same directory, then rename). */
-export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
-  const tmp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${crypto.randomUUID().slice(0, 8)}.tmp`,
-  );
-  try {
-    Deno.writeTextFileSync(tmp, text, { mode });
-    Deno.chmodSync(tmp, mode);
-    Deno.renameSync(tmp, file);
-  } catch (err) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* already gone */ }
-    throw err;
-  }
 }
 
 function hostname(): string {

@@ -14,6 +14,7 @@
 
 import { basename, dirname, isWithin, join, relative, resolve } from "../path.ts";
 import { UsageError } from "../errors.ts";
+import { writeFileAtomic } from "../atomic.ts";
 import {
   BlobReader,
   checkoutRoot,
@@ -222,12 +223,6 @@ function walkDirectory(dir: string, jobDir: string): TarEntry[] {
   return out;
 }
 
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
-  await Deno.writeFile(tmp, data, { mode: 0o644 });
-  await Deno.rename(tmp, path);
-}
-
 /**
  * Package the checkout (or the script's directory) plus script, config and launcher into
  * `<jobDir>/<name>.tar.gz`, and record commit and diff next to it. Always rebuilds the archive.
@@ -360,8 +355,8 @@ export async function packageCode(opts: CodePackageOptions): Promise<CodePackage
       diffFile = join(jobDir, `${name}.diff`);
       const diff = await diffAgainstHead(packagedRoot!);
       dirty = diff.length > 0;
-      await writeAtomic(commitFile, encoder.encode(commit + "\n"));
-      await writeAtomic(diffFile, diff);
+      writeFileAtomic(commitFile, commit + "\n");
+      writeFileAtomic(diffFile, diff);
     }
     return {
       tarball,
