@@ -183,8 +183,17 @@ export function trainConfigName(format: "omegaconf" | "yaml" | "json" | "toml"):
   return `train.${format === "json" ? "json" : format === "toml" ? "toml" : "yaml"}`;
 }
 
-/** Report a failed local run: its exit code, the job dir and the last lines of its log. */
-export function localRunFailed(name: string, code: number, jobDir: string, logPath: string): void {
+/**
+ * Report a failed local run: its exit code, the job dir, the last lines of its log and, for a
+ * recipe made for a container (`image`), where it is meant to run.
+ */
+export function localRunFailed(
+  name: string,
+  code: number,
+  jobDir: string,
+  logPath: string,
+  image?: string | null,
+): void {
   let tail: string[] = [];
   try {
     const text = Deno.readTextFileSync(logPath).replace(/\n+$/, "");
@@ -195,6 +204,12 @@ export function localRunFailed(name: string, code: number, jobDir: string, logPa
   if (tail.length) {
     console.error(`  last lines of ${logPath}:`);
     for (const l of tail) console.error(`    ${l}`);
+  }
+  if (image) {
+    console.error(
+      `  hint: ${name} is meant to run in the container ${image}: submit it with --run/--batch ` +
+        "and a Slurm profile, or run nemotron inside that container",
+    );
   }
 }
 
