@@ -187,23 +187,17 @@ export function builtinConfigNames(dir: EmbeddedConfigDir): string[] {
 }
 
 /**
- * Write a recipe to `dir`: the script under its own file name, its `files` next to it and its
- * config dir below it. Returns the absolute path of the script. Existing files are overwritten.
+ * Write a recipe to `dir` (the files of `recipeFiles`): the script under its own file name, its
+ * `files` next to it and its config dir below it. Returns the absolute path of the script.
+ * Existing files are overwritten.
  */
 export function writeRecipe(recipe: EmbeddedRecipe, dir: string): string {
-  const scriptFile = resolve(dir, recipe.scriptPath.split("/").pop()!);
-  const writes: [string, string][] = [
-    [scriptFile, recipe.script],
-    ...Object.entries(recipe.files).map(([rel, text]): [string, string] => [join(dir, rel), text]),
-    ...Object.entries(recipe.configs).map((
-      [name, text],
-    ): [string, string] => [join(dir, recipe.configDir, name), text]),
-  ];
-  for (const [path, text] of writes) {
-    Deno.mkdirSync(dirname(path), { recursive: true });
-    Deno.writeTextFileSync(path, text);
+  for (const [rel, text] of Object.entries(recipeFiles(recipe))) {
+    const file = join(dir, rel);
+    Deno.mkdirSync(dirname(file), { recursive: true });
+    Deno.writeTextFileSync(file, text);
   }
-  return scriptFile;
+  return resolve(dir, recipe.scriptPath.split("/").pop()!);
 }
 
 /**

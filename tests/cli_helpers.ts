@@ -1,5 +1,7 @@
 /** Shared test helpers: run the CLI as a subprocess and make temporary directories. */
+import assert from "node:assert/strict";
 import * as path from "node:path";
+import { UsageError } from "../lib/errors.ts";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -58,4 +60,15 @@ export async function writeTree(dir: string, files: Record<string, string>): Pro
     await Deno.mkdir(path.dirname(p), { recursive: true });
     await Deno.writeTextFile(p, content);
   }
+}
+
+/** Run `fn`, expecting a `UsageError`; returns it (fails the test otherwise). */
+export function usageError(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof UsageError, `expected UsageError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected an error");
 }

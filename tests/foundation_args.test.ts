@@ -1,23 +1,12 @@
 import assert from "node:assert/strict";
 import { type CliContext, extractLeadingGlobals, parseRecipeArgs } from "../lib/cli/args.ts";
-import { UsageError } from "../lib/errors.ts";
-import { runCli } from "./cli_helpers.ts";
+import { runCli, usageError } from "./cli_helpers.ts";
 
 /** Parse `nemotron <argv>` where the recipe leaf is `depth` words long. */
 function parse(argv: string[], depth = 2) {
   const { leading, rest } = extractLeadingGlobals(argv);
   const cli: CliContext = { argv, leading, rest };
   return parseRecipeArgs(rest.slice(depth), cli);
-}
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof UsageError, `expected UsageError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected an error");
 }
 
 Deno.test("args: globals before the group and after the leaf; later wins", () => {

@@ -2,22 +2,12 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { extendsChain, findEnvFile, readEnvFile, resolveProfile } from "../lib/env_toml.ts";
 import { UsageError } from "../lib/errors.ts";
-import { runCli, tempDir, writeTree } from "./cli_helpers.ts";
+import { runCli, tempDir, usageError, writeTree } from "./cli_helpers.ts";
 
 async function envFile(text: string) {
   const dir = await tempDir();
   await writeTree(dir, { "env.toml": text });
   return readEnvFile(path.join(dir, "env.toml"));
-}
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof UsageError, `expected UsageError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected an error");
 }
 
 Deno.test("env.toml: extends merges child over parent and drops 'extends' (§3.2)", async () => {

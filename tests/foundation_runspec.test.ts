@@ -3,9 +3,8 @@ import * as path from "node:path";
 import fc from "fast-check";
 import { stringify as tomlStringify } from "smol-toml";
 import { extractScriptBlock, parseRunspecFile, parseRunspecText } from "../lib/runspec.ts";
-import { UsageError } from "../lib/errors.ts";
 import { parseToml } from "../lib/toml.ts";
-import { runCli, tempDir, writeTree } from "./cli_helpers.ts";
+import { runCli, tempDir, usageError, writeTree } from "./cli_helpers.ts";
 
 const MINIMAL = `#!/usr/bin/env python3
 # /// script
@@ -14,16 +13,6 @@ const MINIMAL = `#!/usr/bin/env python3
 # ///
 print("hi")
 `;
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof UsageError, `expected UsageError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected an error");
-}
 
 Deno.test("runspec: defaults for a minimal block (reference §3.1)", () => {
   const { runspec, warnings } = parseRunspecText(MINIMAL, "/x/recipes/train.py");
