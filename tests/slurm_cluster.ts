@@ -5,7 +5,7 @@
  */
 import * as path from "node:path";
 
-const START_SCRIPT = Deno.env.get("NEMOTRON_SLURM_START") ??
+export const START_SCRIPT = Deno.env.get("NEMOTRON_SLURM_START") ??
   path.resolve(
     path.dirname(new URL(import.meta.url).pathname),
     "../../shared/slurm/start-local-slurm.sh",

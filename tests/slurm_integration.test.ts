@@ -19,6 +19,7 @@ import {
   ensureSlurm,
   releaseRequeueHolds,
   slurmTest,
+  START_SCRIPT,
   tempJobRoot,
   waitForJob,
 } from "./slurm_cluster.ts";
@@ -367,6 +368,12 @@ slurmTest(
   "slurmctld stopped: sbatch is retried with backoff, then a clear error (last test)",
   async () => {
     const run = "/var/tmp/local-slurm/run/slurmctld.pid";
+    try {
+      Deno.statSync(START_SCRIPT); // without it the cluster could not be started again
+    } catch {
+      console.log(`SKIP slurmctld fault: no start script at ${START_SCRIPT}`);
+      return;
+    }
     let pid: number;
     try {
       pid = Number(Deno.readTextFileSync(run).trim());
@@ -414,7 +421,7 @@ slurmTest(
       assert.deepEqual(retries, [1]);
     } finally {
       const started = await new Deno.Command("bash", {
-        args: [path.join(HERE, "..", "..", "shared", "slurm", "start-local-slurm.sh")],
+        args: [START_SCRIPT],
         stdout: "null",
         stderr: "null",
       }).output();
