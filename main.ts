@@ -15,6 +15,10 @@ const JOBS_DESCRIPTION = "List, inspect, follow and cancel Slurm jobs";
 const ARTIFACTS_DESCRIPTION =
   "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)";
 const CONFIG_DESCRIPTION = "Inspect OmegaConf-style YAML configs";
+const RUN_DESCRIPTION =
+  "Run a Python script with a [tool.runspec] block (or a recipe by name) like a built-in recipe";
+const RECIPES_DESCRIPTION = "List, show and export (fork) the recipes nemotron can run";
+const INIT_DESCRIPTION = "Write a starter recipe (script, config) and, if none is found, env.toml";
 const DOCTOR_DESCRIPTION =
   "check what this login node has for nemotron (Slurm, tools, env.toml, job dirs)";
 
@@ -101,6 +105,21 @@ export function buildProgram(cli: CliContext): Command {
         ),
       ),
   );
+  program.addCommand(Command.lazy(
+    "run",
+    RUN_DESCRIPTION,
+    async () => (await import("./commands/run.ts")).runCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "recipes",
+    RECIPES_DESCRIPTION,
+    async () => (await import("./commands/recipes.ts")).recipesCommand(cli),
+  ));
+  program.addCommand(Command.lazy(
+    "init",
+    INIT_DESCRIPTION,
+    async () => (await import("./commands/init.ts")).initCommand(cli),
+  ));
   program.addCommand(Command.lazy(
     "squash",
     SQUASH_DESCRIPTION,

@@ -7,6 +7,8 @@
  */
 import * as path from "./path.ts";
 import { nemotronHome } from "./home.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import { UsageError } from "./errors.ts";
 
 /** Files of one recipe family: path relative to the recipes root → text. */
 export type RecipeFiles = Readonly<Record<string, string>>;
@@ -71,4 +73,44 @@ export async function unpackRecipes(
     Deno.removeSync(tmp, { recursive: true });
   }
   return { dir, cleanup: () => {} };
+}
+
+/**
+ * Write `files` (path relative to `dir` → text) into `dir`, each atomically, creating directories.
+ * A file that exists with other content is not overwritten unless `force`: then nothing at all is
+ * written and the error lists every such file. Files that exist with the same content are left as
+ * they are. Returns the paths written (absolute), in order.
+ */
+export function writeFilesInto(
+  dir: string,
+  files: RecipeFiles,
+  opts: { force?: boolean } = {},
+): string[] {
+  const root = path.resolve(dir);
+  const clashes: string[] = [];
+  for (const [rel, text] of Object.entries(files)) {
+    const p = path.join(root, rel);
+    let existing: string | undefined;
+    try {
+      existing = Deno.readTextFileSync(p);
+    } catch (err) {
+      if (err instanceof Deno.errors.IsADirectory) clashes.push(p);
+      else if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    if (existing !== undefined && existing !== text) clashes.push(p);
+  }
+  if (clashes.length && !opts.force) {
+    throw new UsageError(
+      `${clashes.length} file(s) already exist with other content: ${clashes.join(", ")}`,
+      { hint: "nothing was written; choose another directory, or add --force to overwrite" },
+    );
+  }
+  const written: string[] = [];
+  for (const [rel, text] of Object.entries(files)) {
+    const p = path.join(root, rel);
+    Deno.mkdirSync(path.dirname(p), { recursive: true });
+    writeFileAtomic(p, text);
+    written.push(p);
+  }
+  return written;
 }

@@ -26,6 +26,7 @@ import { artifactsRoot } from "./artifacts/root.ts";
 import { type EnvFile, specialSection } from "./env_toml.ts";
 import type { Runspec } from "./runspec.ts";
 import { ensureSquashedImage } from "./squash/ensure.ts";
+import { checkoutRoot } from "./packaging/git.ts";
 import * as path from "./path.ts";
 import { redactArgv } from "./secrets.ts";
 import { shellJoin, shellQuote } from "./shell.ts";
@@ -423,4 +424,42 @@ export async function submitRecipeJob(
   console.error(submissionReport("run", [sub], false));
   const followed = await followJob({ ...sub, slurm_name: job.slurmName });
   return { code: followed.exitCode, ...done };
+}
+
+/** How `nemotron run` ships a script to Slurm: the code packager, or one inlined `main.py`. */
+export type Packaging = "code" | "self-contained";
+
+/**
+ * Where the code packager will put `script` in its package when it packages the script's own
+ * checkout (or, outside a checkout, the script's directory): the package root on disk and the
+ * script's path inside the package.
+ */
+export async function codePackageLayout(
+  script: string,
+): Promise<{ readonly root: string; readonly scriptArcname: string }> {
+  const real = Deno.realPathSync(script);
+  const checkout = await checkoutRoot(path.dirname(real));
+  const root = checkout ? Deno.realPathSync(checkout) : path.dirname(real);
+  return { root, scriptArcname: path.relative(root, real) };
+}
+
+/**
+ * A `key=value` example for a recipe's help: the first scalar leaf of its default config (outside
+ * `run`), with its current value; `key=value` when there is none.
+ */
+export function exampleOverride(config: ConfigMap | undefined): string {
+  const walk = (node: ConfigMap, prefix: string): string | undefined => {
+    for (const [k, v] of node) {
+      if ((prefix === "" && k === "run") || k === "defaults") continue;
+      const key = prefix ? `${prefix}.${k}` : k;
+      if (v instanceof Map) {
+        const hit = walk(v, key);
+        if (hit) return hit;
+      } else if (!Array.isArray(v) && v !== null && /^[\w.-]+$/.test(String(v))) {
+        return `${key}=${String(v)}`;
+      }
+    }
+    return undefined;
+  };
+  return (config && walk(config, "")) ?? "key=value";
 }

@@ -212,3 +212,26 @@ export function recipeFiles(recipe: EmbeddedRecipe): Record<string, string> {
   }
   return out;
 }
+
+/** A built-in recipe with a script, and the command that runs it. */
+export interface BuiltinRecipe {
+  /** The dedicated command, e.g. `nemotron demo train`. */
+  readonly command: string;
+  readonly recipe: EmbeddedRecipe;
+}
+
+/**
+ * Every built-in recipe that has a runspec script (the catalogue's built-in source; `recipes
+ * export` writes these out). `nano3 eval` has no script (nemo-evaluator-launcher does the work), so
+ * it is not here.
+ */
+export const BUILTIN_RECIPES: readonly BuiltinRecipe[] = [
+  { command: "nemotron demo data", recipe: demoData },
+  { command: "nemotron demo train", recipe: demoTrain },
+  { command: "nemotron nano3 data prep pretrain", recipe: nano3PretrainDataPrep },
+  { command: "nemotron nano3 pretrain", recipe: nano3Pretrain },
+  { command: "nemotron nano3 data prep sft", recipe: nano3SftDataPrep },
+  { command: "nemotron nano3 sft", recipe: nano3Sft },
+  { command: "nemotron nano3 data prep rl", recipe: nano3RlDataPrep },
+  { command: "nemotron nano3 rl", recipe: nano3Rl },
+];
