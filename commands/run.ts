@@ -26,7 +26,7 @@ import {
 } from "../lib/config/job.ts";
 import { createJobDir } from "../lib/config/jobdir.ts";
 import { configNames, findConfigFile, loadConfig } from "../lib/config/load.ts";
-import { getPath } from "../lib/config/tree.ts";
+import { type ConfigMap, getPath } from "../lib/config/tree.ts";
 import {
   type EnvFile,
   loadEnvFile,
@@ -43,6 +43,7 @@ import * as path from "../lib/path.ts";
 import { findRecipe, loadCatalogue, recipeDirs } from "../lib/recipe_catalogue.ts";
 import { unpackRecipes } from "../lib/recipe_files.ts";
 import {
+  artifactInputs,
   codePackageLayout,
   exampleOverride,
   executorFor,
@@ -229,22 +230,19 @@ export async function runScript(
     const runspec = spec.name ? spec : { ...spec, name: path.basename(located.script, ".py") };
     const scriptDir = path.dirname(located.script);
     if (args.help) {
-      let example: string;
+      // The default config, if it loads, gives the examples (a key, the artifact inputs).
+      let defaults: ConfigMap | undefined;
       try {
-        example = exampleOverride(
-          loadConfig(findConfigFile(runspec.config.default, runspec.config_dir)),
-        );
-      } catch {
-        example = exampleOverride(undefined);
-      }
+        defaults = loadConfig(findConfigFile(runspec.config.default, runspec.config_dir));
+      } catch { /* shown without examples from the config */ }
       console.log(
         renderRecipeHelp({
           command: `${COMMAND} ${target}`,
           description: runspec.docs || `Run ${located.script}`,
           configNames: configNames(runspec.config_dir),
-          artifacts: [],
+          artifacts: artifactInputs(defaults),
           profiles: envFile ? { file: envFile.path, names: profileNames(envFile) } : undefined,
-          dotlistExample: example,
+          dotlistExample: exampleOverride(defaults),
           notes: [
             `Script: ${located.recorded} (recipe ${runspec.name}, launch ${runspec.run.launch}` +
             (runspec.image ? `, image ${runspec.image})` : ")"),

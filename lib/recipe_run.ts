@@ -9,6 +9,7 @@ import type { ConfigMap } from "./config/tree.ts";
 import { toPlain } from "./config/tree.ts";
 import { resolveValue } from "./config/interpolate.ts";
 import { parseOverride } from "./config/dotlist.ts";
+import { isArtifactReference } from "./config/run_refs.ts";
 import { type AutoMount, autoMountResolver } from "./config/resolvers.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
 import {
@@ -462,4 +463,17 @@ export function exampleOverride(config: ConfigMap | undefined): string {
     return undefined;
   };
   return (config && walk(config, "")) ?? "key=value";
+}
+
+/**
+ * The artifact inputs a config declares: `run.<key>` values that are artifact references
+ * (`demo-data:latest`), for the help's Artifact Overrides panel.
+ */
+export function artifactInputs(
+  config: ConfigMap | undefined,
+): { readonly key: string; readonly description: string }[] {
+  const run = config?.get("run");
+  if (!(run instanceof Map)) return [];
+  return [...run].filter(([k, v]) => k !== "env" && isArtifactReference(v))
+    .map(([k, v]) => ({ key: k, description: `Artifact reference (default: ${String(v)})` }));
 }
