@@ -147,6 +147,8 @@ interface LocatedScript {
   readonly script: string;
   /** What job.yaml records as `run.recipe.script`. */
   readonly recorded: string;
+  /** The recipe's name: its runspec `name`, else its catalogue name or its file name. */
+  readonly name: string;
   cleanup(): void;
 }
 
@@ -171,18 +173,21 @@ async function locateScript(
         hint: "check the path (relative paths are taken from the current directory)",
       });
     }
-    return { script, recorded: script, cleanup: () => {} };
+    return { script, recorded: script, name: path.basename(script, ".py"), cleanup: () => {} };
   }
   const entry = findRecipe(
     loadCatalogue(BUILTIN_RECIPES, recipeDirs(envFile), printWarning),
     target,
   );
-  if (!entry.builtin) return { script: entry.script, recorded: entry.script, cleanup: () => {} };
+  if (!entry.builtin) {
+    return { script: entry.script, recorded: entry.script, name: entry.name, cleanup: () => {} };
+  }
   const { recipe } = entry.builtin;
   const unpacked = await unpackRecipes(recipeFiles(recipe), { temporary: opts.temporary });
   return {
     script: path.join(unpacked.dir, path.basename(recipe.scriptPath)),
     recorded: recipe.scriptPath,
+    name: entry.name,
     cleanup: unpacked.cleanup,
   };
 }
@@ -227,7 +232,7 @@ export async function runScript(
   try {
     const { runspec: spec, warnings } = parseRunspecFile(located.script);
     warnings.forEach(printWarning);
-    const runspec = spec.name ? spec : { ...spec, name: path.basename(located.script, ".py") };
+    const runspec = spec.name ? spec : { ...spec, name: located.name };
     const scriptDir = path.dirname(located.script);
     if (args.help) {
       // The default config, if it loads, gives the examples (a key, the artifact inputs).
