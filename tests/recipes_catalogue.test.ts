@@ -255,7 +255,6 @@ for (const [name, words, script] of BUILTINS) {
       assert.equal(a.code, 0, a.stderr);
       assert.equal(b.code, 0, b.stderr);
       const ja = JSON.parse(a.stdout);
-      const jb = JSON.parse(b.stdout);
       const na = normalised(a.stdout, {
         argv: builtinArgv,
         script: path.join(ja.job_dir, "code", base),
