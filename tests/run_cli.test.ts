@@ -189,3 +189,51 @@ Deno.test("run: bad input is exit 2 with a clear message and nothing written", a
   }
   assert.deepEqual(listFiles(path.join(p.cwd, ".nemotron")), []);
 });
+
+Deno.test("run SCRIPT with a profile: image squash planned, secrets hidden, startup commands, artifact vars", async () => {
+  const p = await project();
+  await writeUserRecipe(
+    path.join(p.cwd, "img"),
+    USER_SCRIPT.replace(
+      '# name = "mine/train"',
+      '# name = "mine/img"\n# image = "nvcr.io/nvidia/x:1"',
+    ),
+  );
+  const rjd = path.join(p.cwd, "rjd");
+  await writeTree(p.cwd, {
+    "env.toml": [
+      "[cluster]",
+      'executor = "slurm"',
+      `remote_job_dir = "${rjd}"`,
+      'env_vars = { MY_TOKEN = "s3cret-value" }',
+      "[box]",
+      'executor = "local"',
+      'startup_commands = ["echo started-$NEMOTRON_RECIPE"]',
+      'env_vars = { MY_TOKEN = "s3cret-value" }',
+      "",
+    ].join("\n"),
+  });
+  const d = await p.run(["run", "img/train.py", "-d", "--json", "-b", "cluster"]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.doesNotMatch(d.stdout, /s3cret-value/, "no secret in the dry run");
+  const out = JSON.parse(d.stdout);
+  assert.equal(out.env_vars.MY_TOKEN, "******");
+  assert.ok(
+    out.notes.some((n: string) => /^container: nvcr\.io\/nvidia\/x:1 → .+\.sqsh$/.test(n)),
+    JSON.stringify(out.notes),
+  );
+  assert.match(out.sbatch_script, /--container-image/);
+  assert.ok(out.env_vars.NEMOTRON_ARTIFACTS_ROOT, "artifact registry root");
+  assert.equal(out.env_vars.NEMOTRON_RECIPE, "mine/img");
+  assert.throws(() => Deno.statSync(rjd), Deno.errors.NotFound);
+
+  const local = await p.run(["run", "proj/train.py", "--run", "box"]);
+  assert.equal(local.code, 0, local.stderr);
+  assert.match(local.stderr, /\[startup\] echo started-\$NEMOTRON_RECIPE/);
+  assert.match(local.stdout, /^started-mine\/train$/m);
+  const logs = listFiles(path.join(p.cwd, ".nemotron"));
+  const jobYaml = logs.find((f) => f.endsWith("job.yaml"))!;
+  const text = Deno.readTextFileSync(path.join(p.cwd, ".nemotron", jobYaml));
+  assert.doesNotMatch(text, /s3cret-value/, "no secret in job.yaml");
+  assert.match(text, /MY_TOKEN: '?\*{6}'?/);
+});
