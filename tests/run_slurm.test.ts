@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { type CliResult, runCli, tempDir, writeTree } from "./cli_helpers.ts";
 import { releaseRequeueHolds, slurmTest, tempJobRoot } from "./slurm_cluster.ts";
-import { listFiles, writeUserRecipe } from "./run_fixture.ts";
+import { listFiles, USER_SCRIPT, writeUserRecipe } from "./run_fixture.ts";
 
 const DENO_DIR = Deno.env.get("DENO_DIR") ||
   path.join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
@@ -242,3 +242,51 @@ slurmTest("init: the starter runs on Slurm with the profile init wrote from sinf
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.equal((r.stdout + r.stderr).match(/^step \d\/2 loss [\d.]+$/gm)?.length, 2, r.stdout);
 });
+
+slurmTest(
+  "run SCRIPT with launch = ray, run.cmd and run.workdir: the command runs from the workdir",
+  async () => {
+    const s = await site();
+    await writeUserRecipe(
+      path.join(s.cwd, "ray"),
+      USER_SCRIPT.replace(
+        '# launch = "direct"',
+        '# launch = "ray"\n# cmd = "python3 {script} --config {config} --via-cmd"\n# workdir = "/tmp"',
+      ).replace('print("config-file', 'print("cwd: " + os.getcwd())\nprint("config-file'),
+    );
+    const r = await s.run("run", "ray/train.py", "--run", "cluster", "train.steps=1");
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const out = r.stdout + r.stderr;
+    assert.match(out, /^extra: \["--via-cmd"\]$/m);
+    assert.match(out, /^cwd: \/tmp$/m);
+    assert.match(
+      out,
+      /^helper: steps=1 name=base$/m,
+      "the sibling module imports from the package",
+    );
+    assert.match(out, /^config-file: config\.yaml$/m);
+  },
+);
+
+slurmTest(
+  "run SCRIPT with launch = torchrun: torchrun starts run.env.nproc_per_node ranks",
+  async () => {
+    const s = await site();
+    await writeUserRecipe(
+      path.join(s.cwd, "torch"),
+      USER_SCRIPT.replace('# launch = "direct"', '# launch = "torchrun"')
+        .replace('print("helper: "', 'print("rank %s" % os.environ.get("RANK"))\nprint("helper: "'),
+    );
+    const r = await s.run(
+      "run",
+      "torch/train.py",
+      "--run",
+      "cluster",
+      "train.steps=1",
+      "run.env.nproc_per_node=2",
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const ranks = (r.stdout + r.stderr).match(/^rank \d$/gm)?.sort();
+    assert.deepEqual(ranks, ["rank 0", "rank 1"], r.stdout + r.stderr);
+  },
+);
