@@ -267,26 +267,3 @@ slurmTest(
     assert.match(out, /^config-file: config\.yaml$/m);
   },
 );
-
-slurmTest(
-  "run SCRIPT with launch = torchrun: torchrun starts run.env.nproc_per_node ranks",
-  async () => {
-    const s = await site();
-    await writeUserRecipe(
-      path.join(s.cwd, "torch"),
-      USER_SCRIPT.replace('# launch = "direct"', '# launch = "torchrun"')
-        .replace('print("helper: "', 'print("rank %s" % os.environ.get("RANK"))\nprint("helper: "'),
-    );
-    const r = await s.run(
-      "run",
-      "torch/train.py",
-      "--run",
-      "cluster",
-      "train.steps=1",
-      "run.env.nproc_per_node=2",
-    );
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const ranks = (r.stdout + r.stderr).match(/^rank \d$/gm)?.sort();
-    assert.deepEqual(ranks, ["rank 0", "rank 1"], r.stdout + r.stderr);
-  },
-);
