@@ -269,3 +269,23 @@ for (const [name, words, script] of BUILTINS) {
     assert.deepEqual(listFiles(path.join(s.cwd, ".nemotron")), [], "dry runs wrote nothing");
   });
 }
+
+Deno.test("recipes export demo/data and demo/train into one dir: the fork runs end to end", async () => {
+  const s = await site();
+  for (const name of ["demo/data", "demo/train"]) {
+    const r = await s.run(["recipes", "export", name, "fork"]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  // A fork: one edit to the train config.
+  const tiny = path.join(s.cwd, "fork", "config", "train", "tiny.yaml");
+  Deno.writeTextFileSync(tiny, Deno.readTextFileSync(tiny).replace("steps: 8", "steps: 3"));
+  const data = await s.run(["run", "fork/data.py", "-c", "tiny"]);
+  assert.equal(data.code, 0, data.stderr);
+  const train = await s.run(["run", "fork/train.py", "-c", "tiny"]);
+  assert.equal(train.code, 0, train.stderr);
+  assert.equal(train.stdout.match(/^step \d+\/3 loss /gm)?.length, 3, train.stdout);
+  const lin = await s.run(["artifacts", "lineage", "demo-model-tiny"]);
+  assert.equal(lin.code, 0, lin.stderr);
+  assert.match(lin.stdout, /^demo-model-tiny:v1\s+model\s+demo\/train/m);
+  assert.match(lin.stdout, /demo-data-tiny:v1\s+dataset\s+demo\/data/);
+});
