@@ -175,10 +175,8 @@ async function locateScript(
     }
     return { script, recorded: script, name: path.basename(script, ".py"), cleanup: () => {} };
   }
-  const entry = findRecipe(
-    loadCatalogue(BUILTIN_RECIPES, recipeDirs(envFile), printWarning),
-    target,
-  );
+  // Other recipes' runspec warnings are `recipes list`'s business; this one's are printed below.
+  const entry = findRecipe(loadCatalogue(BUILTIN_RECIPES, recipeDirs(envFile)), target);
   if (!entry.builtin) {
     return { script: entry.script, recorded: entry.script, name: entry.name, cleanup: () => {} };
   }
