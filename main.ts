@@ -138,8 +138,8 @@ export function buildProgram(cli: CliContext): Command {
   ));
   program.addCommand(Command.lazy(
     "completion",
-    "print a shell completion script (bash, zsh or fish)",
-    async () => (await import("./commands/completion.ts")).completionCommand(cli, () => program),
+    "Print a shell completion script (bash, zsh or fish)",
+    async () => (await import("./commands/completion.ts")).completionCommand(cli),
   ));
   return program;
 }
@@ -150,6 +150,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     const { leading, rest } = extractLeadingGlobals(argv);
     const cli: CliContext = { argv, leading, rest };
     const program = buildProgram(cli);
+    // Hidden: the completion engine the shell scripts of `nemotron completion` call.
+    if (argv[0] === "__complete") {
+      return (await import("./commands/complete.ts")).runComplete(program, argv.slice(1));
+    }
     if (rest.length === 0) {
       program.outputHelp();
       return 0;

@@ -29,6 +29,9 @@ const APT_PACKAGES = [
   "apache2-utils",
   "zstd",
   "openssl",
+  "zsh",
+  "fish",
+  "tmux",
 ];
 
 async function sh(

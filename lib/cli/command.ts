@@ -231,6 +231,11 @@ export class Command {
     return this;
   }
 
+  /** True for commands left out of help and completion (e.g. `__complete`). */
+  isHidden(): boolean {
+    return this._hidden;
+  }
+
   allowUnknownOption(allow = true): this {
     this._allowUnknown = allow;
     return this;
