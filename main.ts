@@ -6,7 +6,7 @@ import { Command } from "./lib/cli/command.ts";
 import denoJson from "./deno.json" with { type: "json" };
 import { type CliContext, extractLeadingGlobals } from "./lib/cli/args.ts";
 import { formatError, NemotronError } from "./lib/errors.ts";
-import { GLOBAL_OPTIONS_HELP } from "./lib/cli/help.ts";
+import { globalOptionsHelp } from "./lib/cli/help.ts";
 import { colorLabels, stderrColor } from "./lib/cli/color.ts";
 
 const SQUASH_DESCRIPTION =
@@ -27,7 +27,7 @@ export function buildProgram(cli: CliContext): Command {
   const program = new Command("nemotron")
     .description("Launch training and data recipes locally, on Slurm, or as Ray clusters on Slurm.")
     .version(denoJson.version, "-V, --version", "print the version")
-    .addHelpText("after", GLOBAL_OPTIONS_HELP);
+    .addHelpText("after", globalOptionsHelp());
   program.addCommand(
     new Command("demo")
       .description("CPU demo recipes: tokenize a bundled corpus, train a tiny n-gram model")
