@@ -132,7 +132,7 @@ Deno.test({
       assert.match(plain, /^Options:$/m);
       // The terminal did not have to wrap any line: each visible line is a whole help line.
       for (const l of plain.split("\n")) assert.ok(l.length <= 80);
-      assert.match(plain, /^  -d, --dry-run +Show what would be fetched/m);
+      assert.match(plain, /^ {2}-d, --dry-run +Show what would be fetched/m);
     } finally {
       await tmux(socket, ["kill-server"]);
     }
