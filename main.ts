@@ -26,7 +26,11 @@ const DOCTOR_DESCRIPTION =
 export function buildProgram(cli: CliContext): Command {
   const program = new Command("nemotron")
     .description("Launch training and data recipes locally, on Slurm, or as Ray clusters on Slurm.")
-    .version(denoJson.version, "-V, --version", "print the version")
+    .version(
+      denoJson.version,
+      "-V, --version",
+      "Print the version, the commit and the Deno version (--json)",
+    )
     .addHelpText("after", globalOptionsHelp());
   program.addCommand(
     new Command("demo")
@@ -149,6 +153,15 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   try {
     const { leading, rest } = extractLeadingGlobals(argv);
     const cli: CliContext = { argv, leading, rest };
+    // `--version [--json]`: version, the commit it was built from, the Deno runtime.
+    if ((rest[0] === "--version" || rest[0] === "-V") && rest.length <= 2) {
+      const json = rest[1] === "--json";
+      if (rest.length === 1 || json) {
+        const { versionInfo, versionLine } = await import("./lib/version.ts");
+        console.log(json ? JSON.stringify(versionInfo(), null, 2) : versionLine());
+        return 0;
+      }
+    }
     const program = buildProgram(cli);
     // Hidden: the completion engine the shell scripts of `nemotron completion` call.
     if (argv[0] === "__complete") {

@@ -126,7 +126,24 @@ Deno.test("cli: --version, no arguments, unknown command, leading-global conflic
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   const v = await runCli(["--version"]);
   assert.equal(v.code, 0);
-  assert.equal(v.stdout.trim(), denoJson.version);
+  // The commit comes from git itself (the oracle), not from the code under test.
+  const head = new TextDecoder().decode(
+    new Deno.Command("git", { args: ["rev-parse", "--short=12", "HEAD"], stdout: "piped" })
+      .outputSync().stdout,
+  ).trim();
+  assert.match(
+    v.stdout.trim(),
+    new RegExp(
+      `^nemotron ${denoJson.version.replaceAll(".", "\\.")} \\(commit ${head}(\\+dirty)?, deno ${
+        Deno.version.deno.replaceAll(".", "\\.")
+      }\\)$`,
+    ),
+  );
+  const vj = await runCli(["--version", "--json"]);
+  const info = JSON.parse(vj.stdout);
+  assert.equal(info.version, denoJson.version);
+  assert.match(info.commit, new RegExp(`^${head}(\\+dirty)?$`));
+  assert.equal(info.deno, Deno.version.deno);
   const none = await runCli([]);
   assert.equal(none.code, 0);
   assert.match(none.stdout, /^Usage: nemotron/m);
