@@ -46,8 +46,8 @@ async function output(cmd: string, args: string[]): Promise<{ code: number; text
  * remove a file in it (creating `dir`, 0700, if needed).
  */
 async function safeAndWritable(dir: string): Promise<{ ok: boolean; detail: string }> {
-  const { untrustedPathComponent } = await import("../lib/exec/job_dir.ts");
-  const problem = untrustedPathComponent(dir);
+  const { remoteJobDirProblem } = await import("../lib/exec/job_dir.ts");
+  const problem = remoteJobDirProblem(dir);
   if (problem) {
     return {
       ok: false,

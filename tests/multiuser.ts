@@ -92,7 +92,7 @@ async function makeWorld(): Promise<World> {
   const scratch = path.join(base, "scratch");
   Deno.mkdirSync(scratch);
   Deno.chmodSync(scratch, 0o1777);
-  const uids = new Map<string, number>();
+  const uids = new Map<string, number>([["root", 0]]);
   for (const u of [VICTIM, OTHER]) uids.set(u, await uidOf(u));
   const homes = new Map<string, string>();
   const home = (user: string) => {

@@ -23,23 +23,35 @@ import { writeFileAtomic } from "../atomic.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import { shellQuote } from "../shell.ts";
 import { type PipelineRef, secretsDirName, secretValues, type SlurmJob } from "./slurm.ts";
-import { untrustedPathComponent } from "../trusted_path.ts";
+import { type PathProblem, untrustedPathComponent } from "../trusted_path.ts";
 export { type PathProblem, untrustedPathComponent } from "../trusted_path.ts";
 
+/** Why other users could swap `remote_job_dir` or what nemotron keeps in it, or undefined. */
+export function remoteJobDirProblem(dir: string): PathProblem | undefined {
+  for (const sub of ["jobs", "git-cache", secretsDirName()]) {
+    const problem = untrustedPathComponent(path.join(dir, sub));
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 /**
- * Refuse (exit 2) a `remote_job_dir` that other users could swap: see `untrustedPathComponent`.
- * `what` names the setting in the message.
+ * Refuse (exit 2) a `remote_job_dir` that other users could swap (see `untrustedPathComponent`):
+ * the directory itself and the ones nemotron uses inside it (`jobs/`, `git-cache/` and the
+ * per-user secrets dir), so a `jobs/` someone else created in a shared `remote_job_dir` is refused
+ * too. `what` names the setting in the message.
  */
 export function checkRemoteJobDir(dir: string, what = "remote_job_dir"): void {
-  const problem = untrustedPathComponent(dir);
-  if (!problem) return;
-  throw new UsageError(
-    `${what} ${dir} is not safe: ${problem.dir}: ${problem.reason}`,
-    {
-      hint:
-        `another user could replace your job dir there and run code as you. ${problem.fix}, and point ${what} there`,
-    },
-  );
+  const problem = remoteJobDirProblem(dir);
+  if (problem) {
+    throw new UsageError(
+      `${what} ${dir} is not safe: ${problem.dir}: ${problem.reason}`,
+      {
+        hint:
+          `another user could replace your job dir there and run code as you. ${problem.fix}, and point ${what} there`,
+      },
+    );
+  }
 }
 
 /** The gid of group `name` (a number is taken as is), via `getent group`. */
