@@ -106,3 +106,31 @@ Deno.test("atomic write: the mode honours the umask (0644 and 0755 become 0600 a
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a", "b", "c"]);
   Deno.removeSync(dir, { recursive: true });
 });
+
+multiuserTest(
+  "multiuser: a remote_job_dir reached through another user's symlink is unsafe, even to a dir of yours",
+  async (w) => {
+    const mine = path.join(w.home(VICTIM), "jobs-real");
+    mkdirAs(w, VICTIM, mine, 0o700);
+    // The attacker's symlink in the 1777 scratch dir points at the victim's own dir today (and
+    // could point at the attacker's tomorrow).
+    const link = path.join(w.scratch, "victim-rjd");
+    const made = await w.shAs(OTHER, `ln -s ${mine} ${link}`);
+    assert.equal(made.code, 0, made.stderr);
+    const proj = path.join(w.home(VICTIM), "proj");
+    mkdirAs(w, VICTIM, proj);
+    for (const [name, rjd] of [["linked", link], ["direct", mine]]) {
+      writeAs(w, VICTIM, path.join(proj, "env.toml"), `[${name}]\nremote_job_dir = "${rjd}"\n`);
+      const doc = await w.runAs(VICTIM, ["doctor", name], { cwd: proj });
+      const line = doc.stdout.split("\n").find((l) => l.includes("remote_job_dir")) ?? "";
+      if (name === "linked") {
+        assert.match(
+          line,
+          new RegExp(`^FAIL .*${link} is not safe: ${link}: it belongs to another user`),
+        );
+      } else {
+        assert.match(line, new RegExp(`^ok .*${mine} is safe`), "control: the real dir is fine");
+      }
+    }
+  },
+);

@@ -247,3 +247,31 @@ multiuserTest(
   },
   { slurm: true },
 );
+
+multiuserTest("multiuser: job_dir_group makes job dirs 0750 for that group", async (w) => {
+  const rjd = path.join(w.home(VICTIM), "rjd");
+  const proj = victimProject(w, rjd);
+  const env = path.join(proj, "env.toml");
+  Deno.writeTextFileSync(env, Deno.readTextFileSync(env) + `job_dir_group = "${VICTIM}"\n`);
+  const s = await submit(w, proj);
+  assert.equal(s.code, 0, s.stderr);
+  try {
+    const st = Deno.statSync(s.job!.job_dir);
+    assert.equal(st.mode! & 0o777, 0o750);
+    assert.equal(st.gid, w.uid(VICTIM)); // useradd made a group with the user's name and id
+  } finally {
+    await scancel(s.job!.slurm_job_id);
+  }
+  writeAs(
+    w,
+    VICTIM,
+    env,
+    Deno.readTextFileSync(env).replace(
+      `job_dir_group = "${VICTIM}"`,
+      `job_dir_group = "no-such-group-xyz"`,
+    ),
+  );
+  const bad = await submit(w, proj);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /job_dir_group: no group 'no-such-group-xyz'/);
+}, { slurm: true });

@@ -265,8 +265,9 @@ export function writeSecretsFile(file: string, values: Readonly<Record<string, s
  */
 export function isOwnSecretsFilePath(file: string, jobDir: string): boolean {
   const dir = path.dirname(file);
+  // `.nemotron-secrets` is where jobs submitted before the per-user dir kept theirs.
   return /^[0-9a-f]{32}\.env$/.test(path.basename(file)) &&
-    path.basename(dir) === secretsDirName() &&
+    [secretsDirName(), ".nemotron-secrets"].includes(path.basename(dir)) &&
     path.dirname(dir) === path.dirname(path.dirname(path.resolve(jobDir))) &&
     path.resolve(file) === file;
 }
