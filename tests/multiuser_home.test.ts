@@ -134,3 +134,16 @@ multiuserTest(
     }
   },
 );
+
+multiuserTest(
+  "multiuser: `artifacts publish` as the first command also makes NEMOTRON_HOME 0700",
+  async (w) => {
+    const data = path.join(w.home(VICTIM), "data.txt");
+    writeAs(w, VICTIM, data, "hello\n");
+    const r = await w.runAs(VICTIM, ["artifacts", "publish", "first", data]);
+    assert.equal(r.code, 0, r.stderr);
+    const nh = path.join(w.home(VICTIM), ".nemotron");
+    assert.equal(Deno.statSync(nh).mode! & 0o777, 0o700);
+    assert.equal(exists(path.join(nh, "artifacts", "first", "v1", "manifest.json")), true);
+  },
+);
