@@ -160,3 +160,33 @@ multiuserTest(
     assert.equal(exists(path.join(proj, "rjd", "jobs")), false, "a job dir was written");
   },
 );
+
+multiuserTest(
+  "multiuser: env.toml discovery does not climb out of a mounted filesystem",
+  async (w) => {
+    // A trusted (victim-owned) env.toml above a mount point is not reached from inside the mount.
+    const marker = path.join(w.base, "unused");
+    writeAs(w, VICTIM, path.join(w.base, "env.toml"), localProfile(marker));
+    const mnt = path.join(w.base, "mnt");
+    Deno.mkdirSync(mnt);
+    const m = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt],
+    })
+      .output();
+    if (!m.success) {
+      console.log("SKIP mount boundary: cannot mount a tmpfs here");
+      return;
+    }
+    try {
+      mkdirAs(w, VICTIM, path.join(mnt, "proj"));
+      const inside = await w.runAs(VICTIM, ["env", "list"], { cwd: path.join(mnt, "proj") });
+      assert.doesNotMatch(inside.stdout, /cluster/, inside.stdout);
+      // Control: from a directory on the same filesystem as the file, it is found.
+      mkdirAs(w, VICTIM, path.join(w.base, "proj"));
+      const same = await w.runAs(VICTIM, ["env", "list"], { cwd: path.join(w.base, "proj") });
+      assert.match(same.stdout, /cluster/, same.stdout + same.stderr);
+    } finally {
+      await new Deno.Command("umount", { args: [mnt] }).output();
+    }
+  },
+);
