@@ -19,7 +19,7 @@ export interface ExpansionLimit {
   readonly floor: number;
 }
 
-export const DEFAULT_EXPANSION: ExpansionLimit = { ratio: 100, floor: 256 * 1024 * 1024 };
+export const DEFAULT_EXPANSION: ExpansionLimit = { ratio: 100, floor: 64 * 1024 * 1024 };
 
 /** The expansion limit from the environment (bad value → UsageError, before anything runs). */
 export function expansionLimit(
