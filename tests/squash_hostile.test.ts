@@ -12,7 +12,6 @@ import { nemotron, run } from "./fixtures/squash/registry.ts";
 import {
   concat,
   fakeImage,
-  type FakeServer,
   gzip,
   paxPathRecord,
   registryResponse,
