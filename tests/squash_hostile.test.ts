@@ -8,6 +8,7 @@
  * was not stored for, and nothing partial left (no output, no temp dir, no half blob in the cache).
  */
 import assert from "node:assert/strict";
+import { zstdCompressSync } from "node:zlib";
 import { nemotron, run } from "./fixtures/squash/registry.ts";
 import {
   concat,
@@ -370,10 +371,25 @@ Deno.test({
   ]);
   assert.ok(layer.length < 200 * 1024, `bomb is small (${layer.length} bytes)`);
   const image = await fakeImage([{ bytes: layer, gzip: true }]);
+  // The same file as one zstd frame (a few KiB), served as a zstd layer.
+  const zstdLayer = zstdCompressSync(
+    concat([ustarHeader("zeros", "0", 80 * mib), new Uint8Array(80 * mib), TAR_END]),
+  );
+  const zImage = await fakeImage([{ bytes: new Uint8Array(zstdLayer), gzip: false }]);
   const registry = serve("127.0.0.1", (_req, url) => registryResponse(image, url));
+  const zRegistry = serve("127.0.0.1", (_req, url) => registryResponse(zImage, url));
   try {
     await withDir(async (dir) => {
       await Deno.mkdir(`${dir}/out`);
+      const z = await nemotron(
+        ["squash", `${zRegistry.host}/test/img:1`, "-o", `${dir}/out/x.sqsh`],
+        envFor(dir),
+      );
+      assert.equal(z.code, 1, z.stderr);
+      noStackTrace(z.stderr);
+      assert.match(z.stderr, /decompresses to more than 67108864 bytes .*decompression bomb/);
+      assert.deepEqual(tree(`${dir}/out`), []);
+
       const r = await nemotron(
         ["squash", `${registry.host}/test/img:1`, "-o", `${dir}/out/x.sqsh`],
         envFor(dir),
@@ -403,7 +419,7 @@ Deno.test({
       assert.match(list.stdout, / 83886080 .*squashfs-root\/zeros\n/);
     });
   } finally {
-    await registry.close();
+    await Promise.all([registry.close(), zRegistry.close()]);
   }
 });
 
