@@ -24,12 +24,15 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
   }
 }
 
-/** `lstat` (a symlink is reported as itself, never followed); undefined when nothing is there. */
+/** `lstat` (a symlink is reported as itself, never followed); undefined when nothing is there
+ * (also when a parent is not a directory). */
 export async function lstatOrUndefined(file: string): Promise<Deno.FileInfo | undefined> {
   try {
     return await Deno.lstat(file);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      return undefined;
+    }
     throw e;
   }
 }

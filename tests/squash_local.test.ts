@@ -293,6 +293,14 @@ Deno.test({
     assert.match(r.stderr, /^ {2}hint: check ENROOT_SQUASH_OPTIONS \(now '-comp bogus'/m);
     assert.doesNotMatch(r.stderr, /Uncaught|RuntimeFailure|at file:\/\/|at async /);
     assert.deepEqual([...Deno.readDirSync(`${dir}/out`)], [], "no output, no temp dir");
+    // An output directory that cannot be made: the same plain error, exit 1.
+    await Deno.writeTextFile(`${dir}/afile`, "");
+    const d = await nemotron(["squash", image, "-o", `${dir}/afile/sub/x.sqsh`], {
+      NEMOTRON_HOME: dir,
+    });
+    assert.equal(d.code, 1, d.stderr);
+    assert.match(d.stderr, /^error: cannot write in .*\/afile\/sub: Not a directory/m);
+    assert.doesNotMatch(d.stderr, /at file:\/\//);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

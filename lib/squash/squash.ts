@@ -239,11 +239,18 @@ export async function squashNative(
 
   mksquashfsArgs(output); // bad ENROOT_* / SOURCE_DATE_EPOCH values fail here, before any write
   await checkMksquashfs();
-  await Deno.mkdir(dirname(output), { recursive: true });
-  const work = await Deno.makeTempDir({
-    dir: dirname(output),
-    prefix: `.${basename(output)}.partial-`,
-  });
+  let work: string;
+  try {
+    await Deno.mkdir(dirname(output), { recursive: true });
+    work = await Deno.makeTempDir({
+      dir: dirname(output),
+      prefix: `.${basename(output)}.partial-`,
+    });
+  } catch (e) {
+    throw new RuntimeFailure(`cannot write in ${dirname(output)}: ${(e as Error).message}`, {
+      hint: "choose an output directory you can write to (-o, or remote_job_dir in the profile)",
+    });
+  }
   const partial = join(work, basename(output));
   const mk = startMksquashfs(mksquashfsArgs(partial));
   const cleanup = () => {
