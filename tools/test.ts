@@ -99,7 +99,8 @@ async function ensureSlurm(): Promise<void> {
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
 // multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
-const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multiuser_\w+)\.test\.ts$/;
+const SERIAL =
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multiuser_\w+|follow_pending)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
