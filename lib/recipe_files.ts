@@ -6,7 +6,7 @@
  * dry run leaves nothing behind.
  */
 import * as path from "./path.ts";
-import { nemotronHome } from "./home.ts";
+import { ensureNemotronHome } from "./home.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { UsageError } from "./errors.ts";
 
@@ -56,7 +56,7 @@ export async function unpackRecipes(
     writeAll(dir, files);
     return { dir, cleanup: () => Deno.removeSync(dir, { recursive: true }) };
   }
-  const base = path.join(nemotronHome(), "recipes");
+  const base = path.join(ensureNemotronHome(), "recipes");
   const dir = path.join(base, await digest(files));
   try {
     Deno.statSync(path.join(dir, ".complete"));
@@ -77,7 +77,7 @@ export async function unpackRecipes(
 
 /**
  * Write `files` (path relative to `dir` → text) into `dir`, each atomically, creating directories.
- * A file that exists with other content is not overwritten unless `force`: then nothing at all is
+ * A file that exists with other content is not overwritten unless `force`; without it nothing is
  * written and the error lists every such file. Files that exist with the same content are left as
  * they are. Returns the paths written (absolute), in order.
  */
