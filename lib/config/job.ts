@@ -111,7 +111,7 @@ export function buildJobConfig(input: JobConfigInput): ConfigMap {
       for (const [k, v] of fromEnv) if (!existing.has(k)) existing.set(k, v);
     } else if (existing === undefined) job.set("artifacts", fromEnv);
   }
-  return applyDotlist(job, args.dotlist);
+  return applyDotlist(job, args.dotlist, { reapply: true });
 }
 
 /** Options of `extractTrainConfig`. */
