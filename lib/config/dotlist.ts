@@ -212,6 +212,14 @@ function suggestion(root: ConfigMap, path: readonly string[], missingAt: number)
   }?`;
 }
 
+/** Column (1-based) of segment `i` of the override's key, for the caret. */
+function segmentCol(o: DotlistOverride, i: number): number {
+  const prefix = o.text.length - o.text.replace(/^(\+\+|\+|~)/, "").length;
+  const before = o.path.slice(0, i).join(".");
+  const col = prefix + (i > 0 ? before.length + 1 : 0) + 1;
+  return o.text.slice(prefix).startsWith(before) ? col : prefix + 1;
+}
+
 function describe(v: ConfigNode): string {
   if (v instanceof Map) return "a mapping";
   if (Array.isArray(v)) return "a list";
@@ -361,7 +369,7 @@ function applyOverride(root: ConfigMap, o: DotlistOverride, reapply: boolean): v
             suggestion(root, o.path, found.missingAt)
           }`,
           {
-            location: at(o.text),
+            location: at(o.text, segmentCol(o, found.missingAt)),
             hint: `to add a new key write +${o.text} (Hydra's rule; ++${o.text} adds or overrides)`,
           },
         );
