@@ -29,8 +29,8 @@ Deno.test("config show RECIPE:CONFIG prints the built-in config; a bare name lis
   // The same as the file in the source tree, loaded from disk with its own `defaults: default`.
   assert.equal(r.stdout, toYaml(loadConfig(join(ROOT, "recipes/demo/config/train/tiny.yaml"))));
   // Hand-checked: tiny's own values over default's.
-  assert.match(r.stdout, /^model:\n  order: 3\n  smoothing: 2\.0\n/m);
-  assert.match(r.stdout, /^  steps: 8$/m);
+  assert.match(r.stdout, /^model:\n {2}order: 3\n {2}smoothing: 2\.0\n/m);
+  assert.match(r.stdout, /^ {2}steps: 8$/m);
   const bare = await runCli(["config", "show", "tiny"]);
   assert.equal(bare.code, 2);
   assert.match(bare.stderr, /'tiny' is not a config file/);
@@ -93,7 +93,7 @@ Deno.test("JSON recipes: an interpolation that cannot resolve fails the dry run,
       const r = await runCli(["demo", "train", "-c", "./bad.yaml", ...extra], { cwd: dir });
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /bad\.yaml:3:10: error: .*Interpolation key 'train\.nope' not found/);
-      assert.match(r.stderr, /3 \|   steps: \$\{train\.nope\}\n {2}\| {10}\^/);
+      assert.match(r.stderr, /3 \| {3}steps: \$\{train\.nope\}\n {2}\| {10}\^/);
     }
     assert.deepEqual(entries(dir), ["bad.yaml"]);
   } finally {
