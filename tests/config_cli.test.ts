@@ -36,6 +36,16 @@ Deno.test("config show RECIPE:CONFIG prints the built-in config; a bare name lis
   assert.match(bare.stderr, /'tiny' is not a config file/);
   assert.match(bare.stderr, /demo\/train:tiny/);
   assert.match(bare.stderr, /nano3\/pretrain:tiny/);
+  // -c RECIPE:CONFIG gives the recipe the same train config as -c NAME.
+  const [byRef, byName] = await Promise.all([
+    runCli(["demo", "train", "-c", "demo/train:tiny", "-d", "--json"]),
+    runCli(["demo", "train", "-c", "tiny", "-d", "--json"]),
+  ]);
+  assert.equal(byRef.code, 0, byRef.stderr);
+  assert.deepEqual(
+    JSON.parse(byRef.stdout).train_config,
+    JSON.parse(byName.stdout).train_config,
+  );
   const unknown = await runCli(["config", "show", "demo/trian:tiny"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /no built-in recipe 'demo\/trian'/);

@@ -80,11 +80,17 @@ export function configNames(configDir: string): string[] {
 
 /**
  * Resolve `-c NAME_OR_PATH`: a value containing `/` or ending in `.yaml`/`.yml` is a path
- * (relative to the cwd); otherwise `<configDir>/<name>.yaml`, then `.yml`. Missing → `UsageError`
+ * (relative to the cwd) or, when no such file exists, a built-in config `RECIPE:CONFIG` (returned
+ * as is; `loadConfig` reads it); otherwise `<configDir>/<name>.yaml`, then `.yml`. Missing → `UsageError`
  * with the original's messages ("Config file not found: …", "Config '…' not found in … Tried: …").
  */
 export function findConfigFile(nameOrPath: string, configDir: string): string {
   if (nameOrPath.includes("/") || /\.ya?ml$/.test(nameOrPath)) {
+    if (!exists(nameOrPath) && parseBuiltinRef(nameOrPath)) {
+      const { recipe, config } = parseBuiltinRef(nameOrPath)!;
+      builtinConfigText(recipe, config); // unknown recipe or config → UsageError listing them
+      return nameOrPath; // loadConfig reads the built-in config
+    }
     if (!exists(nameOrPath)) {
       throw new UsageError(`Config file not found: ${nameOrPath}`, {
         hint: "check the path (relative paths start from the current directory)",
