@@ -243,7 +243,12 @@ function forceSet(root: ConfigMap, o: DotlistOverride, value: ConfigNode): void 
     cur = next;
   }
   const last = o.path[o.path.length - 1];
-  const pos = { file: `override '${o.text}'`, line: 1, col: o.text.indexOf("=") + 2 };
+  const pos = {
+    file: "<command line>",
+    line: 1,
+    col: o.text.indexOf("=") + 2,
+    source: o.text,
+  };
   if (Array.isArray(cur)) {
     if (!childOf(cur, last).has) throw listIndexError(o, o.path.length - 1);
     cur[Number(last)] = mergedValue(o, cur[Number(last)], value);
