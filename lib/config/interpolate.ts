@@ -271,6 +271,9 @@ class Session {
     const deferred = this.opts.defer?.includes(name) ||
       (this.opts.deferUnknownResolvers === true && !this.resolvers[name]);
     if (deferred) {
+      // Literal arguments: the call as written. Arguments with interpolations: resolved here,
+      // then written back (plain text only, which the script side can parse).
+      if (!p.args.some(hasInterpolation)) return p.src;
       const args = p.args.map((a) => deferredArg(this.evalElement(a, parent, key), name));
       return `\${${name}:${args.join(",")}}`;
     }
@@ -505,6 +508,20 @@ class Session {
     this.link(c);
     this.parents.set(c, { parent, key: "<created>" });
     return c;
+  }
+}
+
+function hasInterpolation(el: Element): boolean {
+  switch (el.t) {
+    case "empty":
+      return false;
+    case "prim":
+    case "quoted":
+      return el.items.some((p) => p.t !== "tok");
+    case "list":
+      return el.items.some(hasInterpolation);
+    case "dict":
+      return el.pairs.some(([k, v]) => k.some((p) => p.t !== "tok") || hasInterpolation(v));
   }
 }
 
