@@ -6,7 +6,7 @@
  * The built-in configs are embedded data (recipes/index.ts); this module only reads their text.
  */
 import { dirname, extname, isAbsolute, join, resolve } from "../path.ts";
-import { UsageError } from "../errors.ts";
+import { didYouMean, UsageError } from "../errors.ts";
 import { builtinConfigDirs } from "../../recipes/index.ts";
 import { mergeConfigs } from "./merge.ts";
 import { type ConfigMap, positionOf } from "./tree.ts";
@@ -37,17 +37,23 @@ export function builtinConfigText(recipe: string, config: string): string {
   const entry = builtinConfigDirs().find((d) => d.recipe === recipe);
   if (!entry) {
     const recipes = builtinConfigDirs().map((d) => d.recipe);
-    throw new UsageError(`no built-in recipe '${recipe}' (in '${recipe}:${config}')`, {
-      hint: `built-in recipes with configs: ${recipes.join(", ")}`,
-    });
+    throw new UsageError(
+      `no built-in recipe '${recipe}' (in '${recipe}:${config}').${didYouMean(recipe, recipes)}`,
+      {
+        hint: `built-in recipes with configs: ${recipes.join(", ")}`,
+      },
+    );
   }
   const text = entry.dir.configs[`${config}.yaml`];
   if (text === undefined) {
     const names = Object.keys(entry.dir.configs).filter((f) => f.endsWith(".yaml"))
       .map((f) => f.slice(0, -5));
-    throw new UsageError(`recipe ${recipe} has no built-in config '${config}'`, {
-      hint: `its configs: ${names.map((n) => `${recipe}:${n}`).join(", ")}`,
-    });
+    throw new UsageError(
+      `recipe ${recipe} has no built-in config '${config}'.${didYouMean(config, names)}`,
+      {
+        hint: `its configs: ${names.map((n) => `${recipe}:${n}`).join(", ")}`,
+      },
+    );
   }
   return text;
 }
@@ -207,9 +213,18 @@ function loadWithChain(src: ConfigSource, chain: string[]): ConfigMap {
   let merged: ConfigMap = new Map();
   for (const entry of entries) {
     if (entry === "_self_") continue;
-    const base = src.base(entry);
+    const pos = positionOf(cfg, "defaults");
+    let base: ConfigSource | undefined;
+    try {
+      base = src.base(entry);
+    } catch (e) {
+      // An unknown RECIPE:CONFIG: say where it was written.
+      if (e instanceof UsageError && !e.location && pos) {
+        throw new UsageError(e.message, { location: pos, hint: e.hint });
+      }
+      throw e;
+    }
     if (base === undefined) {
-      const pos = positionOf(cfg, "defaults");
       const file = extname(entry) ? entry : `${entry}.yaml`;
       throw new UsageError(
         `Base config '${join(dirname(resolve(src.id)), file)}' referenced from ${src.shown} ` +
