@@ -145,6 +145,12 @@ Deno.test("overrides: run.env.* and run.wandb.* are filled from env.toml, so the
     () => applyDotlist(y("run: {data: 'd:latest'}\n"), ["run.dta=d:v2"]),
     /Did you mean run\.data\?/,
   );
+  // ~run.env.KEY may name a profile key the config does not have: removed from the job config.
+  assert.equal(toYaml(applyDotlist(y("a: 1\n"), ["~run.env.nodes"])), "a: 1\n");
+  assert.equal(
+    toYaml(applyDotlist(y("run: {env: {nodes: 2}}\n"), ["~run.env.nodes"], { reapply: true })),
+    "run:\n  env: {}\n",
+  );
   // Re-applying checked overrides to the job config (buildJobConfig) never fails.
   const once = applyDotlist(y("a: 1\nb: 2\n"), ["+c=3", "~b", "a=5"]);
   assert.equal(

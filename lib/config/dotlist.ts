@@ -404,7 +404,8 @@ function applyOverride(root: ConfigMap, o: DotlistOverride, reapply: boolean): v
     case "delete": {
       const current = exists ? selected(root, o, found.value) : undefined;
       if (current === undefined || current === null) {
-        if (reapply) return;
+        // run.env.* / run.wandb.* may come from env.toml: deleted from the job config (reapply).
+        if (reapply || (exempt && current === undefined)) return;
         throw new UsageError(
           `override '${o.text}': cannot delete '${o.key}': ${
             current === null
