@@ -155,7 +155,12 @@ export function mergeDotlist(tree: ConfigMap, dotlist: readonly string[]): Confi
     if (existing instanceof Map && o.value instanceof Map) {
       cur.set(last, mergeConfigs(existing, o.value));
     } else cur.set(last, o.value!);
-    setPosition(cur, last, { file: `override '${item}'`, line: 1, col: item.indexOf("=") + 2 });
+    setPosition(cur, last, {
+      file: "<command line>",
+      line: 1,
+      col: item.indexOf("=") + 2,
+      source: item,
+    });
   }
   return mergeConfigs(tree, src);
 }
@@ -237,9 +242,11 @@ function forceSet(root: ConfigMap, o: DotlistOverride, value: ConfigNode): void 
       continue;
     }
     // A scalar on the way is replaced by a mapping (OmegaConf.update with force_add does so).
-    if (Array.isArray(cur)) throw listIndexError(o, i);
     const next: ConfigMap = new Map();
-    cur.set(seg, next);
+    if (Array.isArray(cur)) {
+      if (!child.has) throw listIndexError(o, i);
+      cur[Number(seg)] = next;
+    } else cur.set(seg, next);
     cur = next;
   }
   const last = o.path[o.path.length - 1];
