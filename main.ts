@@ -16,7 +16,7 @@ const ARTIFACTS_DESCRIPTION =
   "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)";
 const CONFIG_DESCRIPTION = "Inspect OmegaConf-style YAML configs";
 const DOCTOR_DESCRIPTION =
-  "check what this login node has for nemotron (Slurm, tools, env.toml, job dirs)";
+  "Check what this login node has for nemotron (Slurm, tools, env.toml, profiles)";
 
 /**
  * Build the whole command tree for one invocation. Each command's module is imported explicitly
