@@ -383,14 +383,18 @@ export function doctorCommand(_cli: CliContext): Command {
       const checks = await runChecks(profile);
       if (opts.json) console.log(JSON.stringify({ checks }, null, 2));
       else {
-        // One row a check, the detail wrapped under its column so the report fits the terminal.
-        const { helpRows, helpWidth } = await import("../lib/cli/layout.ts");
+        // One row a check. On a terminal the detail wraps under its column so the report fits;
+        // piped, each check stays one line (for grep).
         const rows = checks.map((c): [string, string] => [
           `${c.ok ? "ok  " : c.required ? "FAIL" : "--  "} ${c.name}`,
           c.detail.split("\n")[0],
         ]);
+        const { helpRows, helpWidth } = await import("../lib/cli/layout.ts");
+        const tty = Deno.stdout.isTerminal();
+        const width = tty ? helpWidth() : Number.MAX_SAFE_INTEGER;
         console.log(
-          helpRows(rows, helpWidth(), 40, { capitalise: false }).map((l) => l.slice(2)).join("\n"),
+          helpRows(rows, width, tty ? 40 : 1000, { capitalise: false }).map((l) => l.slice(2))
+            .join("\n"),
         );
       }
       if (checks.some((c) => c.required && !c.ok)) Deno.exitCode = 1;
