@@ -29,6 +29,9 @@ const APT_PACKAGES = [
   "apache2-utils",
   "zstd",
   "openssl",
+  "zsh",
+  "fish",
+  "tmux",
 ];
 
 async function sh(
@@ -95,7 +98,9 @@ async function ensureSlurm(): Promise<void> {
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
-const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot)\.test\.ts$/;
+// multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
+const SERIAL =
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multiuser_\w+|follow_pending|doctor)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
