@@ -86,6 +86,14 @@ export function plannedJobDir(base: string, name: string, now: Date = new Date()
   return path.join(base, `${stamp}-${name.replaceAll("/", "-")}-XXXXXX`);
 }
 
+/**
+ * What the script receives besides its config, for the "job dir" line of a local run:
+ * `; script arguments: --mock` (shell-quoted), or nothing.
+ */
+export function scriptArgsNote(passthrough: readonly string[]): string {
+  return passthrough.length ? `; script arguments: ${shellJoin(passthrough)}` : "";
+}
+
 /** Copy the unpacked recipe's code files (not its configs) into `dest`. */
 export function copyRecipeCode(srcDir: string, files: readonly string[], dest: string): void {
   for (const rel of files) {
