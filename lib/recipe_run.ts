@@ -403,6 +403,9 @@ export async function planSlurmJob(opts: {
   });
   const registry = env.NEMOTRON_ARTIFACTS_ROOT;
   const registryMount = sqsh && registry ? [`${registry}:${registry}`] : [];
+  // pyxis refuses a mount whose source does not exist: the first job on a fresh NEMOTRON_HOME
+  // would fail. Create the registry before anything is submitted (a dry run creates nothing).
+  if (registryMount.length && !args.dryRun) Deno.mkdirSync(registry, { recursive: true });
   const job = buildSlurmJob({
     ...spec,
     jobKey: draft.key,
