@@ -14,6 +14,8 @@ interface Check {
   readonly detail: string;
   /** A failed required check makes doctor exit 1. */
   readonly required: boolean;
+  /** The check failed on bad input (e.g. an unknown profile key): doctor exits 2. */
+  readonly badInput?: boolean;
 }
 
 /** The absolute path of `cmd` on PATH, or undefined. */
@@ -135,11 +137,18 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
         const w = writable(rjd);
         checks.push({ name: `profile ${name}: remote_job_dir`, ...w, required: true });
       } catch (err) {
+        const { NemotronError, formatError } = await import("../lib/errors.ts");
         checks.push({
           name: `profile ${name}`,
           ok: false,
-          detail: err instanceof Error ? err.message : String(err),
+          // bad input keeps its whole text: file:line, the source line and the hint
+          detail: err instanceof NemotronError
+            ? formatError(err)
+            : err instanceof Error
+            ? err.message
+            : String(err),
           required: true,
+          badInput: err instanceof NemotronError && err.exitCode === 2,
         });
       }
     }
@@ -161,9 +170,14 @@ export function doctorCommand(_cli: CliContext): Command {
         const width = Math.max(...checks.map((c) => c.name.length));
         for (const c of checks) {
           const mark = c.ok ? "ok  " : c.required ? "FAIL" : "--  ";
-          console.log(`${mark} ${c.name.padEnd(width)}  ${c.detail.split("\n")[0]}`);
+          const lines = c.detail.split("\n");
+          console.log(`${mark} ${c.name.padEnd(width)}  ${lines[0]}`);
+          if (c.badInput) {
+            for (const l of lines.slice(1)) console.log(`     ${"".padEnd(width)}  ${l}`);
+          }
         }
       }
-      if (checks.some((c) => c.required && !c.ok)) Deno.exitCode = 1;
+      if (checks.some((c) => c.badInput)) Deno.exitCode = 2;
+      else if (checks.some((c) => c.required && !c.ok)) Deno.exitCode = 1;
     });
 }

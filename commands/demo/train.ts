@@ -165,6 +165,7 @@ export async function runDemoTrain(
       const pkg = await packageCode({
         script: { arcname: `_nemotron/${demoTrain.scriptPath}`, text: demoTrain.script },
         trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
         jobDir: slurmJob.jobDir,
         extraFiles: Object.entries(demoTrain.files).map(([rel, text]) => ({
           arcname: `_nemotron/${path.dirname(demoTrain.scriptPath)}/${rel}`,

@@ -184,6 +184,7 @@ export async function runNano3DataPrepRl(
       const pkg = await packageCode({
         script: { arcname: scriptArc, text: nano3RlDataPrep.script },
         trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
         jobDir: slurmJob.jobDir,
         extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
           arcname: `_nemotron/${path.dirname(nano3RlDataPrep.scriptPath)}/${rel}`,

@@ -184,6 +184,7 @@ export async function runNano3DataPrepSft(
       const pkg = await packageCode({
         script: { arcname: scriptArc, text: nano3SftDataPrep.script },
         trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
         jobDir: slurmJob.jobDir,
         extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
           arcname: `_nemotron/${path.dirname(nano3SftDataPrep.scriptPath)}/${rel}`,
