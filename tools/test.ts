@@ -95,7 +95,8 @@ async function ensureSlurm(): Promise<void> {
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
-const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm)\.test\.ts$/;
+const SERIAL =
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
