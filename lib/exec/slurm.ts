@@ -23,6 +23,7 @@ import type { Launch } from "../runspec.ts";
 import { renderJinja } from "./jinja.ts";
 import { type EnvFile, extendsChain } from "../env_toml.ts";
 import { locateKey } from "../toml.ts";
+import { PROFILE_KEYS } from "../profile_keys.ts";
 
 /** A resolved env.toml profile (plain data). */
 export type Profile = Readonly<Record<string, unknown>>;
@@ -142,52 +143,12 @@ export function secretValues(job: SlurmJob): Readonly<Record<string, string>> {
   return SECRET_VALUES.get(job) ?? {};
 }
 
-/** Profile keys this module reads (others are left to other executors and commands). */
-export const SLURM_PROFILE_KEYS = [
-  "account",
-  "partition",
-  "run_partition",
-  "batch_partition",
-  "time",
-  "nodes",
-  "gpus_per_node",
-  "ntasks_per_node",
-  "nproc_per_node",
-  "cpus_per_task",
-  "mem",
-  "exclusive",
-  "gres",
-  "qos",
-  "constraint",
-  "mounts",
-  "lustre_mount",
-  "env_vars",
-  "startup_commands",
-  "setup_lines",
-  "container_image",
-  "remote_job_dir",
-  "retries",
-  "sbatch_template",
-  "rdzv_port",
-  "tunnel",
-  // NeMo-Run SlurmExecutor keys users migrate with
-  "cpus_per_gpu",
-  "gpus_per_task",
-  "mem_per_gpu",
-  "mem_per_cpu",
-  "exclude",
-  "nodelist",
-  "reservation",
-  "comment",
-  "signal",
-  "network",
-  "dependency",
-  "array",
-  "job_name_prefix",
-  "srun_args",
-  "srun_wait",
-  "additional_parameters",
-] as const;
+/**
+ * Profile keys of the Slurm executor: derived from the one table of known keys
+ * (`lib/profile_keys.ts`), where a new key is added (with its README line).
+ */
+export const SLURM_PROFILE_KEYS: readonly string[] = PROFILE_KEYS
+  .filter((k) => k.group === "slurm" || k.group === "profile").map((k) => k.key);
 
 const DEFAULT_TIME = "04:00:00";
 const DEFAULT_SRUN_WAIT = 60;
