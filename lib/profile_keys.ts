@@ -208,3 +208,31 @@ export function checkProfileKeys(
     }
   }
 }
+
+/**
+ * Keys of `profile` that the chosen executor does not read (another executor's, an ssh tunnel's
+ * without `tunnel = "ssh"`, the original's unused ones, Slurm keys in a local profile), each with
+ * who reads it: a warning for the user, so nothing is dropped silently.
+ */
+export function ignoredProfileKeys(
+  profile: Readonly<Record<string, unknown>>,
+  executor: "local" | "slurm",
+): { key: string; reader: string }[] {
+  const out: { key: string; reader: string }[] = [];
+  for (const key of Object.keys(profile)) {
+    const known = PROFILE_KEYS.find((k) => k.key === key);
+    if (!known) continue;
+    const g = known.group;
+    const reader = g === "docker" || g === "dgxcloud" || g === "lepton"
+      ? `the ${g} executor`
+      : g === "ssh"
+      ? 'an ssh tunnel (tunnel = "ssh", not supported yet)'
+      : g === "original"
+      ? "the Python original only"
+      : (g === "slurm" || g === "squash") && executor === "local"
+      ? "the slurm executor"
+      : undefined;
+    if (reader !== undefined) out.push({ key, reader });
+  }
+  return out;
+}

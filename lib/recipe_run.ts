@@ -24,6 +24,7 @@ import { syncGitMounts } from "./exec/git_mounts.ts";
 import { buildRunEnv } from "./exec/run_env.ts";
 import { INTERRUPTED_EXIT_CODE } from "./exec/local_run.ts";
 import { updateManifest } from "./exec/job_dir.ts";
+import { ignoredProfileKeys } from "./profile_keys.ts";
 import { artifactsRoot } from "./artifacts/root.ts";
 import { type EnvFile, specialSection } from "./env_toml.ts";
 import type { Runspec } from "./runspec.ts";
@@ -56,7 +57,14 @@ export function executorFor(
       hint: "use --stage with a profile whose executor is slurm, or drop --stage",
     });
   }
-  if (ex === "local" || ex === "slurm") return ex;
+  if (ex === "local" || ex === "slurm") {
+    for (const { key, reader } of ignoredProfileKeys(profile, ex)) {
+      console.error(
+        `warning: profile '${args.profile}': ${key} is read by ${reader}; the ${ex} executor ignores it`,
+      );
+    }
+    return ex;
+  }
   if (typeof ex === "string" && KNOWN_EXECUTORS.includes(ex)) {
     throw new UsageError(
       `executor '${ex}' (profile '${args.profile}') is not supported by this nemotron yet`,

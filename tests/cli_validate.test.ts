@@ -236,6 +236,20 @@ Deno.test("known keys: other executors' and ssh keys are refused for what they a
   assert.equal(ssh.code, 2);
   assert.match(ssh.stderr, /tunnel = "ssh" is not supported yet/);
   assert.doesNotMatch(ssh.stderr, /unknown key/);
+  // keys another executor reads are not typos, but not silently dropped either
+  const mixed = await sandbox({
+    "env.toml": `[c]\nexecutor = "slurm"\nremote_job_dir = "${rjd}"\nshm_size = "16g"\n` +
+      `[l]\nexecutor = "local"\naccount = "a"\n`,
+  });
+  const c = await mixed.run(["demo", "data", "-c", "tiny", "-b", "c", "-d"]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(
+    c.stderr,
+    /warning: profile 'c': shm_size is read by the docker executor; the slurm executor ignores it/,
+  );
+  const l = await mixed.run(["demo", "data", "-c", "tiny", "-b", "l", "-d"]);
+  assert.equal(l.code, 0, l.stderr);
+  assert.match(l.stderr, /warning: profile 'l': account is read by the slurm executor/);
   const vars = await sb.run(["env", "show", "vars"]);
   assert.equal(vars.code, 0, vars.stderr);
   assert.ok(vars.stdout.includes(`remote_job_dir: ${rjd}/jobs`), vars.stdout);
