@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { type CliResult, MAIN, ROOT, runCli, tempDir, writeTree } from "./cli_helpers.ts";
 import { PROFILE_KEY_NAMES } from "../lib/profile_keys.ts";
+import { nearMissOption } from "../lib/cli/args.ts";
 
 const DENO_DIR = Deno.env.get("DENO_DIR") ||
   path.join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
@@ -90,6 +91,39 @@ Deno.test("near-miss options after a recipe command: exit 2, did you mean, nothi
   assert.deepEqual(tree(path.join(sb.cwd, ".nemotron")), [], "a local job dir was written");
   assert.deepEqual(tree(rjd), [], "something was written for Slurm");
   assert.deepEqual(tree(path.join(sb.nemotronHome, "artifacts")), []);
+});
+
+Deno.test("near-miss rule: typos of our options are caught, script options that merely look alike are not", () => {
+  const caught: Record<string, string> = {
+    "--dryrun": "--dry-run",
+    "--Dry-Run": "--dry-run",
+    "--dry_run=1": "--dry-run",
+    "--dryrn": "--dry-run",
+    "--btach": "--batch",
+    "--rum": "--run",
+    "--conifg": "--config",
+    "--force_squash": "--force-squash",
+    "--josn": "--json",
+  };
+  for (const [tok, want] of Object.entries(caught)) assert.equal(nearMissOption(tok), want, tok);
+  for (
+    const tok of [
+      "--mock",
+      "--stages",
+      "--batch-size",
+      "--run-name",
+      "--config-path",
+      "--jsonl",
+      "--conf",
+      "--debug",
+      "--seed",
+      "-v",
+      "-t",
+      "--task",
+      "--force",
+      "--dry",
+    ]
+  ) assert.equal(nearMissOption(tok), undefined, tok);
 });
 
 Deno.test("passthrough: after -- anything goes to the script; other tokens too, shown in the dry run and the job dir line", async () => {
