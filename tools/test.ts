@@ -95,8 +95,9 @@ async function ensureSlurm(): Promise<void> {
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
+// multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|multiuser_\w+)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
