@@ -20,7 +20,7 @@ const RUN_DESCRIPTION =
 const RECIPES_DESCRIPTION = "List, show and export (fork) the recipes nemotron can run";
 const INIT_DESCRIPTION = "Write a starter recipe (script, config) and, if none is found, env.toml";
 const DOCTOR_DESCRIPTION =
-  "check what this login node has for nemotron (Slurm, tools, env.toml, job dirs)";
+  "Check what this login node has for nemotron (Slurm, tools, env.toml, profiles)";
 
 /**
  * Build the whole command tree for one invocation. Each command's module is imported explicitly
@@ -199,6 +199,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 
 /** Print an error the way users see it and return its exit code. */
 function reportError(err: unknown): number {
+  // The reader of our output went away (`nemotron jobs logs 1 | head -1`): like git, stop quietly.
+  if (err instanceof Deno.errors.BrokenPipe) return 0;
   if (err instanceof NemotronError) {
     console.error(colorLabels(formatError(err), stderrColor()));
     return err.exitCode;
