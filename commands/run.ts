@@ -37,7 +37,12 @@ import {
 import { formatLocation, RuntimeFailure, UsageError } from "../lib/errors.ts";
 import { launchArgv, runLocal, runStartupLocal, startupCommands } from "../lib/exec/local_run.ts";
 import { prepareJobDir } from "../lib/exec/job_dir.ts";
-import { CONFIG_NAME, LAUNCHER_NAME, packageCode } from "../lib/packaging/code.ts";
+import {
+  CONFIG_NAME,
+  LAUNCHER_NAME,
+  packageCode,
+  packagedConfigName,
+} from "../lib/packaging/code.ts";
 import { packageSelfContained, SELF_CONTAINED_NAME } from "../lib/packaging/inline.ts";
 import * as path from "../lib/path.ts";
 import { findRecipe, loadCatalogue, recipeDirs } from "../lib/recipe_catalogue.ts";
@@ -58,6 +63,7 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   submitRecipeJob,
   trainConfigName,
   workdirCommand,
@@ -291,6 +297,11 @@ export async function runScript(
       const layout = await codePackageLayout(located.script);
       const train = extractTrainConfig(job, { forRemote: true, repoRoot: layout.root });
       const inPackage = packaging === "code" ? layout.scriptArcname : SELF_CONTAINED_NAME;
+      // The code packager names the config by its format (config.json, …); the single file
+      // packager ships config.yaml.
+      const shippedConfig = packaging === "code"
+        ? packagedConfigName(runspec.config.format)
+        : CONFIG_NAME;
       const torchrun = runspec.run.launch === "torchrun";
       let command: string[];
       if (runspec.run.cmd) {
@@ -301,7 +312,7 @@ export async function runScript(
           workdirCommand(
             runspec,
             `"$NEMOTRON_JOB_DIR"/code/${shellQuote(inPackage)}`,
-            `"$NEMOTRON_JOB_DIR"/code/${CONFIG_NAME}`,
+            `"$NEMOTRON_JOB_DIR"/code/${shippedConfig}`,
             args.passthrough,
           ),
         ];
@@ -313,7 +324,7 @@ export async function runScript(
           ...(torchrun ? [] : ["python3"]),
           SELF_CONTAINED_NAME,
           "--config",
-          CONFIG_NAME,
+          shippedConfig,
           ...args.passthrough,
         ];
       }
@@ -351,6 +362,7 @@ export async function runScript(
         const pkg = await packageCode({
           script: { path: located.script },
           trainConfig,
+          configFormat: runspec.config.format,
           jobDir: slurmJob.jobDir,
           cwd: scriptDir,
         });
@@ -415,7 +427,9 @@ export async function runScript(
       passthrough: args.passthrough,
       nprocPerNode: localNproc(runEnv),
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });

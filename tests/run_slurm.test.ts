@@ -264,6 +264,6 @@ slurmTest(
       /^helper: steps=1 name=base$/m,
       "the sibling module imports from the package",
     );
-    assert.match(out, /^config-file: config\.yaml$/m);
+    assert.match(out, /^config-file: config\.json$/m, "named by config.format");
   },
 );
