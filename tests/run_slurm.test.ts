@@ -115,7 +115,7 @@ slurmTest(
     // The code packager shipped the script's directory (no checkout): script, module, configs,
     // plus the launcher and the train config.
     assert.deepEqual(listFiles(path.join(job.job_dir, "code")), [
-      "config.yaml",
+      "config.json",
       "config/default.yaml",
       "config/small.yaml",
       "helpers.py",
@@ -188,7 +188,7 @@ slurmTest(
     assert.match(await logs(s, job.slurm_job_id), /^helper: edited 2$/m);
     assert.deepEqual(listFiles(path.join(job.job_dir, "code")), [
       ".gitignore",
-      "config.yaml",
+      "config.json",
       "main.py",
       "recipes/config/default.yaml",
       "recipes/config/small.yaml",
