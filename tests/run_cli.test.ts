@@ -239,3 +239,28 @@ Deno.test("run SCRIPT with a profile: image squash planned, secrets hidden, star
   assert.doesNotMatch(text, /s3cret-value/, "no secret in job.yaml");
   assert.match(text, /MY_TOKEN: '?\*{6}'?/);
 });
+
+Deno.test("run SCRIPT follows the override rule and builds on built-in configs (config engine)", async () => {
+  const p = await project();
+  const typo = await p.run(["run", "proj/train.py", "train.stepz=3"]);
+  assert.equal(typo.code, 2, typo.stdout);
+  assert.match(
+    typo.stderr,
+    /key 'train\.stepz' is not in the config\. Did you mean train\.steps\?/,
+  );
+  assert.deepEqual(listFiles(path.join(p.cwd, ".nemotron")), [], "nothing ran");
+  const plus = await p.run(["run", "proj/train.py", "-d", "--json", "+train.extra=1", "~name"]);
+  assert.equal(plus.code, 0, plus.stderr);
+  assert.deepEqual(JSON.parse(plus.stdout).train_config, {
+    exit_code: 0,
+    train: { steps: 2, lr: 0.5, extra: 1 },
+  });
+  // A user config that starts from a built-in one, run with the exported fork.
+  assert.equal((await p.run(["recipes", "export", "demo/train", "fork"])).code, 0);
+  await writeTree(p.cwd, { "mine.yaml": "defaults: [demo/train:tiny]\ntrain:\n  steps: 2\n" });
+  const mine = await p.run(["run", "fork/train.py", "-c", "./mine.yaml", "-d", "--json"]);
+  assert.equal(mine.code, 0, mine.stderr);
+  const train = JSON.parse(mine.stdout).train_config;
+  assert.equal(train.train.steps, 2);
+  assert.equal(train.artifact.name, "demo-model-tiny", "the rest comes from demo/train:tiny");
+});
