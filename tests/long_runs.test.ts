@@ -184,7 +184,7 @@ Deno.test("auto_resume scripts: Python Jinja2 renders the same bytes; bash -n, s
   assert.match(torch, /trap '"'"''"'"' USR1; exec "\$@"' nemotron-resume bash -c/);
   assert.match(torch, /--container-env=[^ ]*NEMOTRON_CHECKPOINT_DIR/);
   assert.match(torch, /NEMOTRON_CHECKPOINT_DIR=\/nemo_run\/checkpoints/);
-  assert.doesNotMatch(noSignal, /--signal|scancel|trap _nemotron_forward_signal/);
+  assert.doesNotMatch(noSignal, /--signal=|scancel |trap _nemotron_forward_signal/);
   assert.match(noSignal, /^#SBATCH --requeue$/m);
 });
 

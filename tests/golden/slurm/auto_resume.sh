@@ -36,14 +36,23 @@ if [ -n "${_nemotron_skip}" ]; then
   exit "${_nemotron_rc}"
 fi
 mkdir -p "${_nemotron_job_dir}"/checkpoints
+# SIGTERM (scancel, preemption, scontrol requeue): Slurm decides whether another attempt follows
+_nemotron_terminated=0
+# shellcheck disable=SC2317 # runs from the TERM trap
+_nemotron_on_term() {
+  _nemotron_terminated=1
+  echo "[nemotron] SIGTERM: the attempt was cancelled, preempted or requeued by Slurm" >&2
+  exit 143
+}
+trap _nemotron_on_term TERM
 
 # ---- private environment: values live only in a 0600 file, loaded with tracing off ----
 { set +x; } 2>/dev/null
 _nemotron_secrets=/lustre/me/nemotron/.nemotron-secrets/0123456789abcdef0123456789abcdef.env
 # shellcheck disable=SC2317 # runs from the EXIT trap
 _nemotron_drop_secrets() {
-  # long runs: keep the file only when this attempt requeued the job (the next attempt needs it)
-  if [ "${_nemotron_requeued:-0}" -ne 1 ]; then
+  # long runs: keep the file when another attempt may follow (requeued here, or stopped by Slurm)
+  if [ "${_nemotron_requeued:-0}" -ne 1 ] && [ "${_nemotron_terminated:-0}" -ne 1 ]; then
     rm -f -- "${_nemotron_secrets}"
   fi
 }
@@ -83,22 +92,21 @@ srun --output=/lustre/me/nemotron/jobs/demo-train-20260101-120000-a1b2c3/logs/lo
   --chdir=/lustre/me/nemotron/jobs/demo-train-20260101-120000-a1b2c3/code \
   python3 main.py --config config.yaml &
 _nemotron_srun=$!
-# wait for srun; a trapped SIGUSR1 interrupts `wait`, then the tasks get their grace time
-while :; do
+{ set +x; } 2>/dev/null
+# wait for srun, polling (a trap runs between commands); after SIGUSR1 the tasks get their grace time
+while kill -0 "${_nemotron_srun}" 2>/dev/null; do
+  if [ "${_nemotron_signalled}" -eq 1 ] && [ "$(date +%s)" -ge "${_nemotron_deadline}" ]; then
+    echo "[nemotron] the tasks did not exit within 20 s of SIGUSR1" >&2
+    break
+  fi
+  sleep 1
+done
+if kill -0 "${_nemotron_srun}" 2>/dev/null; then
+  _nemotron_rc=-
+else
   wait "${_nemotron_srun}"
   _nemotron_rc=$?
-  kill -0 "${_nemotron_srun}" 2>/dev/null || break
-  if [ "${_nemotron_signalled}" -eq 1 ]; then
-    while kill -0 "${_nemotron_srun}" 2>/dev/null && [ "$(date +%s)" -lt "${_nemotron_deadline}" ]; do
-      sleep 1
-    done
-    if kill -0 "${_nemotron_srun}" 2>/dev/null; then
-      echo "[nemotron] the tasks did not exit within 20 s of SIGUSR1" >&2
-      _nemotron_rc=-
-      break
-    fi
-  fi
-done
+fi
 { set +x; } 2>/dev/null
 
 # ---- exit code and retry policy ----
