@@ -460,6 +460,7 @@ Deno.test({
       await preempted(ctx, reference);
       await cancelled(ctx);
       await alwaysFails(ctx);
+      Deno.removeSync(work, { recursive: true }); // kept when something failed, to debug
     } finally {
       if (saved === undefined) Deno.env.delete("SLURM_CONF");
       else Deno.env.set("SLURM_CONF", saved);
