@@ -95,7 +95,10 @@ async function ensureSlurm(): Promise<void> {
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
-const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|long_runs_slurm)\.test\.ts$/;
+// multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
+// long_runs_slurm: its own private Slurm instance, slow (time limits are checked every ~30 s).
+const SERIAL =
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multiuser_\w+|long_runs_slurm)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
