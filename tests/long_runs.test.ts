@@ -49,6 +49,7 @@ const BASE: SlurmJobSpec = {
   command: ["python3", "main.py", "--config", "config.yaml"],
   jobKey: "demo-train-20260101-120000-a1b2c3",
   secretsId: "0123456789abcdef0123456789abcdef",
+  uid: 1000,
 };
 
 function spec(profile: Record<string, unknown>, more: Partial<SlurmJobSpec> = {}): SlurmJobSpec {

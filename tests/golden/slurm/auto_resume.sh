@@ -32,7 +32,7 @@ elif [ "${_nemotron_attempt}" -gt 2 ]; then
 fi
 if [ -n "${_nemotron_skip}" ]; then
   printf 'end\t%s\t%s\t%s\t%s\n' "${_nemotron_attempt}" "${_nemotron_rc}" "$(date +%s)" "${_nemotron_skip}" >> "${_nemotron_job_dir}/attempts.tsv"
-  rm -f -- /lustre/me/nemotron/.nemotron-secrets/0123456789abcdef0123456789abcdef.env
+  rm -f -- /lustre/me/nemotron/.nemotron-secrets-1000/0123456789abcdef0123456789abcdef.env
   exit "${_nemotron_rc}"
 fi
 mkdir -p "${_nemotron_job_dir}"/checkpoints
@@ -48,7 +48,7 @@ trap _nemotron_on_term TERM
 
 # ---- private environment: values live only in a 0600 file, loaded with tracing off ----
 { set +x; } 2>/dev/null
-_nemotron_secrets=/lustre/me/nemotron/.nemotron-secrets/0123456789abcdef0123456789abcdef.env
+_nemotron_secrets=/lustre/me/nemotron/.nemotron-secrets-1000/0123456789abcdef0123456789abcdef.env
 # shellcheck disable=SC2317 # runs from the EXIT trap
 _nemotron_drop_secrets() {
   # long runs: keep the file when another attempt may follow (requeued here, or stopped by Slurm)
