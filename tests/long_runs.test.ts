@@ -228,12 +228,17 @@ echo "scontrol $*" >> "$STUB_DIR/calls"
   }
 }
 
-/** A task that prints its env, waits for SIGUSR1 (then exits 75) or exits with `rc` at once. */
+/**
+ * A task that prints its env, then: `wait` for SIGUSR1 and exit 75; `ignore` SIGUSR1 and go on
+ * sleeping; or exit with the given code at once.
+ */
 const TASK = [
   "import os, signal, sys, time",
   "print('secret', os.environ.get('LR_TOKEN'), 'ckpt', os.environ['NEMOTRON_CHECKPOINT_DIR'], 'grace', os.environ['NEMOTRON_RESUME_GRACE'], flush=True)",
-  "if sys.argv[1] != 'wait': sys.exit(int(sys.argv[1]))",
-  "signal.signal(signal.SIGUSR1, lambda *a: (print('got USR1', flush=True), sys.exit(75)))",
+  "if sys.argv[1] not in ('wait', 'ignore'): sys.exit(int(sys.argv[1]))",
+  "stop = lambda *a: (print('got USR1', flush=True), sys.exit(75))",
+  "ignore = lambda *a: print('got USR1, ignoring it', flush=True)",
+  "signal.signal(signal.SIGUSR1, ignore if sys.argv[1] == 'ignore' else stop)",
   "open(os.path.join(os.environ['NEMOTRON_JOB_DIR'], 'ready'), 'w').close()",
   "time.sleep(60)",
 ].join("\n");
@@ -251,14 +256,20 @@ interface ScriptRun {
 async function runScript(
   taskArg: string,
   attempt: number,
-  opts: { finishedBefore?: boolean; signal?: boolean } = {},
+  opts: { finishedBefore?: boolean; signal?: boolean; signalBefore?: number } = {},
 ): Promise<ScriptRun> {
   const root = Deno.makeTempDirSync({ prefix: "nemotron-lr-" });
   const bin = path.join(root, "bin");
   Deno.mkdirSync(bin);
   stubs(bin);
   const job = buildSlurmJob(spec(
-    { remote_job_dir: root, time: "1", max_restarts: 2, signal_before: 30, container_image: "" },
+    {
+      remote_job_dir: root,
+      time: "1",
+      max_restarts: 2,
+      signal_before: opts.signalBefore ?? 30,
+      container_image: "",
+    },
     { command: ["/usr/bin/python3", "-c", TASK, taskArg], env: { LR_TOKEN: "s3cr3t" } },
   ));
   const script = await renderSbatch(job);
@@ -288,6 +299,9 @@ async function runScript(
     child.kill("SIGUSR1"); // what Slurm does `signal_before` seconds before the limit (B:USR1)
   }
   const { code } = await child.status;
+  try { // a task that ignored the signal outlives the script here (on Slurm the requeue kills it)
+    Deno.kill(Number(Deno.readTextFileSync(path.join(bin, "task.pid"))), "SIGKILL");
+  } catch { /* it has exited */ }
   const read = (f: string) => {
     try {
       return Deno.readTextFileSync(f);
@@ -327,6 +341,18 @@ Deno.test("script: SIGUSR1 is forwarded, the task checkpoints and exits, the job
   assert.ok(r.secretsLeft, "the next attempt needs the secrets file");
   assert.ok(!r.finished);
   assert.ok(!r.batchLog.includes("s3cr3t"), "the secret value reached the batch log");
+});
+
+Deno.test("script: a task that ignores SIGUSR1 is given the grace time, then the job is requeued anyway", async () => {
+  const r = await runScript("ignore", 0, { signal: true, signalBefore: 20 });
+  assert.match(r.taskLog, /grace 10$/m);
+  assert.match(r.taskLog, /^got USR1, ignoring it$/m);
+  assert.match(r.batchLog, /the tasks did not exit within 10 s of SIGUSR1/);
+  assert.match(r.calls, /^scontrol requeue 4242$/m);
+  assert.equal(r.attempts[0].exitCode, null);
+  assert.equal(r.attempts[0].reason, "timelimit");
+  assert.equal(r.code, 1);
+  assert.ok(r.secretsLeft);
 });
 
 Deno.test("script: exit 0 writes the finished marker, never requeues, drops the secrets file", async () => {
@@ -396,6 +422,8 @@ Deno.test("why attempts ended: script records, Slurm's final state, accounting's
   assert.deepEqual(by(attemptOutcomes([a(0, null)], { state: "RUNNING", terminal: false })), [
     "running",
   ]);
+  const noExit = attemptOutcomes([a(0, [null, "timelimit"]), a(1, [0, "exit"])], done);
+  assert.match(noExit[0].text, /the tasks did not exit within the grace time/);
   assert.deepEqual(by(attemptOutcomes([a(0, [3, "exit"]), a(1, [1, "budget"])], done)), [
     "failed",
     "no_restarts_left",

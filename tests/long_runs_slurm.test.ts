@@ -283,7 +283,7 @@ async function threeAttempts(ctx: Ctx, reference: string[]): Promise<void> {
   ]);
   const text = await cli(ctx, "jobs", "status", sub.id);
   assert.match(text.stdout, /restarts: {2}2, max_restarts 3 \(auto_resume\)/);
-  assert.match(text.stdout, /attempt 0 .* time limit near: SIGUSR1, checkpoint, exit code 75/);
+  assert.match(text.stdout, /attempt 0 .* time limit near: SIGUSR1, exit code 75/);
   const one = await cli(ctx, "jobs", "logs", sub.id, "--attempt", "1");
   assert.equal(one.stdout, logs[1]);
   assert.ok(!exists(sub.secretsFile), "the secrets file outlived the last attempt");

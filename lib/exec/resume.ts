@@ -134,7 +134,9 @@ export function attemptOutcomes(
           return {
             ...base,
             ended_by: "time_limit",
-            text: `time limit near: SIGUSR1, checkpoint, exit code ${rc}`,
+            text: a.exitCode === null
+              ? "time limit near: SIGUSR1; the tasks did not exit within the grace time"
+              : `time limit near: SIGUSR1, exit code ${rc}`,
           };
         case "finished":
           return {
