@@ -296,6 +296,7 @@ async function preempted(ctx: Ctx, reference: string[]): Promise<void> {
     "train.step_seconds=1",
     "train.checkpoint_every=3",
   ]);
+  const follow = cli(ctx, "jobs", "logs", sub.id, "-f"); // what `--run` does: across attempts
   await waitFor(
     "a periodic checkpoint",
     () => /checkpoint at step 3 \(every/.test(sub.log(0)) || undefined,
@@ -305,6 +306,10 @@ async function preempted(ctx: Ctx, reference: string[]): Promise<void> {
   const final = await waitJob(sub.id, 120_000);
   assert.equal(final.state, "COMPLETED");
   assert.equal(final.restarts, 1);
+  const followed = await follow;
+  assert.equal(followed.code, 0, followed.stderr);
+  assert.match(followed.stderr, new RegExp(`job ${sub.id}: attempt 1 \\(requeued\\)`));
+  assert.equal(followed.stdout, sub.log(0) + sub.log(1));
   const [first, second] = [sub.log(0), sub.log(1)];
   const saved = [...first.matchAll(/^\[train\] checkpoint at step (\d+) /gm)].map((m) =>
     Number(m[1])
