@@ -114,6 +114,7 @@ Deno.test("auto_resume: defaults, directives, and bad keys are UsageErrors namin
   usage({ time: "1", signal_before: 90 }, /signal_before \(90 s\) must be shorter than the time/);
   usage({ time: "00:04:00" }, /time: signal_before \(300 s\) must be shorter/);
   usage({ retries: 2 }, /retries: cannot be combined with auto_resume/);
+  usage({ signal: "B:USR2@60" }, /signal: cannot be combined with auto_resume/);
   usage({ auto_resume: false, max_restarts: 2 }, /max_restarts: only applies with auto_resume/);
   usage({ auto_resume: undefined, signal_before: 60 }, /signal_before: only applies with/);
 });

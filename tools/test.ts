@@ -29,6 +29,9 @@ const APT_PACKAGES = [
   "apache2-utils",
   "zstd",
   "openssl",
+  "zsh",
+  "fish",
+  "tmux",
 ];
 
 async function sh(
@@ -98,7 +101,7 @@ async function ensureSlurm(): Promise<void> {
 // multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
 // long_runs_slurm: its own private Slurm instance, slow (time limits are checked every ~30 s).
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multiuser_\w+|long_runs_slurm)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -33,6 +33,7 @@ import {
   plannedJobDir,
   printDryRun,
   runSettingsOf,
+  scriptArgsNote,
 } from "../../lib/recipe_run.ts";
 import { ensureSquashedImage } from "../../lib/squash/ensure.ts";
 import { nano3Eval } from "../../recipes/index.ts";
@@ -204,7 +205,7 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
     const evalPath = path.join(jobDir, "eval.yaml");
     Deno.renameSync(written.trainConfig, evalPath);
     const argv = [LAUNCHER, "run", "--config", evalPath, ...tasks.flatMap((t) => ["-t", t])];
-    console.error(`[nemotron] nano3/eval: job dir ${jobDir}`);
+    console.error(`[nemotron] nano3/eval: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`);
     const logPath = path.join(jobDir, "run.log");
     let code: number;
     try {

@@ -89,6 +89,7 @@ _nemotron_forward_signal() {
 trap _nemotron_forward_signal USR1
 srun --output=/lustre/me/nemotron/jobs/demo-train-20260101-120000-a1b2c3/logs/log-demo-train_%j_"${_nemotron_attempt}".out \
   --nodes=1 --ntasks-per-node=1 --kill-on-bad-exit=1 \
+  --wait=60 \
   --chdir=/lustre/me/nemotron/jobs/demo-train-20260101-120000-a1b2c3/code \
   python3 main.py --config config.yaml &
 _nemotron_srun=$!
