@@ -318,7 +318,7 @@ async function runScript(
       return false;
     }
   };
-  return {
+  const result = {
     code,
     calls: read(path.join(bin, "calls")),
     batchLog: read(batchLog),
@@ -327,6 +327,8 @@ async function runScript(
     secretsLeft: exists(job.secretsFile!),
     finished: exists(path.join(job.jobDir, "FINISHED")),
   };
+  Deno.removeSync(root, { recursive: true });
+  return result;
 }
 
 Deno.test("script: SIGUSR1 is forwarded, the task checkpoints and exits, the job is requeued, secrets kept", async () => {
@@ -522,4 +524,5 @@ Deno.test("demo train: stopped by SIGUSR1 or SIGTERM, resumed, it prints the sam
     const metrics = Deno.readTextFileSync(path.join(work, out, "metrics.jsonl")).trim().split("\n");
     assert.deepEqual(metrics.map((l) => JSON.parse(l).step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   }
+  Deno.removeSync(work, { recursive: true });
 });
