@@ -261,26 +261,43 @@ export interface RunSettings {
 /**
  * The effective execution settings of a job: its config's `run.env` (YAML `run.env`, the profile
  * over it with the recipe's resource keys kept, then `run.env.*` command-line overrides), with its
- * interpolations resolved against the whole job config. A value that cannot be resolved is a
- * usage error naming the key.
+ * interpolations resolved against the whole job config. Each key is resolved on its own and a key
+ * that cannot be resolved (`who: ${oc.env:USER}` with USER unset) fails only when it is read —
+ * OmegaConf's lazy resolution, as the original has it: a dry run that never reads that key works,
+ * a job that needs it stops with the usage error naming the key.
  */
 export function runSettingsOf(job: ConfigMap): RunSettings {
   const run = job.get("run");
   if (!(run instanceof Map) || !run.has("env")) return { env: {}, gitMounts: [] };
-  const gitMounts = new Map<string, AutoMount>();
-  const resolved = toPlain(resolveValue(job, "run.env", {
-    resolvers: { auto_mount: autoMountResolver((m) => gitMounts.set(m.name, m)) },
-  }));
-  if (resolved === null || typeof resolved !== "object" || Array.isArray(resolved)) {
+  const runEnv = run.get("env");
+  if (!(runEnv instanceof Map)) {
     throw new UsageError("run.env must be a mapping", {
       hint: "write run.env as key: value lines",
     });
   }
-  const env = { ...(resolved as Record<string, unknown>) };
-  if (Array.isArray(env.mounts)) {
-    env.mounts = env.mounts.filter((m) =>
-      !(typeof m === "string" && m.startsWith("__auto_mount__:"))
-    );
+  const gitMounts = new Map<string, AutoMount>();
+  const opts = {
+    resolvers: { auto_mount: autoMountResolver((m) => gitMounts.set(m.name, m)) },
+  };
+  const env: Record<string, unknown> = {};
+  for (const key of runEnv.keys()) {
+    let value: unknown;
+    try {
+      value = toPlain(resolveValue(job, `run.env.${key}`, opts));
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      Object.defineProperty(env, key, {
+        enumerable: true,
+        get: () => {
+          throw e;
+        },
+      });
+      continue;
+    }
+    if (key === "mounts" && Array.isArray(value)) {
+      value = value.filter((m) => !(typeof m === "string" && m.startsWith("__auto_mount__:")));
+    }
+    env[key] = value;
   }
   return { env, gitMounts: [...gitMounts.values()] };
 }

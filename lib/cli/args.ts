@@ -4,7 +4,7 @@
  * Global options (`-c/--config`, `-r/--run`, `-b/--batch`, `-d/--dry-run`, `--stage`, `--force-squash`)
  * may stand before the group (`nemotron -d nano3 pretrain`) or anywhere after a recipe leaf
  * (`nemotron nano3 pretrain -c tiny -d`). After the leaf, a token with `=` that does not start with `-`
- * is a dotlist override, `--` ends option parsing (everything later is passthrough) and every other
+ * is a dotlist override (so is Hydra's `~key`, which deletes a key and needs no `=`), `--` ends option parsing (everything later is passthrough) and every other
  * token is passthrough for the script. `--run=P`, `-r=P`, `--config=X`, `-c=X`, `--batch=P`, `-b=P`
  * are recognised too (the Python original silently passed them to the script).
  */
@@ -242,7 +242,7 @@ export function parseRecipeArgs(tokens: readonly string[], cli: CliContext): Rec
       i += used;
       continue;
     }
-    if (!tok.startsWith("-") && tok.includes("=")) dotlist.push(tok);
+    if ((!tok.startsWith("-") && tok.includes("=")) || /^~[A-Za-z_]/.test(tok)) dotlist.push(tok);
     else {
       const near = nearMissOption(tok);
       if (near !== undefined) {
