@@ -526,3 +526,54 @@ Deno.test("demo train: stopped by SIGUSR1 or SIGTERM, resumed, it prints the sam
   }
   Deno.removeSync(work, { recursive: true });
 });
+
+Deno.test("the keys work under the job config's run.env too (command line, dry run)", async () => {
+  const work = Deno.makeTempDirSync({ prefix: "nemotron-lr-env-" });
+  try {
+    const envToml = path.join(work, "env.toml");
+    Deno.writeTextFileSync(
+      envToml,
+      `[cl]\nexecutor = "slurm"\nremote_job_dir = "${work}/rjd"\n`,
+    );
+    const main = path.join(HERE, "..", "main.ts");
+    const dry = (...extra: string[]) =>
+      run(Deno.execPath(), [
+        "run",
+        "-A",
+        main,
+        "demo",
+        "train",
+        "-c",
+        "tiny",
+        "--batch",
+        "cl",
+        "-d",
+        "--json",
+        ...extra,
+      ], {
+        cwd: work,
+        env: { NEMOTRON_ENV_FILE: envToml, NEMOTRON_HOME: path.join(work, "home") },
+      });
+    const on = await dry("run.env.auto_resume=true", "run.env.time=1", "run.env.signal_before=30s");
+    assert.equal(on.code, 0, on.stderr);
+    const script: string = JSON.parse(on.stdout).sbatch_script;
+    assert.match(script, /^#SBATCH --requeue$/m);
+    assert.match(script, /^#SBATCH --signal=B:USR1@30$/m);
+    assert.match(script, /^export NEMOTRON_RESUME_GRACE=20$/m);
+    const bad = await dry("run.env.auto_resume=true", "run.env.time=1");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /signal_before \(300 s\) must be shorter than the time limit "1"/);
+    assert.ok(!exists(path.join(work, "rjd")), "a dry run wrote the job dir");
+  } finally {
+    Deno.removeSync(work, { recursive: true });
+  }
+});
+
+function exists(file: string): boolean {
+  try {
+    Deno.statSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
