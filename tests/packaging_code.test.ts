@@ -425,6 +425,7 @@ Deno.test("code: a submodule whose recorded commit is missing is a usage error, 
         err.message.includes(`submodule ext/sub: the commit the parent records (${missing})`) &&
         /git submodule update --init --recursive/.test(err.hint ?? ""),
     );
-    assert.deepEqual([...Deno.readDirSync(jobDir)], []);
+    // Not even the job dir is created: planning writes nothing.
+    assert.throws(() => Deno.statSync(jobDir), Deno.errors.NotFound);
   });
 });

@@ -6,30 +6,18 @@
 import { resolveRunInterpolations, rewritePathsForRemote } from "../config/run_refs.ts";
 import type { ConfigMap, ConfigNode } from "../config/tree.ts";
 import { toYaml } from "../config/write.ts";
-import { isSecretName, REDACTED } from "../secrets.ts";
+import { redactEnv as redactSecretEnv, redactSecrets } from "../secrets.ts";
 
 /**
- * A copy of a config tree where non-empty string values under secret-looking keys read `******`.
- * Numbers and booleans are never credentials, so `batch_tokens: 256` stays visible.
+ * A copy of a config tree with secret-looking values shown as `******`, at any depth (the one
+ * rule of lib/secrets.ts).
  */
 export function redactTree(node: ConfigNode): ConfigNode {
-  if (node instanceof Map) {
-    const out: ConfigMap = new Map();
-    for (const [k, v] of node) {
-      out.set(k, isSecretName(k) && typeof v === "string" && v !== "" ? REDACTED : redactTree(v));
-    }
-    return out;
-  }
-  if (Array.isArray(node)) return node.map(redactTree);
-  return node;
+  return redactSecrets(node);
 }
 
-/** Redact secret-looking entries of a name → value map. */
-export function redactEnv(env: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(env).map(([k, v]) => [k, isSecretName(k) && v ? REDACTED : v]),
-  );
-}
+/** Redact secret-looking entries of a name → value map (lib/secrets.ts). */
+export const redactEnv = redactSecretEnv;
 
 function box(title: string, body: string): string {
   const rule = "─".repeat(Math.max(4, 76 - title.length));
