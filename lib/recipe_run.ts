@@ -105,6 +105,15 @@ export interface DryRunReport {
   readonly jobDir: string;
   readonly forRemote: boolean;
   readonly repoRoot?: string;
+  /** The directory nemotron runs in, when it is below `repoRoot` (for `${oc.env:PWD}`). */
+  readonly cwd?: string;
+  /** The planned code package (slurm): its size and what the deny list left out. */
+  readonly codePackage?: {
+    readonly root?: string;
+    readonly entries: readonly unknown[];
+    readonly totalBytes: number;
+    readonly excluded: readonly { readonly path: string; readonly reason: string }[];
+  };
   /** The rendered sbatch script (slurm), shown in full. */
   readonly script?: string;
   /** What would happen besides (e.g. "would squash IMAGE to PATH"). */
@@ -122,6 +131,16 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
         command: r.command,
         executor: r.executor,
         job_dir: r.jobDir,
+        ...(r.codePackage
+          ? {
+            code_package: {
+              root: r.codePackage.root ?? null,
+              files: r.codePackage.entries.length,
+              bytes: r.codePackage.totalBytes,
+              excluded: r.codePackage.excluded,
+            },
+          }
+          : {}),
         ...(r.script !== undefined ? { sbatch_script: r.script } : {}),
         ...(r.notes?.length ? { notes: r.notes } : {}),
       },
@@ -130,11 +149,25 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
     ));
     return;
   }
-  console.log(renderCompiledConfig(r.job, { forRemote: r.forRemote, repoRoot: r.repoRoot }));
+  console.log(
+    renderCompiledConfig(r.job, { forRemote: r.forRemote, repoRoot: r.repoRoot, cwd: r.cwd }),
+  );
   const env = redactEnv(r.env);
   const envText = Object.keys(env).sort().map((k) => `${k}=${env[k]}`).join("\n") || "(none)";
   console.log(renderBlock("environment", envText));
   console.log(renderBlock(`command (${r.executor})`, shellJoin(r.command)));
+  if (r.codePackage) {
+    const p = r.codePackage;
+    const lines = [
+      `${p.entries.length} files, ${(p.totalBytes / (1 << 20)).toFixed(1)} MB from ${
+        p.root ?? "the recipe"
+      }`,
+      ...(p.excluded.length
+        ? ["left out (never shipped):", ...p.excluded.map((x) => `  ${x.path}  (${x.reason})`)]
+        : []),
+    ];
+    console.log(renderBlock("code package", lines.join("\n")));
+  }
   if (r.script !== undefined) console.log(renderBlock("sbatch script", r.script));
   for (const n of r.notes ?? []) console.log(n);
   console.log(`job dir: ${r.jobDir}`);

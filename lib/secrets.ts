@@ -60,7 +60,10 @@ export function redactSecrets<T>(value: T): T {
   if (value instanceof Map) {
     const out = new Map();
     for (const [k, v] of value) {
-      out.set(k, typeof k === "string" && isSecretName(k) && hides(v) ? REDACTED : redactSecrets(v));
+      out.set(
+        k,
+        typeof k === "string" && isSecretName(k) && hides(v) ? REDACTED : redactSecrets(v),
+      );
     }
     return out as T;
   }

@@ -3,7 +3,11 @@
  * (unresolved) and `config` (everything else; local runs resolve `${run.*}`, remote runs show the
  * remote path rewrites), with secret-looking values redacted; plus the command that would run.
  */
-import { resolveRunInterpolations, rewritePathsForRemote } from "../config/run_refs.ts";
+import {
+  remotePwdFor,
+  resolveRunInterpolations,
+  rewritePathsForRemote,
+} from "../config/run_refs.ts";
 import type { ConfigMap, ConfigNode } from "../config/tree.ts";
 import { toYaml } from "../config/write.ts";
 import { redactEnv as redactSecretEnv, redactSecrets } from "../secrets.ts";
@@ -27,11 +31,12 @@ function box(title: string, body: string): string {
 /** The config the display shows under `config`: job config minus `run`, local or remote view. */
 export function displayedConfig(
   job: ConfigMap,
-  opts: { forRemote: boolean; repoRoot?: string },
+  opts: { forRemote: boolean; repoRoot?: string; cwd?: string },
 ): ConfigMap {
   const rest: ConfigMap = new Map([...job].filter(([k]) => k !== "run"));
+  const root = opts.repoRoot ?? Deno.cwd();
   const shown = opts.forRemote
-    ? rewritePathsForRemote(rest, opts.repoRoot ?? Deno.cwd())
+    ? rewritePathsForRemote(rest, root, remotePwdFor(root, opts.cwd))
     : resolveRunInterpolations(rest, job.get("run"));
   return shown as ConfigMap;
 }
@@ -39,7 +44,7 @@ export function displayedConfig(
 /** "Compiled Configuration" with the `run` and `config` panels. */
 export function renderCompiledConfig(
   job: ConfigMap,
-  opts: { forRemote: boolean; repoRoot?: string },
+  opts: { forRemote: boolean; repoRoot?: string; cwd?: string },
 ): string {
   const run = job.get("run") ?? new Map();
   return [

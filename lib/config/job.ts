@@ -12,6 +12,7 @@ import { type ResolveOptions, resolveTree } from "./interpolate.ts";
 import { mergeConfigs } from "./merge.ts";
 import {
   isArtifactReference,
+  remotePwdFor,
   resolveRunInterpolations,
   rewritePathsForRemote,
 } from "./run_refs.ts";
@@ -120,6 +121,8 @@ export interface TrainConfigOptions {
   readonly forRemote: boolean;
   /** Local repository root for the path rewrite (default: the cwd). */
   readonly repoRoot?: string;
+  /** The directory nemotron runs in, when it is a subdirectory of `repoRoot` (maps `${oc.env:PWD}`). */
+  readonly cwd?: string;
 }
 
 /**
@@ -131,7 +134,10 @@ export function extractTrainConfig(job: ConfigMap, opts: TrainConfigOptions): Co
   let train: ConfigNode = cloneTree(job);
   const run = (train as ConfigMap).get("run");
   (train as ConfigMap).delete("run");
-  if (opts.forRemote) train = rewritePathsForRemote(train, opts.repoRoot ?? Deno.cwd());
+  if (opts.forRemote) {
+    const root = opts.repoRoot ?? Deno.cwd();
+    train = rewritePathsForRemote(train, root, remotePwdFor(root, opts.cwd));
+  }
   const out = resolveRunInterpolations(train, run) as ConfigMap;
   if (run instanceof Map) {
     const refs = new Map([...run].filter(([, v]) => isArtifactReference(v)));

@@ -398,7 +398,10 @@ function walkDirectory(dir: string, denier: Denier): TarEntry[] {
   return out;
 }
 
-/** Lazily opened blob readers of each plan (for submodule files), closed after writing. */
+/**
+ * Blob readers of each plan (submodule files), opened only while the archive is written and
+ * closed after it, so a plan that is never written (dry run, refused) holds nothing open.
+ */
 const PLAN_READERS = new WeakMap<CodePackagePlan, BlobReaders>();
 
 /**
@@ -651,21 +654,15 @@ export async function packageCode(
   opts: CodePackageOptions & { readonly maxMb?: number; readonly force?: boolean },
 ): Promise<CodePackage> {
   const plan = await planCodePackage(opts);
-  try {
-    if (opts.maxMb !== undefined) checkPackageSize(plan, opts.maxMb, opts.force ?? false);
-  } catch (err) {
-    await PLAN_READERS.get(plan)?.close();
-    throw err;
-  }
+  if (opts.maxMb !== undefined) checkPackageSize(plan, opts.maxMb, opts.force ?? false);
   return await writeCodePackage(plan);
 }
 
-/** Close what a plan holds open when it will not be written (dry runs, refused packages). */
-export async function discardPlan(plan: CodePackagePlan): Promise<void> {
-  await PLAN_READERS.get(plan)?.close();
-}
-
-/** Lines for a dry run: what the deny list left out of the package. */
-export function excludedReport(excluded: readonly ExcludedFile[]): string[] {
-  return excluded.map((x) => `left out of the code package: ${x.path} (${x.reason})`);
+/**
+ * The directory a code package is rooted at for `cwd`: the top of its git checkout (real path),
+ * else `cwd` itself. Remote path rewrites (`/nemo_run/code/…`) are relative to it.
+ */
+export async function codePackageRoot(cwd: string): Promise<string> {
+  const root = await checkoutRoot(cwd);
+  return root ? Deno.realPathSync(root) : cwd;
 }
