@@ -21,7 +21,7 @@ import {
 import { submissionReport, submitJob, type SubmittedJob } from "./exec/submit.ts";
 import { followJob } from "./exec/follow.ts";
 import { syncGitMounts } from "./exec/git_mounts.ts";
-import { buildRunEnv } from "./exec/run_env.ts";
+import { buildRunEnv, hideSecretArgs, shellJoinSecretRefs } from "./exec/run_env.ts";
 import { artifactsRoot } from "./artifacts/root.ts";
 import { type EnvFile, specialSection } from "./env_toml.ts";
 import type { Runspec } from "./runspec.ts";
@@ -128,7 +128,7 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
         job_config: toPlain(redactTree(r.job)),
         train_config: toPlain(redactTree(r.train)),
         env_vars: redactEnv(r.env),
-        command: r.command,
+        command: redactArgv(r.command),
         executor: r.executor,
         job_dir: r.jobDir,
         ...(r.codePackage
@@ -155,7 +155,7 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
   const env = redactEnv(r.env);
   const envText = Object.keys(env).sort().map((k) => `${k}=${env[k]}`).join("\n") || "(none)";
   console.log(renderBlock("environment", envText));
-  console.log(renderBlock(`command (${r.executor})`, shellJoin(r.command)));
+  console.log(renderBlock(`command (${r.executor})`, shellJoin(redactArgv(r.command))));
   if (r.codePackage) {
     const p = r.codePackage;
     const lines = [
@@ -322,7 +322,10 @@ export function workdirCommand(
   const cmd = (runspec.run.cmd ?? "python3 {script} --config {config}")
     .replaceAll("{script}", script)
     .replaceAll("{config}", config);
-  const tail = passthrough.length ? " " + shellJoin(passthrough) : "";
+  // Secret arguments (`--password=X`) become `"${NEMOTRON_SECRET_ARG_<n>}"` here; planSlurmJob
+  // puts their values in the job's private env file (lib/exec/run_env.ts hideSecretArgs).
+  const hidden = hideSecretArgs(passthrough).argv;
+  const tail = hidden.length ? " " + shellJoinSecretRefs(hidden) : "";
   return (runspec.run.workdir ? `cd ${shellQuote(runspec.run.workdir)} && ` : "") + cmd + tail;
 }
 
@@ -402,7 +405,10 @@ export async function planSlurmJob(opts: {
   readonly env: Readonly<Record<string, string>>;
   readonly pipeline?: PipelineRef;
 }): Promise<PlannedSlurmJob> {
-  const { args, settings, envFile, runspec, env } = opts;
+  const { args, settings, envFile, runspec } = opts;
+  // Values of secret passthrough arguments, referenced by `workdirCommand` command lines (argv
+  // commands get theirs from buildSlurmJob): they go to the private env file only.
+  const env = { ...opts.env, ...hideSecretArgs(args.passthrough).env };
   const image = recipeImage(settings.env, runspec.image);
   const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
     force: args.forceSquash,

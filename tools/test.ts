@@ -95,7 +95,7 @@ async function ensureSlurm(): Promise<void> {
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
-const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot)\.test\.ts$/;
+const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|secrets_slurm)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
