@@ -147,7 +147,7 @@ exec /usr/bin/python3 "$@"
   return { root, repo, rjd, home, marks, env };
 }
 
-async function marksOf(file: string): Promise<Set<string>> {
+function marksOf(file: string): Set<string> {
   try {
     return new Set(Deno.readTextFileSync(file).split("\n").filter(Boolean));
   } catch {
@@ -207,10 +207,10 @@ slurmTest(
 
     // The task received every secret: passthrough values as argv, env.toml and environment
     // values in its environment.
-    const args = await marksOf(path.join(s.marks, "args"));
+    const args = marksOf(path.join(s.marks, "args"));
     assert.ok(args.has(await sha256(`--password=${SECRETS.arg}`)), "--password value not received");
     assert.ok(args.has(await sha256(SECRETS.argHf)), "--hf-token value not received");
-    const env = await marksOf(path.join(s.marks, "env"));
+    const env = marksOf(path.join(s.marks, "env"));
     for (const v of [SECRETS.envToml, SECRETS.dbPass, SECRETS.wandb]) {
       assert.ok(env.has(await sha256(v)), `the task did not get ${v}`);
     }
@@ -292,7 +292,7 @@ Deno.test({
       { cwd: s.repo, env: { ...s.env, NEMOTRON_ENV_FILE: "" } },
     );
     assert.equal(r.code, 0, r.stderr);
-    const args = await marksOf(path.join(s.marks, "args"));
+    const args = marksOf(path.join(s.marks, "args"));
     assert.ok(args.has(await sha256(`--password=${SECRETS.arg}`)));
     assert.ok(args.has(await sha256(SECRETS.argHf)));
     const files = [...filesUnder(path.join(s.repo, ".nemotron")), ...filesUnder(s.home)];
