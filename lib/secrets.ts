@@ -49,6 +49,13 @@ function hides(value: unknown): boolean {
   return typeof value === "string" && value !== "" && !isReference(value);
 }
 
+/** A plain `{…}` object (not a class instance such as a config `Float`, which is kept as is). */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 /**
  * A deep copy of `value` (plain objects, arrays and `Map`s, i.e. config trees too) where every
  * mapping entry whose key is secret-looking and whose value is a non-empty string is replaced by
@@ -68,7 +75,7 @@ export function redactSecrets<T>(value: T): T {
     return out as T;
   }
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v)) as T;
-  if (value !== null && typeof value === "object") {
+  if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       out[k] = isSecretName(k) && hides(v) ? REDACTED : redactSecrets(v);

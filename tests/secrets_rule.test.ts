@@ -220,3 +220,11 @@ Deno.test("secrets: a Slurm job with --password=… keeps the value out of sbatc
   );
   assert.equal(got, "--password=pw-secret\n--hf-token\nhf-secret\n");
 });
+
+Deno.test("secrets: redactSecrets keeps class instances (config floats) as they are", async () => {
+  const { Float } = await import("../lib/config/tree.ts");
+  const f = new Float(0.1);
+  const r = redactSecrets(new Map<string, unknown>([["valid_fraction", f], ["x", [f]]]));
+  assert.equal((r as Map<string, unknown>).get("valid_fraction"), f);
+  assert.deepEqual((r as Map<string, unknown>).get("x"), [f]);
+});
