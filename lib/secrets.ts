@@ -140,13 +140,3 @@ export function redactArgv(tokens: readonly string[]): string[] {
   for (const s of secretArgs(tokens)) out[s.index] = s.prefix + REDACTED;
   return out;
 }
-
-/**
- * Hide every occurrence of the given secret values in `text` (for traces and messages that
- * quote a command). Values shorter than 4 characters are left alone (they would hide everything).
- */
-export function redactValues(text: string, values: Iterable<string>): string {
-  let out = text;
-  for (const v of values) if (v.length >= 4) out = out.replaceAll(v, REDACTED);
-  return out;
-}
