@@ -724,3 +724,17 @@ function usageErrorOf(fn: () => unknown): UsageError {
   }
   assert.fail("expected a UsageError");
 }
+
+Deno.test("code: deny list — any nemotron job dir (another profile's remote_job_dir) is left out", async () => {
+  await withTemp(async (tmp) => {
+    const files = {
+      "old-runs/jobs/k1/job.json": '{\n  "format": "nemotron-job/1",\n  "key": "k1"\n}\n',
+      "old-runs/jobs/k1/configs/train.yaml": "wandb: {api_key: s}\n",
+      "data/job.json": '{"format": "something-else"}\n',
+    };
+    const { pkg, names } = await packageWith(tmp, files);
+    assert.ok(!names.some((n) => n.startsWith("old-runs/jobs/k1/")), names.join(" "));
+    assert.ok(names.includes("data/job.json"));
+    assert.deepEqual(pkg.excluded, [{ path: "old-runs/jobs/k1/", reason: "a nemotron job dir" }]);
+  });
+});

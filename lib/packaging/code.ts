@@ -15,7 +15,8 @@
  * nemotron read as its env.toml), `.env`/`.env.*`, `.netrc`, `.git-credentials`, `*.pem`, OpenSSH
  * private keys (`id_rsa`, `id_ed25519`… not `*.pub`) and any file that starts like a PEM private
  * key, `.nemotron-secrets/`, `.nemotron/` (local job dirs), the job dir, `remote_job_dir` and
- * `$NEMOTRON_HOME` when they sit inside the checkout. What was left out is listed in the plan
+ * `$NEMOTRON_HOME` when they sit inside the checkout, and any directory holding a nemotron job
+ * manifest (another profile's job dirs). What was left out is listed in the plan
  * (and so in dry runs). Symlinks are shipped as symlinks, never followed.
  *
  * Modes: files keep 0644/0755 unless they are not readable by others on disk, then they are
@@ -252,8 +253,27 @@ class Denier {
   readonly #dirs: { rel: string; reason: string }[] = [];
   readonly #files = new Map<string, string>();
   readonly #reportedDirs = new Set<string>();
+  readonly #jobDirs = new Map<string, boolean>();
+  /** The packaged root on disk, for recognising job dirs by their manifest. */
+  root: string | undefined;
 
   constructor(private readonly excludeDirs: ReadonlySet<string>) {}
+
+  /** True when `<root>/<rel>` holds a nemotron job manifest (`job.json`, `nemotron-job/1`). */
+  #isJobDir(rel: string): boolean {
+    let yes = this.#jobDirs.get(rel);
+    if (yes === undefined) {
+      yes = false;
+      if (this.root !== undefined) {
+        try {
+          const text = Deno.readTextFileSync(join(this.root, rel, "job.json"));
+          yes = text.includes('"nemotron-job/1"');
+        } catch { /* no manifest */ }
+      }
+      this.#jobDirs.set(rel, yes);
+    }
+    return yes;
+  }
 
   /** Leave out everything under `rel` (a directory inside the root). */
   denyDir(rel: string | undefined, reason: string): void {
@@ -274,6 +294,19 @@ class Denier {
         if (!this.#reportedDirs.has(d.rel)) {
           this.#reportedDirs.add(d.rel);
           this.excluded.push({ path: d.rel + "/", reason: d.reason });
+        }
+        return true;
+      }
+    }
+    // Any nemotron job dir (another profile's remote_job_dir inside the checkout): its configs
+    // hold the values its script needed.
+    const segs = name.split("/");
+    for (let i = 1; i < segs.length; i++) {
+      const rel = segs.slice(0, i).join("/");
+      if (this.#isJobDir(rel)) {
+        if (!this.#reportedDirs.has(rel)) {
+          this.#reportedDirs.add(rel);
+          this.excluded.push({ path: rel + "/", reason: "a nemotron job dir" });
         }
         return true;
       }
@@ -427,6 +460,7 @@ export async function planCodePackage(opts: CodePackageOptions): Promise<CodePac
   let commit: string | undefined;
 
   const denyPlaces = (r: string) => {
+    denier.root = r;
     denier.denyDir(insideReal(r, jobDir), "the job dir");
     denier.denyDir(insideReal(r, opts.remoteJobDir), "remote_job_dir (other jobs)");
     denier.denyDir(insideReal(r, nemotronHome()), "NEMOTRON_HOME (job store, artifacts)");
