@@ -118,6 +118,9 @@ time = "00:10:00"
 env_vars = { MY_API_KEY = "${SECRETS.envToml}", DB_PASS = "${SECRETS.dbPass}" }
 `,
   });
+  // An owner-only file that is not on the deny list: it ships, and stays owner-only.
+  Deno.writeTextFileSync(path.join(repo, "sub", "private.cfg"), "p\n", { mode: 0o600 });
+  Deno.chmodSync(path.join(repo, "sub", "private.cfg"), 0o600);
   await git(repo, "init", "-q");
   await git(repo, "add", "README.md", "sub/probe.txt");
   await git(repo, "commit", "-qm", "init");
@@ -230,6 +233,10 @@ slurmTest(
         assert.throws(() => Deno.lstatSync(path.join(code, rel)), Deno.errors.NotFound, rel);
       }
       assert.throws(() => Deno.lstatSync(path.join(code, "rjd")), Deno.errors.NotFound);
+      // Owner-only stays owner-only in code/ and the archive is private.
+      assert.equal(Deno.statSync(path.join(code, "sub", "private.cfg")).mode! & 0o077, 0);
+      assert.equal(Deno.statSync(path.join(code, "config.yaml")).mode! & 0o077, 0);
+      assert.equal(Deno.statSync(path.join(j.job_dir, "code.tar.gz")).mode! & 0o777, 0o600);
       // The train config is owner-only; the path rewrite from the subdirectory and the package
       // agree: /nemo_run/code/sub/probe.txt is code/sub/probe.txt.
       const trainFile = filesUnder(path.join(j.job_dir, "configs")).find((f) =>
