@@ -1,8 +1,9 @@
 /**
  * `nemotron doctor [PROFILE] [--json]`: what this login node offers nemotron — the Slurm client
  * tools and whether slurmctld answers, accounting on or off, enroot / mksquashfs / python3, the
- * env.toml in use, and whether each Slurm profile's `remote_job_dir` (or the one named) is
- * writable. Exit 1 when something a Slurm submission needs is missing.
+ * env.toml in use, whether each Slurm profile's `remote_job_dir` (or the one named) is safe (no
+ * other user can swap it: the StrictModes check of lib/exec/job_dir.ts) and writable, and whether
+ * `$NEMOTRON_HOME` is private. Exit 1 when something a Slurm submission needs is missing or unsafe.
  */
 import { Command } from "../lib/cli/command.ts";
 import * as path from "../lib/path.ts";
@@ -40,17 +41,57 @@ async function output(cmd: string, args: string[]): Promise<{ code: number; text
   }
 }
 
-/** Try to create and remove a file in `dir` (creating `dir` if needed). */
+/**
+ * Whether other users could swap `dir` (see `untrustedPathComponent`); then try to create and
+ * remove a file in it (creating `dir`, 0700, if needed).
+ */
+async function safeAndWritable(dir: string): Promise<{ ok: boolean; detail: string }> {
+  const { remoteJobDirProblem } = await import("../lib/exec/job_dir.ts");
+  const problem = remoteJobDirProblem(dir);
+  if (problem) {
+    return {
+      ok: false,
+      detail: `${dir} is not safe: ${problem.dir}: ${problem.reason}; ${problem.fix}`,
+    };
+  }
+  const w = writable(dir);
+  return w.ok
+    ? { ok: true, detail: `${dir} is safe (only you or root can write the path) and writable` }
+    : w;
+}
+
+/** Try to create and remove a file in `dir` (creating `dir`, 0700, if needed). */
 function writable(dir: string): { ok: boolean; detail: string } {
   try {
-    Deno.mkdirSync(dir, { recursive: true });
-    const probe = path.join(dir, `.nemotron-doctor-${crypto.randomUUID().slice(0, 8)}`);
-    Deno.writeTextFileSync(probe, "ok\n");
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const probe = path.join(dir, `.nemotron-doctor-${crypto.randomUUID()}`);
+    Deno.writeTextFileSync(probe, "ok\n", { createNew: true, mode: 0o600 });
     Deno.removeSync(probe);
     return { ok: true, detail: `${dir} is writable` };
   } catch (err) {
     return { ok: false, detail: `${dir}: ${err instanceof Error ? err.message : String(err)}` };
   }
+}
+
+/** `$NEMOTRON_HOME` must be yours and private (0700); it is created so if missing. */
+function privateHome(dir: string): { ok: boolean; detail: string } {
+  const w = writable(dir);
+  if (!w.ok) return w;
+  const st = Deno.statSync(dir);
+  const uid = Deno.uid();
+  if (uid !== null && st.uid !== uid) {
+    return { ok: false, detail: `${dir} belongs to uid ${st.uid}, not to you` };
+  }
+  const mode = (st.mode ?? 0) & 0o777;
+  if (mode & 0o077) {
+    return {
+      ok: false,
+      detail: `${dir} is readable by others (mode 0${
+        mode.toString(8)
+      }): chmod 700 ${dir} (nemotron does it when it writes there)`,
+    };
+  }
+  return { ok: true, detail: `${dir} is private and writable` };
 }
 
 async function runChecks(profileName: string | undefined): Promise<Check[]> {
@@ -132,7 +173,10 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
           }
           continue;
         }
-        const w = writable(rjd);
+        const rjdPath = rjd === "~" || rjd.startsWith("~/")
+          ? path.join(Deno.env.get("HOME") ?? "", rjd.slice(1))
+          : path.resolve(rjd);
+        const w = await safeAndWritable(rjdPath);
         checks.push({ name: `profile ${name}: remote_job_dir`, ...w, required: true });
       } catch (err) {
         checks.push({
@@ -145,7 +189,7 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
     }
   }
   const { nemotronHome } = await import("../lib/home.ts");
-  checks.push({ name: "job store", ...writable(nemotronHome()), required: true });
+  checks.push({ name: "job store", ...privateHome(nemotronHome()), required: true });
   return checks;
 }
 

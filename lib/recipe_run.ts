@@ -20,6 +20,7 @@ import {
 } from "./exec/slurm.ts";
 import { submissionReport, submitJob, type SubmittedJob } from "./exec/submit.ts";
 import { followJob } from "./exec/follow.ts";
+import { checkRemoteJobDir } from "./exec/job_dir.ts";
 import { syncGitMounts } from "./exec/git_mounts.ts";
 import { buildRunEnv, hideSecretArgs, shellJoinSecretRefs } from "./exec/run_env.ts";
 import { artifactsRoot } from "./artifacts/root.ts";
@@ -410,11 +411,7 @@ export async function planSlurmJob(opts: {
   // commands get theirs from buildSlurmJob): they go to the private env file only.
   const env = { ...opts.env, ...hideSecretArgs(args.passthrough).env };
   const image = recipeImage(settings.env, runspec.image);
-  const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
-    force: args.forceSquash,
-    dryRun: args.dryRun,
-  });
-  const spec = {
+  const base = {
     name: runspec.name,
     profile: settings.env,
     profileName: args.profile,
@@ -422,13 +419,19 @@ export async function planSlurmJob(opts: {
     mode: args.mode as "run" | "batch",
     launch: runspec.run.launch,
     resources: runspec.resources,
-    image: sqsh,
     command: opts.command,
     env,
     pipeline: opts.pipeline,
     templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
   };
-  const draft = buildSlurmJob(spec); // checks the profile before anything else happens
+  // Check the profile and that no other user can swap remote_job_dir before anything is written.
+  checkRemoteJobDir(buildSlurmJob({ ...base, image: null }).remoteJobDir);
+  const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
+    force: args.forceSquash,
+    dryRun: args.dryRun,
+  });
+  const spec = { ...base, image: sqsh };
+  const draft = buildSlurmJob(spec);
   const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
     dryRun: args.dryRun,
   });

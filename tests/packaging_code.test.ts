@@ -479,6 +479,7 @@ const DENIED: [string, string, RegExp][] = [
   ["deploy/robot", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n", /private key \(by content\)/],
   ["deploy/tls.key", "-----BEGIN RSA PRIVATE KEY-----\nMII\n", /private key \(by content\)/],
   [".nemotron-secrets/0123.env", "export MY_API_KEY=s\n", /secrets directory/],
+  [".nemotron-secrets-1000/0123.env", "export MY_API_KEY=s\n", /secrets directory/],
   [".nemotron/jobs/20260101-demo-data-abc/job.yaml", "api_key: s\n", /local job directory/],
 ];
 

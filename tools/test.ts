@@ -95,7 +95,10 @@ async function ensureSlurm(): Promise<void> {
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
-const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|secrets_slurm)\.test\.ts$/;
+// multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
+// secrets_slurm: real Slurm runs scanned for leaked secrets.
+const SERIAL =
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|secrets_slurm|multiuser_\w+)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -22,6 +22,7 @@ import { didYouMean, RuntimeFailure, UsageError } from "../errors.ts";
 import { copyTree, listDir, readTextIfExists } from "./fsutil.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { isSecretName } from "../secrets.ts";
+import { ensureNemotronHome, nemotronHome } from "../home.ts";
 import {
   type ArtifactRef,
   checkAliasName,
@@ -137,6 +138,17 @@ export class ArtifactRegistry {
 
   constructor(root: string) {
     this.root = resolvePath(root);
+  }
+
+  /** A root inside `$NEMOTRON_HOME` (the default): create that home privately (0700) first. */
+  private privateHomeFirst(): void {
+    let home: string;
+    try {
+      home = nemotronHome();
+    } catch {
+      return; // no HOME: the root was given explicitly
+    }
+    if (this.root === home || this.root.startsWith(home + "/")) ensureNemotronHome();
   }
 
   /** Names of artifacts with at least one complete version, sorted. */
@@ -289,6 +301,7 @@ export class ArtifactRegistry {
     });
 
     const nameDir = join(this.root, name);
+    this.privateHomeFirst();
     Deno.mkdirSync(nameDir, { recursive: true });
     const version = this.claimVersion(nameDir);
     const versionDir = join(nameDir, `v${version}`);

@@ -14,7 +14,7 @@
  * Never shipped, whatever .gitignore says (the deny list, `DENIED`): env.toml (and the file
  * nemotron read as its env.toml), `.env`/`.env.*`, `.netrc`, `.git-credentials`, `*.pem`, OpenSSH
  * private keys (`id_rsa`, `id_ed25519`… not `*.pub`) and any file that starts like a PEM private
- * key, `.nemotron-secrets/`, `.nemotron/` (local job dirs), the job dir, `remote_job_dir` and
+ * key, `.nemotron-secrets[-<uid>]/`, `.nemotron/` (local job dirs), the job dir, `remote_job_dir` and
  * `$NEMOTRON_HOME` when they sit inside the checkout, and any directory holding a nemotron job
  * manifest (another profile's job dirs). What was left out is listed in the plan
  * (and so in dry runs). Symlinks are shipped as symlinks, never followed.
@@ -211,6 +211,11 @@ function worktreeEntry(root: string, name: string): TarEntry | undefined {
   };
 }
 
+/** `.nemotron-secrets` (older jobs) or the per-user `.nemotron-secrets-<uid>`. */
+function isSecretsDir(part: string): boolean {
+  return part === ".nemotron-secrets" || part.startsWith(".nemotron-secrets-");
+}
+
 /** OpenSSH private key file names: id_rsa, id_ed25519_sk, id_ecdsa_work… (not *.pub). */
 const SSH_KEY_NAME = /^id_(?:rsa|dsa|ecdsa|ed25519|xmss)(?:[_-].*)?$/;
 
@@ -220,7 +225,7 @@ const SSH_KEY_NAME = /^id_(?:rsa|dsa|ecdsa|ed25519|xmss)(?:[_-].*)?$/;
  */
 export function deniedReason(name: string): string | undefined {
   const parts = name.split("/");
-  if (parts.includes(".nemotron-secrets")) return "nemotron secrets directory";
+  if (parts.some(isSecretsDir)) return "nemotron secrets directory";
   if (parts.includes(".nemotron")) return "nemotron local job directory";
   const base = parts[parts.length - 1];
   if (base === "env.toml") return "env.toml (profiles may hold secrets)";
@@ -318,8 +323,8 @@ class Denier {
     if (reason === undefined) return false;
     // Directory rules are reported once per directory.
     const parts = name.split("/");
-    for (const dir of [".nemotron-secrets", ".nemotron"]) {
-      const i = parts.indexOf(dir);
+    for (const isDir of [isSecretsDir, (p: string) => p === ".nemotron"]) {
+      const i = parts.findIndex(isDir);
       if (i >= 0) {
         const rel = parts.slice(0, i + 1).join("/");
         if (!this.#reportedDirs.has(rel)) {

@@ -5,14 +5,14 @@
  * under its digest name is trusted.
  */
 import type { Hash } from "node:crypto";
-import { nemotronHome } from "../home.ts";
+import { ensureNemotronHome } from "../home.ts";
 import { RuntimeFailure } from "../errors.ts";
 import { checkDigest, type RegistryClient, TransientError, withRetry } from "./registry.ts";
 import type { Descriptor } from "./manifest.ts";
 
-/** The blob cache directory. */
+/** The blob cache directory (inside the private `$NEMOTRON_HOME`, created 0700 if missing). */
 export function blobCacheDir(): string {
-  return `${nemotronHome()}/cache/blobs`;
+  return `${ensureNemotronHome()}/cache/blobs`;
 }
 
 /** Path of a verified blob in the cache. */
