@@ -228,3 +228,29 @@ Deno.test("secrets: redactSecrets keeps class instances (config floats) as they 
   assert.equal((r as Map<string, unknown>).get("valid_fraction"), f);
   assert.deepEqual((r as Map<string, unknown>).get("x"), [f]);
 });
+
+Deno.test("secrets: multi-node torchrun in a container — the expander wraps the launcher, script stays valid", async () => {
+  const job = buildSlurmJob({
+    name: "nano3/pretrain",
+    profile: { remote_job_dir: "/var/tmp/x", nodes: 2, gpus_per_node: 8 },
+    mode: "batch",
+    launch: "torchrun",
+    image: "/images/nemo.sqsh",
+    command: ["main.py", "--config", "config.yaml", "--api-key", "ak-secret"],
+    jobKey: "k2",
+    secretsId: "1".repeat(32),
+  });
+  const script = await renderSbatch(job);
+  assert.ok(!script.includes("ak-secret"));
+  assert.deepEqual(job.taskArgv.slice(0, 4), ["bash", "-c", SECRET_ARG_EXPANDER, "nemotron-args"]);
+  assert.equal(job.taskArgv.at(-1), "${NEMOTRON_SECRET_ARG_1}");
+  assert.match(script, /--container-env=[^ ]*NEMOTRON_SECRET_ARG_1/);
+  const file = await Deno.makeTempFile({ suffix: ".sh" });
+  Deno.writeTextFileSync(file, script);
+  for (const [cmd, args] of [["bash", ["-n", file]], ["shellcheck", [file]]] as const) {
+    const out = await new Deno.Command(cmd, { args: [...args], stdout: "piped", stderr: "piped" })
+      .output();
+    const dec = new TextDecoder();
+    assert.equal(out.code, 0, `${cmd}: ${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
+  }
+});
