@@ -162,3 +162,14 @@ Deno.test("cli: a local run redacts wandb.api_key=… in job.yaml but the script
   assert.equal(Deno.statSync(train).mode! & 0o777, 0o600);
   assert.ok(!Deno.readTextFileSync(path.join(jobDir, "run.log")).includes("override-key-7"));
 });
+
+Deno.test("cli: a local dry run of a run.cmd recipe hides --password=…", async () => {
+  const s = await checkout();
+  const r = await runCli(
+    ["nano3", "data", "prep", "rl", "-c", "tiny", "-d", "--json", "--", "--password=cli-pass-8"],
+    { cwd: s.repo, env: { ...s.env, NEMOTRON_ENV_FILE: "" } },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stdout.includes("cli-pass-8"), r.stdout);
+  assert.ok(JSON.parse(r.stdout).command.includes("--password=******"));
+});

@@ -254,3 +254,27 @@ Deno.test("secrets: multi-node torchrun in a container — the expander wraps th
     assert.equal(out.code, 0, `${cmd}: ${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
   }
 });
+
+Deno.test("secrets: a local run.cmd keeps passthrough arguments as separate words (redactable), bash passes them on", async () => {
+  const { launchArgv } = await import("../lib/exec/local_run.ts");
+  const runspec = { run: { cmd: "printf '%s\\n' {script} {config}", launch: "direct" } };
+  const argv = launchArgv({
+    // deno-lint-ignore no-explicit-any
+    runspec: runspec as any,
+    script: "s.py",
+    config: "c y.yaml",
+    passthrough: ["--password=pw-x", "two words"],
+  });
+  assert.deepEqual(redactArgv(argv).slice(3), ["nemotron-cmd", "--password=******", "two words"]);
+  const out = await new Deno.Command(argv[0], { args: argv.slice(1), stdout: "piped" }).output();
+  assert.equal(
+    new TextDecoder().decode(out.stdout),
+    "s.py\nc y.yaml\n--password=pw-x\ntwo words\n",
+  );
+  // Without passthrough the command line is unchanged.
+  assert.deepEqual(
+    // deno-lint-ignore no-explicit-any
+    launchArgv({ runspec: runspec as any, script: "s.py", config: "c.yaml", passthrough: [] }),
+    ["bash", "-c", "printf '%s\\n' s.py c.yaml"],
+  );
+});
