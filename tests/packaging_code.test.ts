@@ -739,3 +739,29 @@ Deno.test("code: deny list — any nemotron job dir (another profile's remote_jo
     assert.deepEqual(pkg.excluded, [{ path: "old-runs/jobs/k1/", reason: "a nemotron job dir" }]);
   });
 });
+
+Deno.test("code: the diff next to the package leaves out changes to denied files", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "a.py"), "v1\n");
+    write(join(repo, ".env"), "DB_PASS=old\n");
+    write(join(repo, "conf", "env.toml"), "[p]\n");
+    await git(repo, "init", "-q");
+    await git(repo, "add", "-f", ".");
+    await git(repo, "commit", "-qm", "one");
+    write(join(repo, "a.py"), "v2\n");
+    write(join(repo, ".env"), "DB_PASS=new-diff-secret\n");
+    write(join(repo, "conf", "env.toml"), "[p]\nenv_vars = { X_TOKEN = 'toml-diff-secret' }\n");
+    const pkg = await packageCode({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    const diff = Deno.readTextFileSync(pkg.diffFile!);
+    assert.match(diff, /^\+v2$/m);
+    assert.ok(!diff.includes("new-diff-secret") && !diff.includes("toml-diff-secret"), diff);
+    assert.equal(Deno.statSync(pkg.diffFile!).mode! & 0o777, 0o600);
+    assert.ok(pkg.dirty);
+  });
+});

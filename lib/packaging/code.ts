@@ -659,7 +659,8 @@ export async function writeCodePackage(plan: CodePackagePlan): Promise<CodePacka
     if (plan.source === "git" && plan.commit) {
       commitFile = join(jobDir, `${name}.commit`);
       diffFile = join(jobDir, `${name}.diff`);
-      const diff = await diffAgainstHead(plan.root!);
+      // Never the changes to files the deny list keeps out (a tracked .env edited locally).
+      const diff = await diffAgainstHead(plan.root!, plan.excluded.map((x) => x.path));
       dirty = diff.length > 0;
       writeFileAtomic(commitFile, plan.commit + "\n");
       // The diff holds working-tree content (possibly private): owner-only like the archive.
