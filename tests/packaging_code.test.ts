@@ -765,3 +765,20 @@ Deno.test("code: the diff next to the package leaves out changes to denied files
     assert.ok(pkg.dirty);
   });
 });
+
+Deno.test("code: a symlink to a fifo is shipped as a link and never opened", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "a.py"), "a\n");
+    await run(tmp, "mkfifo", join(tmp, "pipe"));
+    Deno.symlinkSync(join(tmp, "pipe"), join(repo, "link"));
+    await git(repo, "init", "-q");
+    const pkg = await packageCode({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    assert.equal((await members(pkg.tarball)).get("link")?.type, "2");
+  });
+});

@@ -241,6 +241,8 @@ export function deniedReason(name: string): string | undefined {
 function looksLikePrivateKey(path: string): boolean {
   let head: Uint8Array;
   try {
+    // Regular files only: never follow a symlink, never open a fifo or a device.
+    if (!Deno.lstatSync(path).isFile) return false;
     using f = Deno.openSync(path);
     head = new Uint8Array(256);
     const n = f.readSync(head) ?? 0;
