@@ -101,7 +101,7 @@ async function ensureSlurm(): Promise<void> {
 // multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
 // secrets_slurm: real Slurm runs scanned for leaked secrets.
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|secrets_slurm|multiuser_\w+|follow_pending)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
