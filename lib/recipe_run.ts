@@ -109,7 +109,8 @@ export function plannedJobDir(base: string, name: string, now: Date = new Date()
  * `; script arguments: --mock` (shell-quoted), or nothing.
  */
 export function scriptArgsNote(passthrough: readonly string[]): string {
-  return passthrough.length ? `; script arguments: ${shellJoin(passthrough)}` : "";
+  // Secret values (`--password=…`) are shown as ****** (lib/secrets.ts).
+  return passthrough.length ? `; script arguments: ${shellJoin(redactArgv(passthrough))}` : "";
 }
 
 /** Copy the unpacked recipe's code files (not its configs) into `dest`. */

@@ -104,7 +104,7 @@ Deno.test("cli: the size guard stops an oversized package (exit 2, nothing writt
   assert.equal(forced.code, 0, forced.stderr);
   assert.ok(JSON.parse(forced.stdout).code_package.bytes > 3 << 20);
   const raised = await runCli(
-    ["demo", "data", "-c", "tiny", "-b", "cluster", "-d", "run.env.max_package_mb=10"],
+    ["demo", "data", "-c", "tiny", "-b", "cluster", "-d", "++run.env.max_package_mb=10"],
     { cwd: s.repo, env: s.env },
   );
   assert.equal(raised.code, 0, raised.stderr);
@@ -121,7 +121,7 @@ Deno.test("cli: secrets in env_vars, overrides and --password=… stay out of th
     "cluster",
     "-d",
     "--json",
-    "wandb.api_key=override-key-4",
+    "+wandb.api_key=override-key-4",
     "--",
     "--password=cli-pass-5",
     "--db-pass",
@@ -145,7 +145,7 @@ Deno.test("cli: secrets in env_vars, overrides and --password=… stay out of th
 
 Deno.test("cli: a local run redacts wandb.api_key=… in job.yaml but the script's train config has it, owner-only", async () => {
   const s = await checkout();
-  const r = await runCli(["demo", "data", "-c", "tiny", "wandb.api_key=override-key-7"], {
+  const r = await runCli(["demo", "data", "-c", "tiny", "+wandb.api_key=override-key-7"], {
     cwd: s.repo,
     env: { ...s.env, NEMOTRON_ENV_FILE: "" },
   });

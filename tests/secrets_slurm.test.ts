@@ -171,7 +171,7 @@ slurmTest(
       "-b",
       "cluster",
       "--json",
-      "probe=${oc.env:PWD}/probe.txt",
+      "+probe=${oc.env:PWD}/probe.txt",
       "--",
       `--password=${SECRETS.arg}`,
       "--hf-token",
@@ -239,7 +239,7 @@ slurmTest(
       assert.throws(() => Deno.lstatSync(path.join(code, "rjd")), Deno.errors.NotFound);
       // Owner-only stays owner-only in code/ and the archive is private.
       assert.equal(Deno.statSync(path.join(code, "sub", "private.cfg")).mode! & 0o077, 0);
-      assert.equal(Deno.statSync(path.join(code, "config.yaml")).mode! & 0o077, 0);
+      assert.equal(Deno.statSync(path.join(code, "config.json")).mode! & 0o077, 0); // json demo
       assert.equal(Deno.statSync(path.join(j.job_dir, "code.tar.gz")).mode! & 0o777, 0o600);
       // The train config is owner-only; the path rewrite from the subdirectory and the package
       // agree: /nemo_run/code/sub/probe.txt is code/sub/probe.txt.
@@ -273,8 +273,8 @@ slurmTest(
       "-b",
       "cluster",
       "--json",
-      "probe=${oc.env:PWD}/sub/probe.txt",
-      `probe_abs=${s.repo}/sub/probe.txt`,
+      "+probe=${oc.env:PWD}/sub/probe.txt",
+      `+probe_abs=${s.repo}/sub/probe.txt`,
     ], { cwd: s.repo, env: s.env });
     assert.equal(r.code, 0, r.stderr);
     const [job] = JSON.parse(r.stdout).jobs;
