@@ -23,6 +23,7 @@ import { configNames, findConfigFile, loadConfig } from "../../../../lib/config/
 import { getPath } from "../../../../lib/config/tree.ts";
 import {
   loadEnvFile,
+  loadEnvFileForHelp,
   profileFrom,
   profileNames,
   specialSection,
@@ -88,7 +89,7 @@ export async function runNano3DataPrepRl(
   // 1. Arguments, env.toml, the profile, the config name and the overrides' syntax: bad input
   //    fails here, before anything is written.
   const args = parseRecipeArgs(tokens, cli);
-  const envFile = loadEnvFile();
+  const envFile = args.help ? loadEnvFileForHelp() : loadEnvFile();
   const profile = args.help ? undefined : profileFrom(envFile, args.profile);
   const executor = executorFor(args, profile, envFile?.path);
   if (!args.help) checkRecipeInput(args, builtinConfigNames(nano3RlDataPrep), COMMAND);
