@@ -21,6 +21,7 @@ import { isSecretName } from "../secrets.ts";
 import { shellQuote } from "../shell.ts";
 import type { Launch } from "../runspec.ts";
 import { renderJinja } from "./jinja.ts";
+import { hasSecretArgRefs, hideSecretArgs, SECRET_ARG_EXPANDER } from "./run_env.ts";
 import { type EnvFile, extendsChain } from "../env_toml.ts";
 import { locateKey } from "../toml.ts";
 import * as resume from "./resume.ts";
@@ -393,6 +394,11 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
 
   // ---- environment: public exports vs. the private file ----
   const envAll: Record<string, string> = { ...(spec.env ?? {}) };
+  // Secret passthrough arguments (`--password=X`): the value moves to the private env file, the
+  // command keeps a `${NEMOTRON_SECRET_ARG_<n>}` reference (see lib/exec/run_env.ts).
+  const hiddenArgs = hideSecretArgs(spec.command);
+  const command = hiddenArgs.argv;
+  Object.assign(envAll, hiddenArgs.env);
   const envVars = p.env_vars;
   if (envVars !== undefined && envVars !== null) {
     if (typeof envVars !== "object" || Array.isArray(envVars)) {
@@ -446,7 +452,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
       `${startupPrefix}exec torchrun --nnodes="$SLURM_NNODES" --node-rank="$SLURM_NODEID"` +
       ` --nproc-per-node=${shellQuote(String(nprocPerNode))} --rdzv-backend=c10d` +
       ` --rdzv-endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv-id="$SLURM_JOB_ID" "$@"`;
-    taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...spec.command];
+    taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...command];
   } else {
     const argv = launch === "torchrun"
       ? [
@@ -454,12 +460,17 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
         "--standalone",
         "--nnodes=1",
         `--nproc-per-node=${nprocPerNode}`,
-        ...spec.command,
+        ...command,
       ]
-      : [...spec.command];
+      : [...command];
     taskArgv = startup.length
       ? ["bash", "-c", `${startupPrefix}exec "$@"`, "nemotron-task", ...argv]
       : argv;
+  }
+  // Secret argument references are expanded inside the task, never by the batch shell (whose
+  // `set -x` trace and srun argv would show the value).
+  if (hasSecretArgRefs(taskArgv)) {
+    taskArgv = ["bash", "-c", SECRET_ARG_EXPANDER, "nemotron-args", ...taskArgv];
   }
   // long runs: the checkpoint signal reaches every process of the step; torchrun's agent would
   // die of it, so it ignores SIGUSR1 (inherited by the workers until they install a handler).
@@ -630,7 +641,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     },
     chdir: image === null ? taskCodeDir : null,
     task_argv: taskArgv,
-    command: [...spec.command],
+    command: [...command],
   };
 
   const job: SlurmJob = deepFreeze({
@@ -657,7 +668,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     retries,
     resume: resumePolicy,
     image,
-    command: [...spec.command],
+    command: [...command],
     taskArgv,
     directives,
     template,
