@@ -30,6 +30,7 @@ import { type ConfigMap, getPath } from "../lib/config/tree.ts";
 import {
   type EnvFile,
   loadEnvFile,
+  loadEnvFileForHelp,
   profileFrom,
   profileNames,
   specialSection,
@@ -38,10 +39,13 @@ import { formatLocation, RuntimeFailure, UsageError } from "../lib/errors.ts";
 import { launchArgv, runLocal, runStartupLocal, startupCommands } from "../lib/exec/local_run.ts";
 import { prepareJobDir } from "../lib/exec/job_dir.ts";
 import {
+  checkPackageSize,
   CONFIG_NAME,
   LAUNCHER_NAME,
-  packageCode,
+  maxPackageMb,
   packagedConfigName,
+  planCodePackage,
+  writeCodePackage,
 } from "../lib/packaging/code.ts";
 import { packageSelfContained, SELF_CONTAINED_NAME } from "../lib/packaging/inline.ts";
 import * as path from "../lib/path.ts";
@@ -93,6 +97,7 @@ Options (anywhere after SCRIPT, before --):
   -d, --dry-run            Preview config and command without execution
   --json                   With --dry-run or --batch: machine-readable output
   --force-squash           Re-import the container .sqsh
+  --force-package          Ship a code package larger than max_package_mb
   --package code|self-contained
                            How the code ships to Slurm: the code packager (the
                            checkout holding the script, or its directory;
@@ -226,7 +231,7 @@ export async function runScript(
     );
   }
   const args = Object.freeze({ ...parsed, passthrough: parsed.passthrough.slice(1) });
-  const envFile = loadEnvFile();
+  const envFile = args.help ? loadEnvFileForHelp() : loadEnvFile();
   const profile = args.help ? undefined : profileFrom(envFile, args.profile);
   const executor = executorFor(args, profile, envFile?.path);
   for (const item of args.dotlist) parseOverride(item);
@@ -295,7 +300,11 @@ export async function runScript(
       // under the packaged root become /nemo_run/code/…), the command run in the job's code dir,
       // and the job (image squashed for pyxis, git mounts synced, sbatch script rendered).
       const layout = await codePackageLayout(located.script);
-      const train = extractTrainConfig(job, { forRemote: true, repoRoot: layout.root });
+      const train = extractTrainConfig(job, {
+        forRemote: true,
+        repoRoot: layout.root,
+        cwd: Deno.cwd(),
+      });
       const inPackage = packaging === "code" ? layout.scriptArcname : SELF_CONTAINED_NAME;
       // The code packager names the config by its format (config.json, …); the single file
       // packager ships config.yaml.
@@ -336,6 +345,30 @@ export async function runScript(
         command,
         env,
       });
+      // The code package, decided before anything is written: the code packager's plan (what the
+      // deny list leaves out, shown in a dry run; the size guard, max_package_mb and
+      // --force-package); the single-file packager writes its archive after the dry run.
+      const trainConfig = renderConfig(train, runspec.config.format);
+      const plan = packaging === "code"
+        ? await planCodePackage({
+          script: { path: located.script },
+          trainConfig,
+          configFormat: runspec.config.format,
+          jobDir: slurmJob.jobDir,
+          cwd: scriptDir,
+          envFile: envFile?.path,
+          remoteJobDir: slurmJob.remoteJobDir,
+        })
+        : undefined;
+      if (plan) {
+        if (plan.scriptArcname !== layout.scriptArcname) {
+          throw new RuntimeFailure(
+            `the code package holds the script as ${plan.scriptArcname}, expected ${layout.scriptArcname}`,
+            { hint: "this is a bug in nemotron: please report it with the script's location" },
+          );
+        }
+        checkPackageSize(plan, maxPackageMb(settings.env), args.forcePackage ?? false);
+      }
       if (args.dryRun) {
         printDryRun({
           job,
@@ -346,6 +379,8 @@ export async function runScript(
           jobDir: slurmJob.jobDir,
           forRemote: true,
           repoRoot: layout.root,
+          cwd: Deno.cwd(),
+          codePackage: plan,
           script,
           notes: [...notes, `code: ${packaging} package of ${layout.root}`],
         }, args.json);
@@ -356,36 +391,15 @@ export async function runScript(
       // the code package unpacked into code/.
       const prepared = prepareJobDir(slurmJob, script);
       writeJobFiles(prepared.configsDir, job, train, runspec.config.format);
-      const trainConfig = renderConfig(train, runspec.config.format);
-      let tarball: string;
-      if (packaging === "code") {
-        const pkg = await packageCode({
-          script: { path: located.script },
-          trainConfig,
-          configFormat: runspec.config.format,
-          jobDir: slurmJob.jobDir,
-          cwd: scriptDir,
-        });
-        for (const w of pkg.warnings) console.error(`warning: ${w}`);
-        if (pkg.scriptArcname !== layout.scriptArcname) {
-          throw new RuntimeFailure(
-            `the code package holds the script as ${pkg.scriptArcname}, expected ${layout.scriptArcname}`,
-            { hint: "this is a bug in nemotron: please report it with the script's location" },
-          );
-        }
-        tarball = pkg.tarball;
-      } else {
-        const pkg = await packageSelfContained({
-          script: { path: located.script },
-          trainConfig,
-          jobDir: slurmJob.jobDir,
-          repoRoot: layout.root,
-          scriptDir,
-        });
-        for (const w of pkg.warnings) console.error(`warning: ${w}`);
-        tarball = pkg.tarball;
-      }
-      await extractTarball(tarball, prepared.codeDir);
+      const pkg = plan ? await writeCodePackage(plan) : await packageSelfContained({
+        script: { path: located.script },
+        trainConfig,
+        jobDir: slurmJob.jobDir,
+        repoRoot: layout.root,
+        scriptDir,
+      });
+      for (const w of pkg.warnings) console.error(`warning: ${w}`);
+      await extractTarball(pkg.tarball, prepared.codeDir);
 
       // 7s. Submit; --run follows the log and returns the job's exit code.
       return await submitRecipeJob(slurmJob, args, {});

@@ -203,6 +203,7 @@ slurmTest(
   "run SCRIPT -d -r cluster: the sbatch script is shown, nothing is written or submitted",
   async () => {
     const s = await site();
+    await writeTree(s.cwd, { "proj/.env": "MY_TOKEN=s3cret\n" });
     const r = await s.run("run", "proj/train.py", "-d", "--json", "-r", "cluster", "train.steps=9");
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -211,6 +212,10 @@ slurmTest(
     assert.equal(out.train_config.train.steps, 9);
     assert.match(out.sbatch_script, /^#SBATCH --job-name=/m);
     assert.ok(out.notes.some((n: string) => n.startsWith("code: code package of ")));
+    // The code package as planned: the script's directory, the .env beside it left out.
+    assert.equal(out.code_package.root, path.join(s.cwd, "proj"));
+    assert.ok(out.code_package.files >= 5, JSON.stringify(out.code_package));
+    assert.deepEqual(out.code_package.excluded.map((x: { path: string }) => x.path), [".env"]);
     assert.throws(() => Deno.statSync(s.rjd), Deno.errors.NotFound, "no remote job dir");
     assert.deepEqual(listFiles(s.nemotronHome), [], "no job store");
   },
@@ -241,6 +246,11 @@ slurmTest("init: the starter runs on Slurm with the profile init wrote from sinf
   });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.equal((r.stdout + r.stderr).match(/^step \d\/2 loss [\d.]+$/gm)?.length, 2, r.stdout);
+  // The starter's env.toml sits next to the script: the code packager's deny list leaves it out.
+  const jobDir = /job dir: (\S+)/.exec(r.stderr)![1];
+  const shipped = listFiles(path.join(jobDir, "code"));
+  assert.ok(shipped.includes("train.py"), shipped.join(" "));
+  assert.ok(!shipped.includes("env.toml"), shipped.join(" "));
 });
 
 slurmTest(
