@@ -82,13 +82,14 @@ const RUN_DESCRIPTION =
 
 const RUN_HELP = `Usage: nemotron run SCRIPT [OPTIONS] [key=value ...] [SCRIPT ARGS ...]
 
-  ${RUN_DESCRIPTION}.
+  Run a Python script with a [tool.runspec] block (or a recipe by name) like a
+  built-in recipe.
 
-  SCRIPT is a path to a Python file with a PEP 723 [tool.runspec] block, or the
-  runspec name of a recipe in the catalogue (nemotron recipes list). The script's
-  runspec says everything else: config dir and default config, launch, image,
-  resources. 'nemotron run SCRIPT --help' shows the script's own help (its
-  configs, the env.toml profiles, override syntax, examples).
+  SCRIPT is a path to a Python file with a PEP 723 [tool.runspec] block, or
+  the runspec name of a recipe in the catalogue (nemotron recipes list). The
+  script's runspec says everything else: config dir and default config,
+  launch, image, resources. 'nemotron run SCRIPT --help' shows the script's
+  own help (its configs, the env.toml profiles, override syntax, examples).
 
 Options (anywhere after SCRIPT, before --):
   -c, --config NAME|PATH   Config name in the script's config dir, or a path
@@ -109,7 +110,8 @@ Examples:
   nemotron run train.py -c tiny train.steps=10
   nemotron run train.py --batch my-cluster
   nemotron run demo/train -c tiny --dry-run
-  nemotron recipes export demo/train ./my-demo && nemotron run ./my-demo/train.py
+  nemotron recipes export demo/train ./my-demo
+  nemotron run ./my-demo/train.py
 `;
 
 export function runCommand(cli: CliContext): Command {
