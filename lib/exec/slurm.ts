@@ -21,6 +21,7 @@ import { isSecretName } from "../secrets.ts";
 import { shellQuote } from "../shell.ts";
 import type { Launch } from "../runspec.ts";
 import { renderJinja } from "./jinja.ts";
+import { RAY_PROFILE_KEYS, RAY_TEMPLATE, raySettings } from "./ray.ts";
 import { type EnvFile, extendsChain } from "../env_toml.ts";
 import { locateKey } from "../toml.ts";
 
@@ -168,6 +169,7 @@ export const SLURM_PROFILE_KEYS = [
   "sbatch_template",
   "rdzv_port",
   "tunnel",
+  ...RAY_PROFILE_KEYS,
 ] as const;
 
 const DEFAULT_TIME = "04:00:00";
@@ -357,17 +359,18 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const profileTasks = r.int("ntasks_per_node", 1);
   const nprocPerNode = r.int("nproc_per_node", 1) ?? profileTasks ?? gpusPerNode ?? 1;
   let launch: Launch = spec.launch;
-  if (launch === "ray") {
-    if (nodes > 1) {
-      r.fail(
-        "nodes",
-        `launch = "ray" on ${nodes} Slurm nodes is not supported yet (a single-node job runs the command directly and Ray starts in-process)`,
-        "set nodes = 1 for this recipe",
-      );
-    }
-    launch = "direct";
-  }
-  const ntasksPerNode = launch === "torchrun" ? 1 : profileTasks ?? 1;
+  // Ray: one node runs the command directly (Ray starts in-process); more nodes get a Ray cluster
+  // from templates/ray.sub.j2 (lib/exec/ray.ts) with the command as its driver.
+  if (launch === "ray" && nodes === 1) launch = "direct";
+  const ray = launch === "ray"
+    ? raySettings({
+      readInt: (k, min) => r.int(k, min),
+      fail: (k, m) => r.fail(k, m),
+      gpusPerNode,
+      cpusPerTask: r.int("cpus_per_task", 1),
+    })
+    : null;
+  const ntasksPerNode = launch === "torchrun" || launch === "ray" ? 1 : profileTasks ?? 1;
   const retries = r.int("retries", 0) ?? 0;
   const rdzvPort = r.int("rdzv_port", 1) ?? DEFAULT_RDZV_PORT;
 
@@ -487,12 +490,11 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   add(retries > 0 ? "requeue" : "no-requeue", null);
 
   // ---- template ----
-  let template: SlurmJob["template"] = {
-    name: "slurm.sub.j2",
-    source: builtinTemplate,
-    builtin: true,
-  };
-  const userTemplate = r.string("sbatch_template");
+  let template: SlurmJob["template"] = ray === null
+    ? { name: "slurm.sub.j2", source: builtinTemplate, builtin: true }
+    : { name: "ray.sub.j2", source: RAY_TEMPLATE, builtin: true };
+  const templateKey = ray === null ? "sbatch_template" : "ray_template";
+  const userTemplate = r.string(templateKey);
   if (userTemplate !== undefined && userTemplate !== "") {
     const expanded = userTemplate === "~" || userTemplate.startsWith("~/")
       ? path.join(home, userTemplate.slice(1))
@@ -503,7 +505,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
       source = Deno.readTextFileSync(file);
     } catch (err) {
       r.fail(
-        "sbatch_template",
+        templateKey,
         `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
         "the path is relative to the env.toml's directory",
       );
@@ -551,6 +553,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     chdir: image === null ? taskCodeDir : null,
     task_argv: taskArgv,
     command: [...spec.command],
+    ray,
   };
 
   const job: SlurmJob = deepFreeze({
