@@ -119,7 +119,30 @@ function listText(records: readonly JobRecord[]): string {
   return table(rows);
 }
 
-function statusText(r: JobRecord, stages: readonly JobRecord[]): string {
+/** Multi-node facts for `jobs status`: the Ray cluster's state, the task/node that failed. */
+interface NodeFacts {
+  readonly ray?: string;
+  readonly failed?: string;
+}
+
+async function nodeFacts(r: JobRecord): Promise<NodeFacts> {
+  const { rayClusterSummary } = await import("../lib/exec/ray.ts");
+  const ray = rayClusterSummary(r.job_dir, r.slurm_job_id);
+  let failed: string | undefined;
+  if (r.terminal && r.state !== "COMPLETED") {
+    const { sbatchLogPath } = await import("../lib/exec/job_dir.ts");
+    const { firstTaskFailure } = await import("../lib/exec/task_failures.ts");
+    let log = "";
+    try {
+      log = Deno.readTextFileSync(sbatchLogPath(r.job_dir, r.slurm_name, r.slurm_job_id));
+    } catch { /* no batch log (yet) */ }
+    const f = firstTaskFailure(log);
+    if (f) failed = `${f.node} (task ${f.tasks}: ${f.how})`;
+  }
+  return { ray, failed };
+}
+
+function statusText(r: JobRecord, stages: readonly JobRecord[], facts: NodeFacts = {}): string {
   const lines = [
     `job ${r.slurm_job_id}  ${r.name}`,
     `  state:     ${r.state}${r.reason && !r.terminal ? ` (${r.reason})` : ""}`,
@@ -130,6 +153,8 @@ function statusText(r: JobRecord, stages: readonly JobRecord[]): string {
     `  submitted: ${r.submitted_at}`,
     `  job dir:   ${r.job_dir}`,
   ];
+  if (facts.ray) lines.push(`  ray:       ${facts.ray}`);
+  if (facts.failed) lines.push(`  failed on: ${facts.failed}`);
   if (r.dependency) lines.push(`  depends:   ${r.dependency}`);
   if (r.note) lines.push(`  note:      ${r.note}`);
   if (stages.length) {
@@ -142,6 +167,28 @@ function statusText(r: JobRecord, stages: readonly JobRecord[]): string {
   }
   lines.push(`  logs:      nemotron jobs logs ${r.slurm_job_id}${r.terminal ? "" : " -f"}`);
   return lines.join("\n");
+}
+
+/** The log of one Ray role (`driver`, `head`, `worker-N`) of a Ray cluster job's attempt. */
+async function rayRoleLog(rec: JobRecord, role: string, attempt?: number): Promise<string> {
+  const ray = await import("../lib/exec/ray.ts");
+  if (!/^(driver|head|worker-[1-9][0-9]*)$/.test(role)) {
+    throw new UsageError(`--role must be driver, head or worker-N, got '${role}'`);
+  }
+  const attempts = ray.rayAttempts(rec.job_dir, rec.slurm_job_id);
+  if (attempts.length === 0) {
+    throw new UsageError(`job ${rec.slurm_job_id} is not a Ray cluster job (no Ray files yet)`, {
+      hint: `the job is ${rec.state}; --role applies to launch = "ray" jobs on more than one node`,
+    });
+  }
+  const a = attempt ?? attempts[attempts.length - 1];
+  const roles = ray.rayRoles(rec.job_dir, rec.slurm_job_id, a);
+  if (!roles.includes(role)) {
+    throw new UsageError(`job ${rec.slurm_job_id} attempt ${a} has no ${role} log`, {
+      hint: roles.length ? `roles with logs: ${roles.join(", ")}` : "no Ray role has started yet",
+    });
+  }
+  return ray.rayLogPath(rec.job_dir, rec.slurm_job_id, a, role);
 }
 
 export function jobsCommand(_cli: CliContext): Command {
@@ -169,8 +216,19 @@ export function jobsCommand(_cli: CliContext): Command {
       await withStore(async (store) => {
         const rec = await refreshOne(store, await resolveJob(store, id));
         const stages = rec.pipeline ? store.pipeline(rec.pipeline) : [];
-        if (opts.json) console.log(JSON.stringify({ ...rec, pipeline_stages: stages }, null, 2));
-        else console.log(statusText(rec, stages));
+        const facts = await nodeFacts(rec);
+        if (opts.json) {
+          console.log(JSON.stringify(
+            {
+              ...rec,
+              pipeline_stages: stages,
+              ray_cluster: facts.ray ?? null,
+              failed_on: facts.failed ?? null,
+            },
+            null,
+            2,
+          ));
+        } else console.log(statusText(rec, stages, facts));
       });
     });
 
@@ -180,8 +238,12 @@ export function jobsCommand(_cli: CliContext): Command {
     .option("-f, --follow", "keep printing as the log grows, until the job ends")
     .option("--attempt <n>", "attempt number (0 = first run)")
     .option("--sbatch", "the batch shell's log instead of the task log")
+    .option("--role <role>", "Ray cluster jobs: driver (default), head or worker-N")
     .action(
-      async (id: string, opts: { follow?: boolean; attempt?: string; sbatch?: boolean }) => {
+      async (
+        id: string,
+        opts: { follow?: boolean; attempt?: string; sbatch?: boolean; role?: string },
+      ) => {
         let attempt: number | undefined;
         if (opts.attempt !== undefined) {
           attempt = Number(opts.attempt);
@@ -195,13 +257,18 @@ export function jobsCommand(_cli: CliContext): Command {
         await withStore(async (store) => {
           const rec = await refreshOne(store, await resolveJob(store, id));
           const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
-          if (opts.follow && !opts.sbatch) {
+          if (opts.role !== undefined && opts.sbatch) {
+            throw new UsageError("give --role or --sbatch, not both");
+          }
+          if (opts.follow && !opts.sbatch && opts.role === undefined) {
             await followJob(rec, { attempt, store });
             return;
           }
           let file: string;
-          if (opts.sbatch) file = jd.sbatchLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
-          else {
+          if (opts.role !== undefined) file = await rayRoleLog(rec, opts.role, attempt);
+          else if (opts.sbatch) {
+            file = jd.sbatchLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
+          } else {
             const onDisk = jd.attemptsWithLogs(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
             if (attempt !== undefined && !onDisk.includes(attempt)) {
               throw new UsageError(

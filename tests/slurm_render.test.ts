@@ -196,7 +196,11 @@ Deno.test("profile problems are UsageErrors naming the key; nothing is half-buil
   bad({ exclusive: 3 }, /exclusive: must be true, false or a string/);
   bad({ startup_commands: "echo hi" }, /startup_commands: must be a list of strings/);
   bad({ sbatch_template: "/nonexistent/x.j2" }, /sbatch_template: cannot read/);
-  bad({ nodes: 2 }, /launch = "ray" on 2 Slurm nodes is not supported yet/, { launch: "ray" });
+  // Ray on several nodes is a Ray cluster job (tests/multinode_render.test.ts); its keys are checked
+  const ray = { launch: "ray" as const };
+  bad({ nodes: 2, ray_port: 70000 }, /ray_port: must be a port number \(1-65535\)/, ray);
+  bad({ nodes: 2, ray_join_timeout: 0 }, /ray_join_timeout: must be an integer >= 1/, ray);
+  bad({ nodes: 2, ray_template: "/nonexistent/r.j2" }, /ray_template: cannot read/, ray);
   // The locator's place is attached to the error.
   try {
     buildSlurmJob({

@@ -29,6 +29,7 @@ const APT_PACKAGES = [
   "apache2-utils",
   "zstd",
   "openssl",
+  "python3-torch",
 ];
 
 async function sh(
@@ -94,8 +95,11 @@ async function ensureSlurm(): Promise<void> {
 /**
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
+ * The multinode_* files start their own private 2-/3-node clusters (tests/multinode_cluster.ts):
+ * serial too, as they share those clusters' directories and ports.
  */
-const SERIAL = /(^|\/)(slurm_integration|recipes_slurm|squash_enroot)\.test\.ts$/;
+const SERIAL =
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multinode_ray|multinode_ddp)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -33,6 +33,8 @@ export const RAY_DEFAULTS = {
   ray_head_timeout: 300,
   /** Seconds (after the head is up) until every worker must have joined. */
   ray_join_timeout: 300,
+  /** Seconds one `ray status` call may take before it counts as "no answer". */
+  ray_status_timeout: 30,
   /** Seconds the teardown waits for the head and workers to stop before SIGKILL. */
   ray_stop_timeout: 10,
 } as const;
@@ -52,6 +54,7 @@ export interface RaySettings {
   readonly head_timeout: number;
   readonly join_timeout: number;
   readonly stop_timeout: number;
+  readonly status_timeout: number;
   /** `--num-gpus` per node; null lets Ray detect them. 0 for CPU-only clusters (data prep). */
   readonly gpus_per_node: number | null;
   /** `--num-cpus` per node (= the profile's `cpus_per_task`: one task per node); null = detect. */
@@ -83,6 +86,7 @@ export function raySettings(opts: {
     head_timeout: get("ray_head_timeout", 1),
     join_timeout: get("ray_join_timeout", 1),
     stop_timeout: get("ray_stop_timeout", 1),
+    status_timeout: get("ray_status_timeout", 1),
     gpus_per_node: typeof opts.gpusPerNode === "number" ? opts.gpusPerNode : null,
     cpus_per_node: opts.cpusPerTask ?? null,
     cpus_per_task: opts.cpusPerTask ?? null,

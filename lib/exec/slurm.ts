@@ -355,6 +355,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const nodes = r.int("nodes", 1) ?? spec.resources?.nodes ?? 1;
   let gpusPerNode: number | "gpu" | undefined = r.int("gpus_per_node", 0);
   if (gpusPerNode === undefined) gpusPerNode = spec.resources?.gpus_per_node;
+  const rayGpusPerNode = gpusPerNode; // Ray wants the explicit 0 of CPU-only recipes (--num-gpus=0)
   if (gpusPerNode === 0) gpusPerNode = undefined;
   const profileTasks = r.int("ntasks_per_node", 1);
   const nprocPerNode = r.int("nproc_per_node", 1) ?? profileTasks ?? gpusPerNode ?? 1;
@@ -366,7 +367,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     ? raySettings({
       readInt: (k, min) => r.int(k, min),
       fail: (k, m) => r.fail(k, m),
-      gpusPerNode,
+      gpusPerNode: rayGpusPerNode,
       cpusPerTask: r.int("cpus_per_task", 1),
     })
     : null;
