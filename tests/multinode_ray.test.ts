@@ -46,8 +46,8 @@ async function runRayJob(
   c: MultinodeCluster,
   driver: string,
   profile: Record<string, unknown> = {},
+  root: string = jobRoot(),
 ): Promise<RayRun> {
-  const root = jobRoot();
   const record = path.join(root, "standin.jsonl");
   const job = buildSlurmJob({
     name: "ray-mn",
@@ -185,6 +185,42 @@ multinodeTest("ray on 2 Slurm nodes: up, driver once on the head, exit codes", 2
     assert.match(status.stdout, /failed on: node1 \(task 0: exit code 3\)/);
   });
 });
+
+multinodeTest(
+  "ray on 2 Slurm nodes: a worker dying under the driver ends the job",
+  2,
+  async (_t, c) => {
+    // the driver would sleep for 10 minutes; the worker on node2 is killed once the driver runs
+    const root = jobRoot();
+    const record = path.join(root, "standin.jsonl");
+    const started = path.join(root, "driver-started");
+    const pending = runRayJob(c, `touch ${JSON.stringify(started)}; sleep 600`, {
+      ray_stop_timeout: 5,
+    }, root);
+    for (let i = 0; i < 600; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      try {
+        Deno.statSync(started);
+        break;
+      } catch { /* not yet */ }
+    }
+    const worker = Deno.readTextFileSync(record).trim().split("\n").map((l) => JSON.parse(l))
+      .find((x: StandinCall) => x.event === "registered") as StandinCall | undefined;
+    assert.ok(worker, "the worker registered");
+    assert.equal(worker.host, "node2");
+    Deno.kill(worker.pid, "SIGKILL"); // node2's Ray process dies
+    const run = await pending;
+    assert.equal(run.state, "FAILED");
+    assert.equal(run.exitCode, 1);
+    assert.match(
+      batchLog(run),
+      /the Ray worker-1 on node2 exited \(code \d+\) while the driver ran/,
+    );
+    assertAllStopped(run);
+    const status = await cli(c, "jobs", "status", run.id);
+    assert.match(status.stdout, /a Ray process died on node2/);
+  },
+);
 
 multinodeTest(
   "ray on 3 Slurm nodes: up; a worker that never joins fails the job",
