@@ -42,6 +42,11 @@ export function buildProgram(cli: CliContext): Command {
         async () => (await import("./commands/demo/train.ts")).demoTrainCommand(cli),
       ))
       .addCommand(Command.lazy(
+        "ddp",
+        "Train a tiny model with DistributedDataParallel over torchrun (CPU, gloo; needs torch)",
+        async () => (await import("./commands/demo/ddp.ts")).demoDdpCommand(cli),
+      ))
+      .addCommand(Command.lazy(
         "pipe",
         "Run demo data, then demo train (the whole demo pipeline)",
         async () => (await import("./commands/demo/pipe.ts")).demoPipeCommand(cli),

@@ -162,7 +162,7 @@ Deno.test("golden facts checked by hand: flags, requeue, torchrun rank per task,
   // The node rank is inside the single-quoted bash -c text: each task expands it.
   assert.match(
     multi,
-    /bash -c '\{ nvidia-smi -L && echo .*exec torchrun --nnodes="\$SLURM_NNODES" --node-rank="\$SLURM_NODEID" --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint="\$NEMOTRON_HEAD_NODE":29500/,
+    /bash -c '\{ nvidia-smi -L && echo .*exec torchrun --nnodes="\$SLURM_NNODES" --node_rank="\$SLURM_NODEID" --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint="\$NEMOTRON_HEAD_NODE":29500/,
   );
   assert.match(multi, /-lt 2 \]; then\n.*\n {2}scontrol requeue "\$\{SLURM_JOB_ID\}"/);
   assert.doesNotMatch(multi, /\/lustre:\/lustre/); // lustre_mount = "" disables it

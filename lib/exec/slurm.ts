@@ -168,6 +168,8 @@ export const SLURM_PROFILE_KEYS = [
   "retries",
   "sbatch_template",
   "rdzv_port",
+  "python",
+  "torchrun_args",
   "tunnel",
   ...RAY_PROFILE_KEYS,
 ] as const;
@@ -435,19 +437,31 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const startupPrefix = startup.length ? `{ ${startup.join(" && ")}; } && ` : "";
   let taskArgv: string[];
   const headNode = launch === "torchrun" && nodes > 1;
+  // torchrun: `torchrun` from PATH, or `<python> -m torch.distributed.run` when the profile names
+  // the interpreter (its workers run that interpreter too); `torchrun_args` go after our flags
+  // (e.g. Debian's torch 1.13 needs `--redirects=1 --tee=1` given explicitly). Flags are spelled
+  // with underscores: torch < 2 has no dashed aliases (`--nproc-per-node` is "unrecognized").
+  const python = r.string("python");
+  if (python !== undefined && (python === "" || CONTROL.test(python))) {
+    r.fail("python", "must be a non-empty path or command name on one line");
+  }
+  const torchrun = python === undefined ? ["torchrun"] : [python, "-m", "torch.distributed.run"];
+  const torchrunArgs = r.stringList("torchrun_args") ?? [];
   if (launch === "torchrun" && nodes > 1) {
-    const inner =
-      `${startupPrefix}exec torchrun --nnodes="$SLURM_NNODES" --node-rank="$SLURM_NODEID"` +
-      ` --nproc-per-node=${shellQuote(String(nprocPerNode))} --rdzv-backend=c10d` +
-      ` --rdzv-endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv-id="$SLURM_JOB_ID" "$@"`;
+    const inner = `${startupPrefix}exec ${torchrun.map(shellQuote).join(" ")}` +
+      ` --nnodes="$SLURM_NNODES" --node_rank="$SLURM_NODEID"` +
+      ` --nproc_per_node=${shellQuote(String(nprocPerNode))} --rdzv_backend=c10d` +
+      ` --rdzv_endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv_id="$SLURM_JOB_ID"` +
+      torchrunArgs.map((a) => " " + shellQuote(a)).join("") + ` "$@"`;
     taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...spec.command];
   } else {
     const argv = launch === "torchrun"
       ? [
-        "torchrun",
+        ...torchrun,
         "--standalone",
         "--nnodes=1",
-        `--nproc-per-node=${nprocPerNode}`,
+        `--nproc_per_node=${nprocPerNode}`,
+        ...torchrunArgs,
         ...spec.command,
       ]
       : [...spec.command];
