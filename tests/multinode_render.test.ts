@@ -83,7 +83,11 @@ const GOLDEN_SPECS: Record<string, SlurmJobSpec> = {
     resources: { nodes: 1, gpus_per_node: 0 },
     profile: { remote_job_dir: "/scratch/ada/jobs", nodes: 2, container_image: "" },
     image: null,
-    command: ["bash", "-c", "uv run --no-project python _nemotron/data_prep.py --config config.yaml"],
+    command: [
+      "bash",
+      "-c",
+      "uv run --no-project python _nemotron/data_prep.py --config config.yaml",
+    ],
     jobKey: "nano3-data-prep-rl-20260101-120000-0a0b0c",
   },
 };
@@ -128,7 +132,10 @@ Deno.test("golden facts checked by hand: one task per node, GPUs/CPUs from the p
   // the head and the driver share the named container; workers have their own
   assert.equal(gpu.match(/--container-name=ray-head/g)?.length, 3); // head, status, driver
   assert.match(gpu, /--container-name="ray-worker-\$\{_ray_i\}"/);
-  assert.match(gpu, /--container-env=HF_HOME,NCCL_DEBUG,NEMOTRON_ATTEMPT,NEMOTRON_JOB_DIR,ODD,PYTHONUNBUFFERED,RAY_ADDRESS,WANDB_API_KEY/);
+  assert.match(
+    gpu,
+    /--container-env=HF_HOME,NCCL_DEBUG,NEMOTRON_ATTEMPT,NEMOTRON_JOB_DIR,ODD,PYTHONUNBUFFERED,RAY_ADDRESS,WANDB_API_KEY/,
+  );
   assert.match(gpu, /within 600 s/);
   assert.match(gpu, /^export ODD='it'"'"'s \$HOME'$/m);
   assert.match(gpu, /scontrol requeue/);
@@ -136,7 +143,10 @@ Deno.test("golden facts checked by hand: one task per node, GPUs/CPUs from the p
   const cpu = await renderSbatch(buildSlurmJob(GOLDEN_SPECS["ray_cpu_bare.sh"]));
   assert.equal(cpu.match(/--num-gpus=0 \\$/gm)?.length, 2, "CPU data prep: --num-gpus=0");
   assert.doesNotMatch(cpu, /--num-cpus|--cpus-per-task|--container|#SBATCH --gpus-per-node/);
-  assert.match(cpu, /--chdir=\/scratch\/ada\/jobs\/jobs\/nano3-data-prep-rl-20260101-120000-0a0b0c\/code/);
+  assert.match(
+    cpu,
+    /--chdir=\/scratch\/ada\/jobs\/jobs\/nano3-data-prep-rl-20260101-120000-0a0b0c\/code/,
+  );
   assert.doesNotMatch(cpu, /scontrol requeue/);
 
   // one node: no cluster, the command runs directly (Ray starts in-process)
