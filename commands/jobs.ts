@@ -130,14 +130,31 @@ async function nodeFacts(r: JobRecord): Promise<NodeFacts> {
   const ray = rayClusterSummary(r.job_dir, r.slurm_job_id);
   let failed: string | undefined;
   if (r.terminal && r.state !== "COMPLETED") {
-    const { sbatchLogPath } = await import("../lib/exec/job_dir.ts");
-    const { firstTaskFailure } = await import("../lib/exec/task_failures.ts");
+    const { sbatchLogPath, attemptsWithLogs, attemptLogPath } = await import(
+      "../lib/exec/job_dir.ts"
+    );
+    const { firstTaskFailure, firstRankFailure } = await import("../lib/exec/task_failures.ts");
     let log = "";
     try {
       log = Deno.readTextFileSync(sbatchLogPath(r.job_dir, r.slurm_name, r.slurm_job_id));
     } catch { /* no batch log (yet) */ }
     const f = firstTaskFailure(log);
     if (f) failed = `${f.node} (task ${f.tasks}: ${f.how})`;
+    // torchrun says which rank failed first; srun only knows which agent exited first
+    const attempts = attemptsWithLogs(r.job_dir, r.slurm_name, r.slurm_job_id);
+    if (attempts.length) {
+      let taskLog = "";
+      try {
+        taskLog = Deno.readTextFileSync(
+          attemptLogPath(r.job_dir, r.slurm_name, r.slurm_job_id, attempts[attempts.length - 1]),
+        );
+      } catch { /* no task log */ }
+      const rank = firstRankFailure(taskLog);
+      if (rank) {
+        failed = `${rank.host} (rank ${rank.rank}: exit code ${rank.exitCode ?? "?"}, ` +
+          `torchrun's first observed failure)`;
+      }
+    }
   }
   return { ray, failed };
 }

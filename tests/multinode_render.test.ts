@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { buildSlurmJob, renderSbatch, type SlurmJobSpec } from "../lib/exec/slurm.ts";
 import { rayClusterSummary } from "../lib/exec/ray.ts";
-import { firstTaskFailure, parseTaskFailures } from "../lib/exec/task_failures.ts";
+import {
+  firstRankFailure,
+  firstTaskFailure,
+  parseTaskFailures,
+  parseTorchrunRootCauses,
+} from "../lib/exec/task_failures.ts";
 import { runCli, tempDir, writeTree } from "./cli_helpers.ts";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -197,6 +202,31 @@ Deno.test("jobs status facts: Ray events and srun's task failures are read back"
   assert.equal(firstTaskFailure(log)?.node, "node2");
   assert.equal(firstTaskFailure("srun: error: node1: task 0: Killed\n")?.how, "Killed");
   assert.equal(firstTaskFailure("all fine\n"), undefined);
+
+  // torchrun's reports (as torch 1.13 prints them; one per agent): the earliest wins, and at the
+  // same second a rank's own exit code beats exit code 1 (gloo's "connection closed" exception)
+  const report = (time: string, host: string, rank: number, code: number) =>
+    [
+      "Root Cause (first observed failure):",
+      "[0]:",
+      `  time      : ${time}`,
+      `  host      : ${host}`,
+      `  rank      : ${rank} (local_rank: 0)`,
+      `  exitcode  : ${code} (pid: 8791)`,
+      "  error_file: <N/A>",
+      "============================================================",
+    ].join("\n");
+  const two = report("2026-11-30_15:26:22", "node1", 0, 1) + "\n" +
+    report("2026-11-30_15:26:21", "node2", 1, 7);
+  assert.deepEqual(parseTorchrunRootCauses(two).map((f) => [f.host, f.rank, f.exitCode]), [
+    ["node1", 0, 1],
+    ["node2", 1, 7],
+  ]);
+  assert.equal(firstRankFailure(two)?.host, "node2");
+  const tie = report("2026-11-30_15:26:21", "node1", 0, 1) + "\n" +
+    report("2026-11-30_15:26:21", "node3", 5, 9);
+  assert.deepEqual([firstRankFailure(tie)?.host, firstRankFailure(tie)?.rank], ["node3", 5]);
+  assert.equal(firstRankFailure("no report"), undefined);
 });
 
 Deno.test("nano3 rl and nano3 data prep rl with nodes = 2 render a Ray cluster job (dry run)", async () => {

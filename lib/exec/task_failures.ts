@@ -42,3 +42,48 @@ export function firstTaskFailure(batchLog: string): TaskFailure | undefined {
   const all = parseTaskFailures(batchLog);
   return all.find((f) => f.exitCode !== null && f.exitCode !== 0) ?? all[0];
 }
+
+/** One rank failure from torchrun's error report ("Root Cause (first observed failure)"). */
+export interface RankFailure {
+  /** torchrun's time stamp, `YYYY-MM-DD_HH:MM:SS`. */
+  readonly time: string;
+  readonly host: string;
+  readonly rank: number;
+  readonly exitCode: number | null;
+}
+
+/**
+ * The failed ranks torchrun's agents reported in a task log (each agent reports the first failure
+ * it observed among its own workers).
+ */
+export function parseTorchrunRootCauses(taskLog: string): RankFailure[] {
+  const out: RankFailure[] = [];
+  const blocks = taskLog.split(/Root Cause \(first observed failure\):/).slice(1);
+  for (const block of blocks) {
+    const field = (name: string) =>
+      new RegExp(`^\\s*(?:\\[\\w+\\]:)?\\s*${name}\\s*:\\s*(.+?)\\s*$`, "m").exec(block)?.[1];
+    const host = field("host");
+    const rank = field("rank");
+    if (host === undefined || rank === undefined) continue;
+    const code = /^(-?\d+)/.exec(field("exitcode") ?? "");
+    out.push({
+      time: field("time") ?? "",
+      host,
+      rank: Number(/^\d+/.exec(rank)?.[0] ?? NaN),
+      exitCode: code ? Number(code[1]) : null,
+    });
+  }
+  return out;
+}
+
+/**
+ * The rank that brought a torchrun job down: the earliest failure torchrun reported; at the same
+ * second, one with its own exit code beats exit code 1 (a Python exception such as gloo's
+ * "Connection closed by peer", usually the consequence of the other rank's exit).
+ */
+export function firstRankFailure(taskLog: string): RankFailure | undefined {
+  const all = parseTorchrunRootCauses(taskLog);
+  return all.sort((a, b) =>
+    a.time.localeCompare(b.time) || Number(a.exitCode === 1) - Number(b.exitCode === 1)
+  )[0];
+}

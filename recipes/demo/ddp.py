@@ -121,7 +121,7 @@ def main(argv):
     steps = int(train_cfg.get("steps", 10))
     batch = int(train_cfg.get("batch_tokens", 256))
     seed = int(train_cfg.get("seed", 1234))
-    fail_rank = train_cfg.get("fail_rank")
+    fail_host = train_cfg.get("fail_host")  # tests: the ranks on this host fail after step 1
     if steps < 1 or batch < 1:
         raise na.ArtifactError("train.steps and train.batch_tokens must be >= 1")
 
@@ -151,8 +151,8 @@ def main(argv):
               flush=True)
         if step == 1:
             print("rank %d step 1 params sha256 %s" % (RANK, params_sha256(model.module)), flush=True)
-        if fail_rank is not None and int(fail_rank) == RANK:
-            sys.stderr.write("rank %d: failing on purpose (train.fail_rank)\n" % RANK)
+        if fail_host is not None and fail_host == HOST:
+            sys.stderr.write("rank %d on %s: failing on purpose (train.fail_host)\n" % (RANK, HOST))
             sys.stderr.flush()
             os._exit(int(train_cfg.get("fail_code", 7)))
 
