@@ -5,6 +5,10 @@
  * squeue call (sacct for jobs slurmctld forgot, when accounting is on). A job dir path also works
  * as ID, so a job submitted from another login node can be inspected through its job.json.
  * Pipeline stages are listed together; a failed stage cancels the stages that can never run.
+ *
+ * Trust: only the user's own job store is acted on. A job dir that is not in the store is read
+ * (status, logs) only when it and its job.json are the user's own and no other user can swap it;
+ * it never changes a store row, never deletes a file and is never cancelled.
  */
 import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
@@ -13,19 +17,56 @@ import { RuntimeFailure, UsageError } from "../lib/errors.ts";
 type JobRecord = import("../lib/jobs/store.ts").JobRecord;
 type JobStore = import("../lib/jobs/store.ts").JobStore;
 
+/** A job found for an ID: from the store (trusted), or read-only from a job dir's job.json. */
+interface ResolvedJob {
+  readonly rec: JobRecord;
+  readonly fromStore: boolean;
+}
+
+/** Why the job dir `dir` (not in the store) cannot be read as the user's own, or undefined. */
+async function untrustedJobDir(dir: string): Promise<string | undefined> {
+  const { untrustedPathComponent } = await import("../lib/exec/job_dir.ts");
+  const uid = Deno.uid();
+  try {
+    const d = Deno.lstatSync(dir);
+    const m = Deno.lstatSync(`${dir}/job.json`);
+    if (!d.isDirectory) return `${dir} is not a directory`;
+    if (!m.isFile) return `${dir}/job.json is not a regular file`;
+    if (uid !== null && (d.uid !== uid || m.uid !== uid)) {
+      return `${d.uid !== uid ? dir : `${dir}/job.json`} belongs to another user (uid ${
+        d.uid !== uid ? d.uid : m.uid
+      })`;
+    }
+    if (((d.mode ?? 0) & 0o022) !== 0) return `${dir} is writable by others`;
+  } catch {
+    return undefined; // not a job dir at all: the caller says "no job"
+  }
+  const p = untrustedPathComponent(dir);
+  return p ? `${p.dir}: ${p.reason}` : undefined;
+}
+
 /** The job for an ID: Slurm id, job key or job dir (from the store, else from its job.json). */
-async function resolveJob(store: JobStore, id: string): Promise<JobRecord> {
+async function resolveJob(store: JobStore, id: string): Promise<ResolvedJob> {
   const found = store.find(id);
-  if (found.length) return found[0];
+  if (found.length) return { rec: found[0], fromStore: true };
   const { readManifest } = await import("../lib/exec/job_dir.ts");
   const { clusterName } = await import("../lib/exec/submit.ts");
+  const path = await import("../lib/path.ts");
+  const dir = path.resolve(id);
+  const distrust = await untrustedJobDir(dir);
+  if (distrust) {
+    throw new UsageError(`refusing to act on job dir ${dir}: ${distrust}`, {
+      hint:
+        "nemotron only reads job dirs that are yours and that no other user can write; your own jobs are in `nemotron jobs list --all`",
+    });
+  }
   let manifest;
   try {
-    manifest = readManifest(id);
+    manifest = readManifest(dir);
   } catch { /* not a job dir */ }
-  if (manifest && manifest.slurm_job_id) {
+  if (manifest && manifest.slurm_job_id && manifest.job_dir === dir) {
     const now = new Date().toISOString();
-    return {
+    const rec: JobRecord = {
       slurm_job_id: manifest.slurm_job_id,
       cluster: await clusterName(),
       key: manifest.key,
@@ -46,23 +87,25 @@ async function resolveJob(store: JobStore, id: string): Promise<JobRecord> {
       nodes: null,
       reason: null,
       elapsed: null,
-      secrets_file: manifest.secrets_file,
+      secrets_file: null, // never delete a file named by a job.json
       submitted_at: manifest.submitted_at ?? now,
       started_at: null,
       ended_at: null,
       updated_at: now,
       note: null,
     };
+    return { rec, fromStore: false };
   }
   throw new UsageError(`no job '${id}' in the job store (${store.path})`, {
     hint: "`nemotron jobs list --all` lists known jobs; a job dir path (with job.json) works too",
   });
 }
 
-/** Refresh one job (store row or manifest-only) and return it. */
-async function refreshOne(store: JobStore, rec: JobRecord): Promise<JobRecord> {
+/** Refresh one job (store row, or manifest-only: read-only) and return it. */
+async function refreshOne(store: JobStore, job: ResolvedJob): Promise<JobRecord> {
+  const { rec } = job;
   const { refreshJobs } = await import("../lib/exec/tracking.ts");
-  if (store.find(rec.key).length) return (await refreshJobs(store, [rec]))[0];
+  if (job.fromStore) return (await refreshJobs(store, [rec]))[0];
   const { jobState } = await import("../lib/exec/slurm_state.ts");
   const st = (await jobState([rec.slurm_job_id])).get(rec.slurm_job_id);
   if (!st) return rec;
@@ -231,8 +274,9 @@ export function jobsCommand(_cli: CliContext): Command {
     .action(async (id: string, opts: { json?: boolean }) => {
       const { withStore } = await import("../lib/exec/tracking.ts");
       await withStore(async (store) => {
-        const rec = await refreshOne(store, await resolveJob(store, id));
-        const stages = rec.pipeline ? store.pipeline(rec.pipeline) : [];
+        const job = await resolveJob(store, id);
+        const rec = await refreshOne(store, job);
+        const stages = rec.pipeline && job.fromStore ? store.pipeline(rec.pipeline) : [];
         const facts = await nodeFacts(rec);
         if (opts.json) {
           console.log(JSON.stringify(
@@ -272,13 +316,14 @@ export function jobsCommand(_cli: CliContext): Command {
         const jd = await import("../lib/exec/job_dir.ts");
         const { LogTail, followJob } = await import("../lib/exec/follow.ts");
         await withStore(async (store) => {
-          const rec = await refreshOne(store, await resolveJob(store, id));
+          const job = await resolveJob(store, id);
+          const rec = await refreshOne(store, job);
           const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
           if (opts.role !== undefined && opts.sbatch) {
             throw new UsageError("give --role or --sbatch, not both");
           }
           if (opts.follow && !opts.sbatch && opts.role === undefined) {
-            await followJob(rec, { attempt, store });
+            await followJob(rec, { attempt, store: job.fromStore ? store : undefined });
             return;
           }
           let file: string;
@@ -343,7 +388,19 @@ export function jobsCommand(_cli: CliContext): Command {
               hint: "`nemotron jobs list --all` shows pipeline ids",
             });
           }
-        } else targets = [await resolveJob(store, id!)];
+        } else {
+          const job = await resolveJob(store, id!);
+          if (!job.fromStore) {
+            throw new UsageError(
+              `job ${job.rec.slurm_job_id} (${job.rec.job_dir}) is not in your job store (${store.path})`,
+              {
+                hint:
+                  "nemotron cancels only jobs it submitted for you from this NEMOTRON_HOME; check the job with `squeue -j ID` and cancel it with `scancel ID`",
+              },
+            );
+          }
+          targets = [job.rec];
+        }
         targets = await refreshJobs(store, targets, { settlePipelines: false });
         const live = targets.filter((t) => !t.terminal);
         if (live.length === 0) {
@@ -353,7 +410,7 @@ export function jobsCommand(_cli: CliContext): Command {
           return;
         }
         await cancelSlurmJobs(live.map((t) => t.slurm_job_id));
-        for (const t of live) removeSecretsFile(t.secrets_file);
+        for (const t of live) removeSecretsFile(t.secrets_file, t.job_dir);
         let after = await refreshJobs(store, live, { settlePipelines: false });
         for (let i = 0; i < 20 && after.some((t) => !t.terminal); i++) {
           await new Promise((r) => setTimeout(r, 250));

@@ -2,8 +2,11 @@
  * env.toml: where profiles (named execution settings) live.
  *
  * Discovery: `NEMOTRON_ENV_FILE` (with `~`); else `env.toml` in the current directory and each
- * parent, stopping after the first directory holding `pyproject.toml` or `.git`; else the user file
- * `$XDG_CONFIG_HOME/nemotron/env.toml` (default `~/.config/nemotron/env.toml`).
+ * parent, stopping after the first directory holding `pyproject.toml` or `.git`, at `$HOME` and at
+ * the root of the current directory's filesystem (a mount point); else the user file
+ * `$XDG_CONFIG_HOME/nemotron/env.toml` (default `~/.config/nemotron/env.toml`). A discovered
+ * env.toml that another user could have written (owned by someone other than you or root, or
+ * writable by group/others) is skipped with a warning: its `setup_lines` would run as you.
  *
  * Top-level tables are profiles, except the special sections `wandb`, `cli`, `cache`, `artifacts`.
  * `extends = "parent"` merges the child over its resolved parent (tables deep-merged, arrays
@@ -47,6 +50,36 @@ function exists(p: string): boolean {
   }
 }
 
+const warnedUntrusted = new Set<string>();
+
+/**
+ * Why a discovered env.toml cannot be trusted (someone else could have written it), or
+ * undefined. Warns once per file.
+ */
+function untrustedEnvFile(file: string): string | undefined {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(file);
+  } catch {
+    return undefined;
+  }
+  const uid = Deno.uid();
+  if (uid === null) return undefined;
+  let why: string | undefined;
+  if (st.uid !== uid && st.uid !== 0) why = `it belongs to another user (uid ${st.uid})`;
+  else if (((st.mode ?? 0) & 0o022) !== 0) {
+    why = `it is writable by group or others (mode 0${((st.mode ?? 0) & 0o777).toString(8)})`;
+  }
+  if (why && !warnedUntrusted.has(file)) {
+    warnedUntrusted.add(file);
+    console.error(
+      `warning: ignoring ${file}: ${why}; settings from it would run as you ` +
+        "(chmod go-w it if it is yours, or use ~/.config/nemotron/env.toml or NEMOTRON_ENV_FILE)",
+    );
+  }
+  return why;
+}
+
 /** Where env.toml would be read from, without reading it. */
 export function findEnvFile(
   cwd: string = Deno.cwd(),
@@ -62,18 +95,31 @@ export function findEnvFile(
     return { path: p, source: "NEMOTRON_ENV_FILE" };
   }
   let dir = path.resolve(cwd);
+  const home = Deno.env.get("HOME") ? path.resolve(Deno.env.get("HOME")!) : undefined;
+  const device = (d: string) => {
+    try {
+      return Deno.statSync(d).dev;
+    } catch {
+      return undefined;
+    }
+  };
+  const startDev = device(dir);
   while (true) {
     const candidate = path.join(dir, "env.toml");
-    if (exists(candidate)) return { path: candidate, source: "directory" };
+    if (exists(candidate) && !untrustedEnvFile(candidate)) {
+      return { path: candidate, source: "directory" };
+    }
     if (exists(path.join(dir, "pyproject.toml")) || exists(path.join(dir, ".git"))) break;
+    if (dir === home) break; // never climb out of the home directory
     const parent = path.dirname(dir);
     if (parent === dir) break;
+    if (startDev !== undefined && device(parent) !== startDev) break; // a mount point's root
     dir = parent;
   }
   const xdg = Deno.env.get("XDG_CONFIG_HOME") ||
     path.join(Deno.env.get("HOME") ?? "", ".config");
   const user = path.join(xdg, "nemotron", "env.toml");
-  if (exists(user)) return { path: user, source: "user" };
+  if (exists(user) && !untrustedEnvFile(user)) return { path: user, source: "user" };
   return undefined;
 }
 

@@ -6,7 +6,7 @@
  * dry run leaves nothing behind.
  */
 import * as path from "./path.ts";
-import { nemotronHome } from "./home.ts";
+import { ensureNemotronHome } from "./home.ts";
 
 /** Files of one recipe family: path relative to the recipes root → text. */
 export type RecipeFiles = Readonly<Record<string, string>>;
@@ -54,7 +54,7 @@ export async function unpackRecipes(
     writeAll(dir, files);
     return { dir, cleanup: () => Deno.removeSync(dir, { recursive: true }) };
   }
-  const base = path.join(nemotronHome(), "recipes");
+  const base = path.join(ensureNemotronHome(), "recipes");
   const dir = path.join(base, await digest(files));
   try {
     Deno.statSync(path.join(dir, ".complete"));

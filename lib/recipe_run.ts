@@ -20,6 +20,8 @@ import {
 } from "./exec/slurm.ts";
 import { submissionReport, submitJob, type SubmittedJob } from "./exec/submit.ts";
 import { followJob } from "./exec/follow.ts";
+import { checkRemoteJobDir } from "./exec/job_dir.ts";
+import { preflightSbatch } from "./exec/slurm_preflight.ts";
 import { syncGitMounts } from "./exec/git_mounts.ts";
 import { buildRunEnv } from "./exec/run_env.ts";
 import { artifactsRoot } from "./artifacts/root.ts";
@@ -371,11 +373,7 @@ export async function planSlurmJob(opts: {
 }): Promise<PlannedSlurmJob> {
   const { args, settings, envFile, runspec, env } = opts;
   const image = recipeImage(settings.env, runspec.image);
-  const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
-    force: args.forceSquash,
-    dryRun: args.dryRun,
-  });
-  const spec = {
+  const base = {
     name: runspec.name,
     profile: settings.env,
     profileName: args.profile,
@@ -383,13 +381,23 @@ export async function planSlurmJob(opts: {
     mode: args.mode as "run" | "batch",
     launch: runspec.run.launch,
     resources: runspec.resources,
-    image: sqsh,
     command: opts.command,
     env,
     pipeline: opts.pipeline,
     templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
   };
-  const draft = buildSlurmJob(spec); // checks the profile before anything else happens
+  // Check the profile and that no other user can swap remote_job_dir before anything is written.
+  const bare = buildSlurmJob({ ...base, image: null });
+  checkRemoteJobDir(bare.remoteJobDir);
+  // Ask Slurm whether it would take this job (partition, account, QOS, time, resources) before
+  // anything expensive: a typo must not cost a 20 GB image download.
+  if (!args.dryRun) await checkSlurmAccepts(bare, args.profile);
+  const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
+    force: args.forceSquash,
+    dryRun: args.dryRun,
+  });
+  const spec = { ...base, image: sqsh };
+  const draft = buildSlurmJob(spec);
   const gitMounts = await syncGitMounts(settings.gitMounts, draft.remoteJobDir, {
     dryRun: args.dryRun,
   });
@@ -403,6 +411,16 @@ export async function planSlurmJob(opts: {
   const script = await renderSbatch(job);
   for (const w of job.warnings) console.error(`warning: ${w}`);
   return { job, script, notes: sqsh && sqsh !== image ? [`container: ${image} → ${sqsh}`] : [] };
+}
+
+/** `sbatch --test-only` with the job's directives; a refusal is bad input (exit 2). */
+async function checkSlurmAccepts(job: SlurmJob, profile: string | undefined): Promise<void> {
+  const pre = await preflightSbatch(job.directives);
+  if (pre.ok) return;
+  throw new UsageError(`Slurm would refuse this job: ${pre.message}`, {
+    hint: `fix partition, account, qos, time or resources in profile '${profile}' (\`sinfo -s\` ` +
+      "lists partitions); `nemotron doctor " + (profile ?? "PROFILE") + "` checks the profile",
+  });
 }
 
 /**

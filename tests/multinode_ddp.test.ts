@@ -12,7 +12,7 @@ import { buildSlurmJob, renderSbatch } from "../lib/exec/slurm.ts";
 import { prepareJobDir } from "../lib/exec/job_dir.ts";
 import { submitJob } from "../lib/exec/submit.ts";
 import { type CliResult, ROOT, runCli, tempDir, writeTree } from "./cli_helpers.ts";
-import { jobRoot, type MultinodeCluster, multinodeTest, waitForEnd } from "./multinode_cluster.ts";
+import { jobRoot, multinodeTest, waitForEnd } from "./multinode_cluster.ts";
 
 const PYTHON = "/usr/bin/python3";
 const DENO_DIR = Deno.env.get("DENO_DIR") ||

@@ -80,6 +80,7 @@ const GOLDEN_SPECS: Record<string, SlurmJobSpec> = {
     env: { WANDB_API_KEY: "never-in-the-script", HF_HOME: "/lustre/hf" },
     jobKey: "nano3-rl-20260101-120000-a1b2c3",
     secretsId: "0123456789abcdef0123456789abcdef",
+    uid: 1000,
   },
   "ray_cpu_bare.sh": {
     name: "nano3/data/prep/rl",

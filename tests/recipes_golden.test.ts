@@ -94,7 +94,7 @@ export function normalise(text: string, dirs: { cwd: string; home: string }): st
     .replace(/\b\d{8}-\d{6}-[0-9a-f]{6}\b/g, "<TS>-<RAND>")
     // local job dirs: YYYYMMDD-HHMMSS-NAME-XXXXXX (dry runs show the suffix as XXXXXX)
     .replace(/\b\d{8}-\d{6}\b/g, "<TS>")
-    .replace(/(\.nemotron-secrets\/)[0-9a-f]{32}(\.env)/g, "$1<RANDOM>$2")
+    .replace(/(\.nemotron-secrets-)\d+(\/)[0-9a-f]{32}(\.env)/g, "$1<UID>$2<RANDOM>$3")
     .replace(/nemotron \d+\.\d+\.\d+(-[\w.]+)?/g, "nemotron <VERSION>")
     // any other temp dir (e.g. a recipe unpacked for a dry run)
     .replace(/\/tmp\/[\w.-]+/g, "<TMP>");
@@ -150,7 +150,8 @@ function sbatchScripts(golden: string): string[] {
 function denormalise(script: string): string {
   return script
     .replaceAll("<TS>", "20260101-120000").replaceAll("<RAND>", "a1b2c3")
-    .replaceAll("<RANDOM>", "0123456789abcdef0123456789abcdef").replaceAll("<VERSION>", "0.0.0")
+    .replaceAll("<RANDOM>", "0123456789abcdef0123456789abcdef").replaceAll("<UID>", "1000")
+    .replaceAll("<VERSION>", "0.0.0")
     .replaceAll("<CWD>", "/work/cwd").replaceAll("<HOME>", "/home/user").replaceAll(
       "<TMP>",
       "/tmp/t",

@@ -82,6 +82,7 @@ const GOLDEN_SPECS: Record<string, SlurmJobSpec> = {
     env: { WANDB_PROJECT: "demo", WANDB_API_KEY: "never-in-the-script", HF_HOME: "/lustre/hf" },
     jobKey: "demo-train-20260101-120000-a1b2c3",
     secretsId: "0123456789abcdef0123456789abcdef",
+    uid: 1000,
   },
   "torchrun_multi.sh": {
     name: "nano3/pretrain",
@@ -103,6 +104,7 @@ const GOLDEN_SPECS: Record<string, SlurmJobSpec> = {
     env: { NEMO_RUN_DIR: "/lustre/fs1/users/ada/nemotron", HF_TOKEN: "hf_secret" },
     jobKey: "nano3-pretrain-20260101-120000-d4e5f6",
     secretsId: "fedcba9876543210fedcba9876543210",
+    uid: 1000,
   },
   "custom_template.sh": {
     name: "demo/eval",
@@ -151,7 +153,7 @@ Deno.test("golden facts checked by hand: flags, requeue, torchrun rank per task,
     single,
     /--container-env=HF_HOME,NCCL_DEBUG,NEMOTRON_ATTEMPT,NEMOTRON_JOB_DIR,PYTHONUNBUFFERED,WANDB_API_KEY,WANDB_PROJECT/,
   );
-  assert.match(single, /\/\.nemotron-secrets\/0123456789abcdef0123456789abcdef\.env/);
+  assert.match(single, /\/\.nemotron-secrets-1000\/0123456789abcdef0123456789abcdef\.env/);
 
   const multi = await renderSbatch(buildSlurmJob(GOLDEN_SPECS["torchrun_multi.sh"]));
   assert.match(multi, /^#SBATCH --partition=interactive$/m); // run mode uses run_partition

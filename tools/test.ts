@@ -29,6 +29,9 @@ const APT_PACKAGES = [
   "apache2-utils",
   "zstd",
   "openssl",
+  "zsh",
+  "fish",
+  "tmux",
   "python3-torch",
 ];
 
@@ -98,8 +101,9 @@ async function ensureSlurm(): Promise<void> {
  * The multinode_* files start their own private 2-/3-node clusters (tests/multinode_cluster.ts):
  * serial too, as they share those clusters' directories and ports.
  */
+// multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multinode_ray|multinode_ddp)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multiuser_\w+|follow_pending|doctor|multinode_ray|multinode_ddp)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -21,6 +21,7 @@ import { basename, join, resolve as resolvePath } from "../path.ts";
 import { didYouMean, RuntimeFailure, UsageError } from "../errors.ts";
 import { copyTree, listDir, readTextIfExists } from "./fsutil.ts";
 import { writeFileAtomic } from "../atomic.ts";
+import { ensureNemotronHome, nemotronHome } from "../home.ts";
 import {
   type ArtifactRef,
   checkAliasName,
@@ -147,6 +148,17 @@ export class ArtifactRegistry {
 
   constructor(root: string) {
     this.root = resolvePath(root);
+  }
+
+  /** A root inside `$NEMOTRON_HOME` (the default): create that home privately (0700) first. */
+  private privateHomeFirst(): void {
+    let home: string;
+    try {
+      home = nemotronHome();
+    } catch {
+      return; // no HOME: the root was given explicitly
+    }
+    if (this.root === home || this.root.startsWith(home + "/")) ensureNemotronHome();
   }
 
   /** Names of artifacts with at least one complete version, sorted. */
@@ -299,6 +311,7 @@ export class ArtifactRegistry {
     });
 
     const nameDir = join(this.root, name);
+    this.privateHomeFirst();
     Deno.mkdirSync(nameDir, { recursive: true });
     const version = this.claimVersion(nameDir);
     const versionDir = join(nameDir, `v${version}`);

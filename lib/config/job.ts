@@ -15,7 +15,7 @@ import {
   resolveRunInterpolations,
   rewritePathsForRemote,
 } from "./run_refs.ts";
-import { cloneTree, type ConfigMap, type ConfigNode, fromPlain } from "./tree.ts";
+import { cloneTree, type ConfigMap, type ConfigNode, fromPlain, positionOf } from "./tree.ts";
 import { toJson, toToml, toYaml } from "./write.ts";
 import { writeFileAtomic } from "../atomic.ts";
 
@@ -58,6 +58,33 @@ function asMap(v: ConfigNode | undefined, what: string): ConfigMap {
   return v;
 }
 
+/**
+ * `run.env` keys whose values become shell code run as the user (or pick the script's template).
+ * They are taken only from env.toml profiles (and the user's own command line), never from a
+ * config file: a config may come from someone else, and running it must not run their shell.
+ */
+export const SHELL_KEYS = [
+  "setup_lines",
+  "startup_commands",
+  "sbatch_template",
+  "ray_template",
+  "python", // the interpreter torchrun runs: picks the program, like a template
+] as const;
+
+/** Refuse shell-bearing `run.env` keys written in a config file (see `SHELL_KEYS`). */
+function refuseShellKeys(yamlEnv: ConfigMap): void {
+  for (const key of SHELL_KEYS) {
+    if (!yamlEnv.has(key)) continue;
+    const pos = positionOf(yamlEnv, key);
+    if (pos && pos.file.startsWith("override '")) continue; // typed on the command line
+    throw new UsageError(`run.env.${key} cannot be set in a config file`, {
+      location: pos,
+      hint:
+        `${key} is shell code that runs as you; put it in an env.toml profile (your own file) and select it with --run/--batch PROFILE`,
+    });
+  }
+}
+
 /** `run.env` = YAML env overlaid by the profile, with the original's exceptions. */
 function mergeEnv(yamlEnv: ConfigMap, profile: Readonly<Record<string, unknown>>): ConfigMap {
   const prof = fromPlain(profile) as ConfigMap;
@@ -83,6 +110,7 @@ export function buildJobConfig(input: JobConfigInput): ConfigMap {
   const job = cloneTree(input.config);
   const run = asMap(job.get("run"), "run");
   const yamlEnv = asMap(run.get("env"), "run.env");
+  refuseShellKeys(yamlEnv);
   const env = input.profile ? mergeEnv(yamlEnv, input.profile) : cloneTree(yamlEnv);
   run.set("mode", args.mode);
   run.set("profile", args.profile ?? null);

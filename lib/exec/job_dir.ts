@@ -8,15 +8,68 @@
  *     configs/ code/   written by the caller (job/train config, code package)
  *     logs/sbatch-<name>_<jobid>.out         the batch shell's log
  *     logs/log-<name>_<jobid>_<attempt>.out  the task output of each attempt
- *   <remote_job_dir>/.nemotron-secrets/<random>.env   (dir 0700, file 0600) secret env values
+ *   <remote_job_dir>/.nemotron-secrets-<uid>/<32 hex>.env   (dir 0700, file 0600) secret env values
  *
  * Writes that matter are atomic (temp file in the same directory, then rename).
+ *
+ * On a shared filesystem other users must not be able to swap or edit a job dir between its
+ * packaging and the job's start (that would run their code as you). So, like OpenSSH's
+ * StrictModes, `remote_job_dir` and every directory above it must be owned by you or root and not
+ * writable by group or others unless sticky (`/tmp`-style; then the next directory must be yours
+ * or root's), and job dirs are created 0700 (0750 with profile `job_dir_group`).
  */
 import * as path from "../path.ts";
 import { writeFileAtomic } from "../atomic.ts";
-import { RuntimeFailure } from "../errors.ts";
+import { RuntimeFailure, UsageError } from "../errors.ts";
 import { shellQuote } from "../shell.ts";
-import { type PipelineRef, secretValues, type SlurmJob } from "./slurm.ts";
+import { type PipelineRef, secretsDirName, secretValues, type SlurmJob } from "./slurm.ts";
+import { type PathProblem, untrustedPathComponent } from "../trusted_path.ts";
+export { type PathProblem, untrustedPathComponent } from "../trusted_path.ts";
+
+/** Why other users could swap `remote_job_dir` or what nemotron keeps in it, or undefined. */
+export function remoteJobDirProblem(dir: string): PathProblem | undefined {
+  for (const sub of ["jobs", "git-cache", secretsDirName()]) {
+    const problem = untrustedPathComponent(path.join(dir, sub));
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * Refuse (exit 2) a `remote_job_dir` that other users could swap (see `untrustedPathComponent`):
+ * the directory itself and the ones nemotron uses inside it (`jobs/`, `git-cache/` and the
+ * per-user secrets dir), so a `jobs/` someone else created in a shared `remote_job_dir` is refused
+ * too. `what` names the setting in the message.
+ */
+export function checkRemoteJobDir(dir: string, what = "remote_job_dir"): void {
+  const problem = remoteJobDirProblem(dir);
+  if (problem) {
+    throw new UsageError(
+      `${what} ${dir} is not safe: ${problem.dir}: ${problem.reason}`,
+      {
+        hint:
+          `another user could replace your job dir there and run code as you. ${problem.fix}, and point ${what} there`,
+      },
+    );
+  }
+}
+
+/** The gid of group `name` (a number is taken as is), via `getent group`. */
+function groupId(name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  let out: Deno.CommandOutput | undefined;
+  try {
+    out = new Deno.Command("getent", { args: ["group", name], stdout: "piped", stderr: "null" })
+      .outputSync();
+  } catch { /* no getent */ }
+  const gid = out?.success ? Number(new TextDecoder().decode(out.stdout).split(":")[2]) : NaN;
+  if (!Number.isInteger(gid)) {
+    throw new UsageError(`job_dir_group: no group '${name}' on this machine`, {
+      hint: "`id -Gn` lists your groups; remove job_dir_group to keep job dirs private (0700)",
+    });
+  }
+  return gid;
+}
 
 /** One attempt of a job as recorded by the script in attempts.tsv. */
 export interface AttemptRecord {
@@ -126,9 +179,12 @@ export interface PreparedJobDir {
  * Fails if the job dir already exists. The caller then writes configs and code, and submits.
  */
 export function prepareJobDir(job: SlurmJob, script: string): PreparedJobDir {
+  checkRemoteJobDir(job.remoteJobDir);
+  const gid = job.jobDirGroup === null ? null : groupId(job.jobDirGroup);
+  const mode = gid === null ? 0o700 : 0o750;
   try {
-    Deno.mkdirSync(path.dirname(job.jobDir), { recursive: true });
-    Deno.mkdirSync(job.jobDir);
+    Deno.mkdirSync(path.dirname(job.jobDir), { recursive: true, mode });
+    Deno.mkdirSync(job.jobDir, { mode }); // exclusive: fails if anything is there already
   } catch (err) {
     throw new RuntimeFailure(`cannot create the job dir ${job.jobDir}: ${errMessage(err)}`, {
       hint: "check that remote_job_dir is on a writable shared filesystem (`nemotron doctor`)",
@@ -137,10 +193,24 @@ export function prepareJobDir(job: SlurmJob, script: string): PreparedJobDir {
   }
   const configsDir = path.join(job.jobDir, "configs");
   const codeDir = path.join(job.jobDir, "code");
-  for (const d of [configsDir, codeDir, job.logsDir]) Deno.mkdirSync(d, { recursive: true });
-  writeFileAtomic(job.scriptPath, script, 0o755);
-  writeFileAtomic(job.manifestPath, JSON.stringify(initialManifest(job), null, 2) + "\n");
-  if (job.secretsFile !== null) writeSecretsFile(job.secretsFile, secretValues(job));
+  try {
+    if (gid !== null) Deno.chownSync(job.jobDir, null, gid);
+    Deno.chmodSync(job.jobDir, mode); // the umask may have taken bits away (0750)
+    for (const d of [configsDir, codeDir, job.logsDir]) Deno.mkdirSync(d, { recursive: true });
+    writeFileAtomic(job.scriptPath, script, 0o755);
+    writeFileAtomic(job.manifestPath, JSON.stringify(initialManifest(job), null, 2) + "\n");
+    if (job.secretsFile !== null) writeSecretsFile(job.secretsFile, secretValues(job));
+  } catch (err) {
+    // Leave nothing half-made behind: the job dir and the private env file go.
+    try {
+      Deno.removeSync(job.jobDir, { recursive: true });
+    } catch { /* best effort */ }
+    if (err instanceof UsageError || err instanceof RuntimeFailure) throw err;
+    throw new RuntimeFailure(`cannot write the job dir ${job.jobDir}: ${errMessage(err)}`, {
+      hint: "check free space and permissions of remote_job_dir (`nemotron doctor`)",
+      cause: err,
+    });
+  }
   return {
     jobDir: job.jobDir,
     scriptPath: job.scriptPath,
@@ -152,11 +222,31 @@ export function prepareJobDir(job: SlurmJob, script: string): PreparedJobDir {
   };
 }
 
-/** Write the private env file: `export NAME=<quoted value>` lines, dir 0700, file 0600. */
+/**
+ * Write the private env file: `export NAME=<quoted value>` lines, file 0600 created exclusively,
+ * in the per-user dir `.nemotron-secrets-<uid>` (0700). That dir must be a real directory of
+ * yours; anything else there (another user's dir, a symlink) is refused, naming it.
+ */
 export function writeSecretsFile(file: string, values: Readonly<Record<string, string>>): void {
   const dir = path.dirname(file);
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  Deno.chmodSync(dir, 0o700);
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const st = Deno.lstatSync(dir);
+  const uid = Deno.uid();
+  if (!st.isDirectory || (uid !== null && st.uid !== uid)) {
+    throw new RuntimeFailure(
+      `${dir} is not your private secrets directory (${
+        st.isDirectory ? `it belongs to uid ${st.uid}` : "not a directory"
+      })`,
+      {
+        hint: `nemotron keeps secret env values there; remove it (or ask its owner to) and retry`,
+      },
+    );
+  }
+  if (((st.mode ?? 0) & 0o077) !== 0) Deno.chmodSync(dir, 0o700);
   const text = Object.keys(values).sort().map((k) => `export ${k}=${shellQuote(values[k])}\n`)
     .join("");
   const f = Deno.openSync(file, { createNew: true, write: true, mode: 0o600 });
@@ -168,10 +258,32 @@ export function writeSecretsFile(file: string, values: Readonly<Record<string, s
   }
 }
 
-/** Remove a job's private env file if it is still there (after the job ended or failed to submit). */
-export function removeSecretsFile(file: string | null): void {
-  if (file === null) return;
+/**
+ * Whether `file` is where nemotron puts the private env file of the job in `jobDir`:
+ * `<remote_job_dir>/.nemotron-secrets-<your uid>/<32 hex>.env` with `jobDir` =
+ * `<remote_job_dir>/jobs/<key>`. Nothing else is ever deleted as a "secrets file".
+ */
+export function isOwnSecretsFilePath(file: string, jobDir: string): boolean {
+  const dir = path.dirname(file);
+  // `.nemotron-secrets` is where jobs submitted before the per-user dir kept theirs.
+  return /^[0-9a-f]{32}\.env$/.test(path.basename(file)) &&
+    [secretsDirName(), ".nemotron-secrets"].includes(path.basename(dir)) &&
+    path.dirname(dir) === path.dirname(path.dirname(path.resolve(jobDir))) &&
+    path.resolve(file) === file;
+}
+
+/**
+ * Remove a job's private env file if it is still there (after the job ended or failed to submit).
+ * Only a file at the job's own secrets path (`isOwnSecretsFilePath`) that is a regular file of
+ * yours in a directory of yours is removed; anything else is left alone.
+ */
+export function removeSecretsFile(file: string | null, jobDir: string): void {
+  if (file === null || !isOwnSecretsFilePath(file, jobDir)) return;
+  const uid = Deno.uid();
   try {
+    const d = Deno.lstatSync(path.dirname(file));
+    const f = Deno.lstatSync(file);
+    if (!d.isDirectory || !f.isFile || (uid !== null && (d.uid !== uid || f.uid !== uid))) return;
     Deno.removeSync(file);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;

@@ -84,6 +84,8 @@ export interface SlurmJobSpec {
   readonly jobKey?: string;
   /** Fixed secrets file id (tests, goldens); default random. */
   readonly secretsId?: string;
+  /** Uid naming the per-user secrets dir (tests, goldens); default the current user's. */
+  readonly uid?: number;
 }
 
 /** One `#SBATCH --flag[=value]` line; `value` null renders a bare flag. */
@@ -112,8 +114,10 @@ export interface SlurmJob {
   readonly taskJobDir: string;
   /** The task's working directory: `<taskJobDir>/code`. */
   readonly taskCodeDir: string;
-  /** `<remote_job_dir>/.nemotron-secrets/<id>.env` when there are secrets, else null. */
+  /** `<remote_job_dir>/.nemotron-secrets-<uid>/<id>.env` when there are secrets, else null. */
   readonly secretsFile: string | null;
+  /** Profile `job_dir_group`: the group that may read the job dir (mode 0750), or null (0700). */
+  readonly jobDirGroup: string | null;
   readonly secretNames: readonly string[];
   readonly publicEnv: Readonly<Record<string, string>>;
   readonly partition: string | null;
@@ -171,6 +175,7 @@ export const SLURM_PROFILE_KEYS = [
   "python",
   "torchrun_args",
   "tunnel",
+  "job_dir_group",
   ...RAY_PROFILE_KEYS,
 ] as const;
 
@@ -196,6 +201,14 @@ export function slurmPatternEscape(p: string): string {
 /** A UTC time stamp for job keys: `20260101-120000`. */
 function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+}
+
+/**
+ * The per-user directory for private env files in a `remote_job_dir`: `.nemotron-secrets-<uid>`
+ * (one per user, so a shared `remote_job_dir` never mixes users' secrets or permissions).
+ */
+export function secretsDirName(uid: number | null = Deno.uid()): string {
+  return `.nemotron-secrets-${uid ?? "nouid"}`;
 }
 
 function randomHex(bytes: number): string {
@@ -345,6 +358,10 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const remoteJobDir = path.resolve(
     rjdRaw === "~" || rjdRaw.startsWith("~/") ? path.join(home, rjdRaw.slice(1)) : rjdRaw,
   );
+  const jobDirGroup = r.string("job_dir_group") ?? null;
+  if (jobDirGroup !== null && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(jobDirGroup)) {
+    r.fail("job_dir_group", "must be a group name or number");
+  }
   const slurmName = slurmJobName(spec.name);
   const key = spec.jobKey ?? newJobKey(spec.name);
   if (!/^[A-Za-z0-9_.-]+$/.test(key)) throw new Error(`buildSlurmJob: bad job key ${key}`);
@@ -415,7 +432,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const secretNames = Object.keys(secretEnv).sort();
   const secretsId = spec.secretsId ?? randomHex(16);
   const secretsFile = secretNames.length
-    ? path.join(remoteJobDir, ".nemotron-secrets", `${secretsId}.env`)
+    ? path.join(remoteJobDir, secretsDirName(spec.uid), `${secretsId}.env`)
     : null;
 
   // ---- mounts (container mode only) ----
@@ -586,6 +603,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     taskJobDir,
     taskCodeDir,
     secretsFile,
+    jobDirGroup,
     secretNames,
     publicEnv,
     partition,

@@ -138,7 +138,7 @@ export async function submitJob(job: SlurmJob, opts: SubmitJobOptions = {}): Pro
       dependency: dependency ?? undefined,
     });
   } catch (err) {
-    removeSecretsFile(job.secretsFile);
+    removeSecretsFile(job.secretsFile, job.jobDir);
     try {
       updateManifest(job.jobDir, {
         state: "SUBMIT_FAILED",

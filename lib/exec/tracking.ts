@@ -111,7 +111,7 @@ export async function refreshJobs(
 /** Clean up after a job that can no longer run: private env file, manifest state. */
 function finishJob(rec: JobRecord, patch: JobStateUpdate): void {
   try {
-    removeSecretsFile(rec.secrets_file);
+    removeSecretsFile(rec.secrets_file, rec.job_dir);
   } catch { /* best effort: the script removes it too */ }
   try {
     updateManifest(rec.job_dir, {

@@ -8,7 +8,7 @@
  * fast local index used by `nemotron jobs`.
  */
 import * as path from "../path.ts";
-import { nemotronHome } from "../home.ts";
+import { ensureNemotronHome, nemotronHome } from "../home.ts";
 import type { DatabaseSync } from "node:sqlite";
 
 /** One job as the store knows it. */
@@ -163,9 +163,10 @@ export class JobStore {
   }
 
   /** Open (and create if needed) the store at `file` (default `$NEMOTRON_HOME/jobs.db`). */
-  static async open(file: string = defaultStorePath()): Promise<JobStore> {
+  static async open(file?: string): Promise<JobStore> {
     const { DatabaseSync } = await import("node:sqlite");
-    Deno.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    if (file === undefined) file = path.join(ensureNemotronHome(), "jobs.db"); // private (0700)
+    else Deno.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const db = new DatabaseSync(file, { timeout: 15000 });
     db.exec("PRAGMA busy_timeout = 15000");
     // journal_mode=WAL needs a write lock the first time; the busy timeout covers concurrent opens.

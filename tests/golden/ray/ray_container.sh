@@ -103,7 +103,7 @@ _ray_check_roles() {
 }
 
 # ---- private environment: values live only in a 0600 file, loaded with tracing off ----
-_nemotron_secrets=/lustre/fs1/users/ada/nemotron/.nemotron-secrets/0123456789abcdef0123456789abcdef.env
+_nemotron_secrets=/lustre/fs1/users/ada/nemotron/.nemotron-secrets-1000/0123456789abcdef0123456789abcdef.env
 # shellcheck disable=SC2317 # runs from the EXIT trap
 _nemotron_on_exit() {
   local rc=$?

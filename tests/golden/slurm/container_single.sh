@@ -22,7 +22,7 @@ printf 'start\t%s\t%s\t%s\t%s\n' "${_nemotron_attempt}" "${SLURM_JOB_ID:-}" "$(d
 
 # ---- private environment: values live only in a 0600 file, loaded with tracing off ----
 { set +x; } 2>/dev/null
-_nemotron_secrets=/lustre/fs1/users/ada/nemotron/.nemotron-secrets/0123456789abcdef0123456789abcdef.env
+_nemotron_secrets=/lustre/fs1/users/ada/nemotron/.nemotron-secrets-1000/0123456789abcdef0123456789abcdef.env
 # shellcheck disable=SC2317 # runs from the EXIT trap
 _nemotron_drop_secrets() {
   # keep the file while a retry may still need it; drop it after success or the last attempt
