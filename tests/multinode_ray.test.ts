@@ -17,6 +17,7 @@ import { prepareJobDir } from "../lib/exec/job_dir.ts";
 import { submitJob } from "../lib/exec/submit.ts";
 import { runCli } from "./cli_helpers.ts";
 import { jobRoot, type MultinodeCluster, multinodeTest, waitForEnd } from "./multinode_cluster.ts";
+import { releaseRequeueHolds } from "./slurm_cluster.ts";
 
 const STANDIN_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "fixtures/ray");
 const HOME = Deno.makeTempDirSync({ prefix: "nemotron-mn-home-" });
@@ -254,5 +255,84 @@ multinodeTest(
         assert.match(status.stdout, /ray: +attempt 0: did not join: node3/);
       },
     );
+  },
+);
+
+multinodeTest(
+  "ray on 2 Slurm nodes: a requeued attempt starts a fresh cluster",
+  2,
+  async (_t, c) => {
+    // attempt 0's driver fails (retries = 1 requeues it); stale files planted for attempt 1 before
+    // it starts must not be read: the template starts every attempt from an empty directory
+    const root = jobRoot();
+    const jobsDir = path.join(root, "jobs");
+    const stop = new AbortController();
+    let planted = "";
+    let id = "";
+    const watcher = (async () => {
+      while (!stop.signal.aborted && !planted) {
+        await new Promise((r) => setTimeout(r, 100));
+        let jobDir = "";
+        try {
+          jobDir = path.join(jobsDir, [...Deno.readDirSync(jobsDir)][0].name);
+          id = JSON.parse(Deno.readTextFileSync(path.join(jobDir, "job.json"))).slurm_job_id ?? "";
+        } catch { /* not yet */ }
+        if (!id) continue;
+        try {
+          Deno.statSync(path.join(jobDir, "ray", `${id}_0`, "events.tsv"));
+        } catch {
+          continue;
+        }
+        const next = path.join(jobDir, "ray", `${id}_1`);
+        Deno.mkdirSync(next, { recursive: true });
+        Deno.writeTextFileSync(
+          path.join(next, "events.tsv"),
+          "1\thead_up\tnode9\tstale\n2\tall_joined\tnode9\t9\n",
+        );
+        planted = next;
+      }
+    })();
+    const pending = runRayJob(
+      c,
+      'if [ "${NEMOTRON_ATTEMPT}" = 0 ]; then echo "first attempt fails"; exit 3; fi; ' +
+        'echo "second attempt on $(hostname)"',
+      { retries: 1 },
+      root,
+    );
+    await watcher;
+    // release the BeginTime hold Slurm puts on a requeued job (minutes otherwise)
+    const releasing = releaseRequeueHolds(id, stop.signal);
+    const run = await pending;
+    stop.abort();
+    await releasing;
+    assert.ok(planted, "stale files were planted for attempt 1");
+    assert.equal(run.state, "COMPLETED", batchLog(run));
+    assert.equal(run.exitCode, 0);
+    const events1 = Deno.readTextFileSync(
+      path.join(run.jobDir, "ray", `${run.id}_1`, "events.tsv"),
+    );
+    assert.doesNotMatch(events1, /node9|stale/, "the planted events are gone");
+    assert.match(events1, /\tall_joined\tnode\[1-2\]\t2\n/);
+    const events0 = Deno.readTextFileSync(
+      path.join(run.jobDir, "ray", `${run.id}_0`, "events.tsv"),
+    );
+    assert.match(events0, /\tdriver_exit\tnode1\t3\n/);
+    assert.equal(
+      calls(run).filter((x) => x.event === "start-head").length,
+      2,
+      "a head per attempt",
+    );
+    const driver1 = Deno.readTextFileSync(
+      path.join(run.jobDir, "logs", `ray_${run.id}_1`, "ray-driver.log"),
+    );
+    assert.match(driver1, /^second attempt on node1$/m);
+    assert.match(driverLog(run), /first attempt fails/, "attempt 0's driver log is kept");
+    const status = await cli(c, "jobs", "status", run.id);
+    assert.match(
+      status.stdout,
+      /ray: +attempt 1: up: all 2 nodes joined \(node\[1-2\]\); driver exited with code 0/,
+    );
+    const logs = await cli(c, "jobs", "logs", run.id);
+    assert.match(logs.stdout, /second attempt on node1/, "jobs logs: the latest attempt's driver");
   },
 );

@@ -230,7 +230,7 @@ Deno.test("jobs status facts: Ray events and srun's task failures are read back"
   assert.equal(firstRankFailure("no report"), undefined);
 });
 
-Deno.test("nano3 rl and nano3 data prep rl with nodes = 2 render a Ray cluster job (dry run)", async () => {
+Deno.test("nano3 rl and nano3 data prep * with nodes = 2 render a Ray cluster job (dry run)", async () => {
   const cwd = await tempDir("nemotron-mn-render-");
   await writeTree(cwd, {
     "env.toml": [
@@ -248,8 +248,14 @@ Deno.test("nano3 rl and nano3 data prep rl with nodes = 2 render a Ray cluster j
   assert.match(rl.stdout, /ray start --head --block/);
   assert.match(rl.stdout, /--num-gpus=8 \\/, "GPUs per node from the runspec");
   assert.match(rl.stdout, /uv run python/);
-  const prep = await runCli(["nano3", "data", "prep", "rl", "--batch", "gpu2", "-d"], { cwd, env });
-  assert.equal(prep.code, 0, prep.stderr);
-  assert.match(prep.stdout, /ray start --head --block/);
-  assert.match(prep.stdout, /--num-gpus=0 \\/, "CPU data prep");
+  for (const stage of ["pretrain", "sft", "rl"]) {
+    const prep = await runCli(["nano3", "data", "prep", stage, "--batch", "gpu2", "-d"], {
+      cwd,
+      env,
+    });
+    assert.equal(prep.code, 0, prep.stderr);
+    assert.match(prep.stdout, /ray start --head --block/, stage);
+    assert.match(prep.stdout, /--num-gpus=0 \\/, `CPU data prep (${stage})`);
+    assert.match(prep.stdout, /^#SBATCH --nodes=2$/m);
+  }
 });
