@@ -58,7 +58,13 @@ export function skipReason(): string | undefined {
   return undefined;
 }
 
-function settings(nodes: number): Record<string, string> {
+/** Options of a private cluster. */
+export interface ClusterOptions {
+  /** Fake GPUs per node (SLURM_LOCAL_FAKE_GPUS: gres gpu:N backed by device files; no CUDA). */
+  readonly fakeGpus?: number;
+}
+
+function settings(nodes: number, opts: ClusterOptions = {}): Record<string, string> {
   const port = CTLD_PORTS[nodes];
   if (port === undefined) throw new Error(`no slurmctld port assigned for ${nodes} nodes`);
   const dir = `/var/tmp/nemotron-mn-${nodes}`;
@@ -68,6 +74,7 @@ function settings(nodes: number): Record<string, string> {
     SLURM_LOCAL_CONF_LINK: `${dir}/slurm.conf.link`,
     SLURM_CONF: `${dir}/etc/slurm.conf`,
     SLURM_LOCAL_NODES: String(nodes),
+    SLURM_LOCAL_FAKE_GPUS: String(opts.fakeGpus ?? 0),
   };
 }
 
@@ -78,8 +85,9 @@ function settings(nodes: number): Record<string, string> {
 export async function withMultinodeCluster(
   nodes: number,
   fn: (c: MultinodeCluster) => Promise<void>,
+  opts: ClusterOptions = {},
 ): Promise<void> {
-  const env = settings(nodes);
+  const env = settings(nodes, opts);
   // a cluster left over from an interrupted run of these tests (same private dir) goes first
   await sh("bash", [STOP], env);
   const started = await sh("bash", [START, "--clean"], env);
@@ -115,6 +123,7 @@ export function multinodeTest(
   name: string,
   nodes: number,
   fn: (t: Deno.TestContext, c: MultinodeCluster) => Promise<void>,
+  opts: ClusterOptions = {},
 ): void {
   Deno.test({
     name,
@@ -126,7 +135,7 @@ export function multinodeTest(
         console.log(`SKIP ${name}: ${reason}`);
         return;
       }
-      await withMultinodeCluster(nodes, (c) => fn(t, c));
+      await withMultinodeCluster(nodes, (c) => fn(t, c), opts);
     },
   });
 }

@@ -40,6 +40,7 @@ interface StandinCall {
   ip?: string;
   port?: number;
   address?: string;
+  cuda?: string | null;
 }
 
 /** Submit a Ray cluster job whose driver is `driver` (bash), wait for its end. */
@@ -48,13 +49,14 @@ async function runRayJob(
   driver: string,
   profile: Record<string, unknown> = {},
   root: string = jobRoot(),
+  gpusPerNode = 0,
 ): Promise<RayRun> {
   const record = path.join(root, "standin.jsonl");
   const job = buildSlurmJob({
     name: "ray-mn",
     mode: "batch",
     launch: "ray",
-    resources: { nodes: c.nodes, gpus_per_node: 0 },
+    resources: { nodes: c.nodes, gpus_per_node: gpusPerNode },
     profile: {
       remote_job_dir: root,
       time: "5",
@@ -335,4 +337,30 @@ multinodeTest(
     const logs = await cli(c, "jobs", "logs", run.id);
     assert.match(logs.stdout, /second attempt on node1/, "jobs logs: the latest attempt's driver");
   },
+);
+
+multinodeTest(
+  "ray on 2 Slurm nodes with 2 (fake) GPUs each: GPUs per node reach every role",
+  2,
+  async (_t, c) => {
+    const run = await runRayJob(
+      c,
+      'echo "driver GPUs ${CUDA_VISIBLE_DEVICES:-none}"; ray status --address "${RAY_ADDRESS}"',
+      {},
+      jobRoot(),
+      2,
+    );
+    assert.equal(run.state, "COMPLETED", batchLog(run));
+    const starts = calls(run).filter((x) => x.event === "start-head" || x.event === "start-worker");
+    assert.equal(starts.length, 2);
+    for (const s of starts) {
+      assert.ok(s.argv.includes("--num-gpus=2"), JSON.stringify(s.argv));
+      assert.equal(s.cuda, "0,1", `${s.event} on ${s.host} holds the node's 2 GPUs`);
+    }
+    const log = driverLog(run);
+    // --overlap: the driver starts on the head node although the head holds its GPUs
+    assert.match(log, /^driver GPUs 0,1$/m);
+    assert.match(log, /^ 0\.0\/4\.0 GPU$/m, "the cluster has 2 x 2 GPUs");
+  },
+  { fakeGpus: 2 },
 );
