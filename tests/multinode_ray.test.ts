@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { buildSlurmJob, renderSbatch } from "../lib/exec/slurm.ts";
 import { prepareJobDir } from "../lib/exec/job_dir.ts";
 import { submitJob } from "../lib/exec/submit.ts";
-import { runCli } from "./cli_helpers.ts";
+import { runCli, tempDir, writeTree } from "./cli_helpers.ts";
 import { jobRoot, type MultinodeCluster, multinodeTest, waitForEnd } from "./multinode_cluster.ts";
 import { releaseRequeueHolds } from "./slurm_cluster.ts";
 
@@ -363,4 +363,64 @@ multinodeTest(
     assert.match(log, /^ 0\.0\/4\.0 GPU$/m, "the cluster has 2 x 2 GPUs");
   },
   { fakeGpus: 2 },
+);
+
+multinodeTest(
+  "nano3 data prep rl with nodes = 2, through the CLI: a CPU Ray cluster runs it",
+  2,
+  async (_t, c) => {
+    // STAND-INs on the job's PATH: `ray` (tests/fixtures/ray/ray) and `uv`
+    // (tests/fixtures/multinode/bin/uv, which checks the script and config it is given and exits 0)
+    const root = jobRoot();
+    const cwd = await tempDir("nemotron-mn-prep-");
+    const record = path.join(root, "standin.jsonl");
+    const bin = path.join(path.dirname(STANDIN_DIR), "multinode", "bin");
+    await writeTree(cwd, {
+      "env.toml": [
+        "[mn]",
+        'executor = "slurm"',
+        `remote_job_dir = "${path.join(root, "rjd")}"`,
+        'time = "00:10:00"',
+        'container_image = ""',
+        "nodes = 2",
+        "ray_port = 17904",
+        "ray_head_timeout = 30",
+        "ray_join_timeout = 30",
+        `env_vars = { PATH = "${STANDIN_DIR}:${bin}:${Deno.env.get("PATH")}", ` +
+        `NEMOTRON_RAY_STANDIN_LOG = "${record}" }`,
+        "",
+      ].join("\n"),
+    });
+    const env = { ...c.env, NEMOTRON_HOME: HOME, NEMOTRON_ENV_FILE: "" };
+    const sub = await runCli(["nano3", "data", "prep", "rl", "--batch", "mn", "--json"], {
+      cwd,
+      env,
+    });
+    assert.equal(sub.code, 0, sub.stderr);
+    const job = JSON.parse(sub.stdout).jobs[0];
+    const [state, code] = await waitForEnd(job.slurm_job_id);
+    const logs = await runCli(["jobs", "logs", job.slurm_job_id], { cwd, env });
+    assert.equal(state, "COMPLETED", logs.stdout);
+    assert.equal(code, 0);
+    const head = `${c.address(1)}:17904`;
+    assert.match(
+      logs.stdout,
+      new RegExp(`^uv stand-in on node1 in ${job.job_dir}/code: run `, "m"),
+    );
+    assert.match(
+      logs.stdout,
+      /python _nemotron\/nano3\/stage2_rl\/data_prep\.py --config config\.yaml/,
+    );
+    assert.ok(logs.stdout.includes(`uv stand-in RAY_ADDRESS=${head}`), logs.stdout);
+    assert.match(logs.stdout, /uv stand-in: script and config are there/);
+    const all = Deno.readTextFileSync(record).trim().split("\n").map((l) => JSON.parse(l));
+    const starts = all.filter((x: StandinCall) => x.event.startsWith("start-"));
+    assert.deepEqual(starts.map((x: StandinCall) => [x.event, x.host]).sort(), [
+      ["start-head", "node1"],
+      ["start-worker", "node2"],
+    ]);
+    for (const s of starts) assert.ok(s.argv.includes("--num-gpus=0"), "CPU data prep: no GPUs");
+    const status = await runCli(["jobs", "status", job.slurm_job_id], { cwd, env });
+    assert.match(status.stdout, /ray: +attempt 0: up: all 2 nodes joined/);
+  },
 );
