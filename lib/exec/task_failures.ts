@@ -66,11 +66,12 @@ export function parseTorchrunRootCauses(taskLog: string): RankFailure[] {
     const rank = field("rank");
     if (host === undefined || rank === undefined) continue;
     const code = /^(-?\d+)/.exec(field("exitcode") ?? "");
+    const n = code ? Number(code[1]) : null; // -N: killed by signal N
     out.push({
       time: field("time") ?? "",
       host,
       rank: Number(/^\d+/.exec(rank)?.[0] ?? NaN),
-      exitCode: code ? Number(code[1]) : null,
+      exitCode: n === null ? null : n < 0 ? 128 - n : n,
     });
   }
   return out;

@@ -73,6 +73,21 @@ if [ "${_nemotron_rc}" -gt 128 ]; then
     | sed -n 's/^srun: error: [^:]*: tasks\{0,1\} [0-9,-]*: Exited with exit code \([0-9]*\)$/\1/p' | head -n 1)"
   if [ -n "${_nemotron_bad}" ] && [ "${_nemotron_bad}" -ne 0 ]; then _nemotron_rc="${_nemotron_bad}"; fi
 fi
+# torchrun exits 1 whatever its rank did; its report names the rank that failed first, with that
+# rank's own exit code (at the same second, a code other than 1 wins: 1 is usually the echo, e.g.
+# gloo's "connection closed" in the ranks that were still waiting for the failed one)
+if [ "${_nemotron_rc}" -ne 0 ]; then
+  _nemotron_bad="$(awk '/Root Cause \(first observed failure\)/ { inb = 1; t = ""; next }
+    inb && $1 == "time" { t = $3 }
+    inb && $1 == "exitcode" {
+      c = $3
+      if (c ~ /^-[0-9]+$/) c = 128 - c  # killed by signal N: torchrun says -N
+      if (c ~ /^[0-9]+$/ && (best == "" || t < bt || (t == bt && best == 1 && c != 1))) { best = c; bt = t }
+      inb = 0
+    }
+    END { print best }' /lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/log-nano3-pretrain"_${SLURM_JOB_ID:-0}_${_nemotron_attempt}.out" 2>/dev/null)"
+  if [ -n "${_nemotron_bad}" ] && [ "${_nemotron_bad}" -ne 0 ]; then _nemotron_rc="${_nemotron_bad}"; fi
+fi
 
 # ---- exit code and retry policy ----
 printf 'end\t%s\t%s\t%s\n' "${_nemotron_attempt}" "${_nemotron_rc}" "$(date +%s)" >> "${_nemotron_job_dir}/attempts.tsv"
