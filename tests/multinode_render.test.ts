@@ -228,6 +228,8 @@ Deno.test("jobs status facts: Ray events and srun's task failures are read back"
     report("2026-11-30_15:26:21", "node3", 5, 9);
   assert.deepEqual([firstRankFailure(tie)?.host, firstRankFailure(tie)?.rank], ["node3", 5]);
   assert.equal(firstRankFailure("no report"), undefined);
+  // a rank killed by a signal: torchrun says -9, which is 128 + 9 like a shell
+  assert.equal(firstRankFailure(report("2026-11-30_15:26:21", "node2", 3, -9))?.exitCode, 137);
 });
 
 Deno.test("nano3 rl and nano3 data prep * with nodes = 2 render a Ray cluster job (dry run)", async () => {
