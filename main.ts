@@ -185,6 +185,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 
 /** Print an error the way users see it and return its exit code. */
 function reportError(err: unknown): number {
+  // The reader of our output went away (`nemotron jobs logs 1 | head -1`): like git, stop quietly.
+  if (err instanceof Deno.errors.BrokenPipe) return 0;
   if (err instanceof NemotronError) {
     console.error(colorLabels(formatError(err), stderrColor()));
     return err.exitCode;

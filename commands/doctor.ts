@@ -21,6 +21,8 @@ interface Check {
   readonly detail: string;
   /** A failed required check makes doctor exit 1. */
   readonly required: boolean;
+  /** The check failed on bad input (e.g. an unknown profile key): doctor exits 2. */
+  readonly badInput?: boolean;
 }
 
 /** The absolute path of `cmd` on PATH, or undefined. */
@@ -305,7 +307,9 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
   }
   if (env) {
     // A profile that is named must exist: the same error (did you mean, exit 2) as `env show`.
-    if (profileName !== undefined) resolveProfile(env, profileName);
+    if (profileName !== undefined && !profileNames(env).includes(profileName)) {
+      resolveProfile(env, profileName);
+    }
     const names = profileName ? [profileName] : profileNames(env);
     for (const name of names) {
       try {
@@ -331,11 +335,18 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
         checks.push({ name: `profile ${name}: remote_job_dir`, ...w, required: true });
         checks.push(...await profileChecks(name, profile, env.path));
       } catch (err) {
+        const { NemotronError, formatError } = await import("../lib/errors.ts");
         checks.push({
           name: `profile ${name}`,
           ok: false,
-          detail: err instanceof Error ? err.message : String(err),
+          // bad input keeps its whole text: file:line, the source line and the hint
+          detail: err instanceof NemotronError
+            ? formatError(err)
+            : err instanceof Error
+            ? err.message
+            : String(err),
           required: true,
+          badInput: err instanceof NemotronError && err.exitCode === 2,
         });
       }
     }
@@ -377,6 +388,11 @@ export function doctorCommand(_cli: CliContext): Command {
     .description(
       "Check what this login node has for nemotron (Slurm, tools, env.toml, profiles)",
     )
+    .examples([
+      ["nemotron doctor", "Tools, Slurm, env.toml and every Slurm profile"],
+      ["nemotron doctor cluster", "One profile: Slurm's verdict, pyxis, mounts, image"],
+      ["nemotron doctor --json", "Machine-readable"],
+    ])
     .argument("[profile]", "check only this env.toml profile")
     .option("--json", "print JSON")
     .action(async (profile: string | undefined, opts: { json?: boolean }) => {
@@ -384,19 +400,24 @@ export function doctorCommand(_cli: CliContext): Command {
       if (opts.json) console.log(JSON.stringify({ checks }, null, 2));
       else {
         // One row a check. On a terminal the detail wraps under its column so the report fits;
-        // piped, each check stays one line (for grep).
-        const rows = checks.map((c): [string, string] => [
-          `${c.ok ? "ok  " : c.required ? "FAIL" : "--  "} ${c.name}`,
-          c.detail.split("\n")[0],
-        ]);
+        // piped, each check stays one line (for grep). Bad input (a broken profile) also shows
+        // the rest of its error: the source line and the hint.
         const { helpRows, helpWidth } = await import("../lib/cli/layout.ts");
         const tty = Deno.stdout.isTerminal();
         const width = tty ? helpWidth() : Number.MAX_SAFE_INTEGER;
-        console.log(
-          helpRows(rows, width, tty ? 40 : 1000, { capitalise: false }).map((l) => l.slice(2))
-            .join("\n"),
-        );
+        const keys = checks.map((c) => `${c.ok ? "ok  " : c.required ? "FAIL" : "--  "} ${c.name}`);
+        const keyWidth = Math.min(tty ? 40 : 1000, Math.max(...keys.map((k) => k.length)));
+        checks.forEach((c, i) => {
+          const lines = c.detail.split("\n");
+          const row = [keys[i].padEnd(keyWidth), lines[0]] as const;
+          const out = helpRows([row], width, keyWidth, { capitalise: false });
+          console.log(out.map((l) => l.slice(2)).join("\n"));
+          if (c.badInput) {
+            for (const l of lines.slice(1)) console.log(`${"".padEnd(keyWidth)}  ${l}`);
+          }
+        });
       }
-      if (checks.some((c) => c.required && !c.ok)) Deno.exitCode = 1;
+      if (checks.some((c) => c.badInput)) Deno.exitCode = 2;
+      else if (checks.some((c) => c.required && !c.ok)) Deno.exitCode = 1;
     });
 }

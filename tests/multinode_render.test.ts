@@ -132,7 +132,8 @@ Deno.test("golden facts checked by hand: one task per node, GPUs/CPUs from the p
   assert.match(gpu, /^#SBATCH --requeue$/m);
   assert.equal(gpu.match(/--num-gpus=8 \\$/gm)?.length, 2, "head and workers get 8 GPUs");
   assert.equal(gpu.match(/--num-cpus=112 \\$/gm)?.length, 2);
-  assert.equal(gpu.match(/--cpus-per-task=112 \\$/gm)?.length, 2);
+  // srun_flags on head, workers and driver: srun does not inherit --cpus-per-task (22.05)
+  assert.equal(gpu.match(/--wait=60 --cpus-per-task=112 \\$/gm)?.length, 3);
   assert.match(gpu, /ray start --head --block/);
   assert.match(gpu, /ray start --block \\\n {4}--address="\$\{_ray_address\}"/);
   // the head and the driver share the named container; workers have their own
@@ -149,6 +150,7 @@ Deno.test("golden facts checked by hand: one task per node, GPUs/CPUs from the p
   const cpu = await renderSbatch(buildSlurmJob(GOLDEN_SPECS["ray_cpu_bare.sh"]));
   assert.equal(cpu.match(/--num-gpus=0 \\$/gm)?.length, 2, "CPU data prep: --num-gpus=0");
   assert.doesNotMatch(cpu, /--num-cpus|--cpus-per-task|--container|#SBATCH --gpus-per-node/);
+  assert.equal(cpu.match(/^ +--wait=60 \\$/gm)?.length, 3);
   assert.match(
     cpu,
     /--chdir=\/scratch\/ada\/jobs\/jobs\/nano3-data-prep-rl-20260101-120000-0a0b0c\/code/,

@@ -39,9 +39,6 @@ export const RAY_DEFAULTS = {
   ray_stop_timeout: 10,
 } as const;
 
-/** Profile keys this module reads (besides `nodes`, `gpus_per_node`, `cpus_per_task`). */
-export const RAY_PROFILE_KEYS = [...Object.keys(RAY_DEFAULTS), "ray_template"] as const;
-
 /** The `ray` object of the template context. */
 export interface RaySettings {
   readonly port: number;
@@ -57,10 +54,11 @@ export interface RaySettings {
   readonly status_timeout: number;
   /** `--num-gpus` per node; null lets Ray detect them. 0 for CPU-only clusters (data prep). */
   readonly gpus_per_node: number | null;
-  /** `--num-cpus` per node (= the profile's `cpus_per_task`: one task per node); null = detect. */
+  /**
+   * `--num-cpus` per node (= the profile's `cpus_per_task`: one task per node, which also goes on
+   * the sruns through the sbatch context's `srun_flags`); null = Ray detects them.
+   */
   readonly cpus_per_node: number | null;
-  /** `--cpus-per-task` of the head/worker sruns; null = Slurm's default. */
-  readonly cpus_per_task: number | null;
 }
 
 /**
@@ -89,7 +87,6 @@ export function raySettings(opts: {
     status_timeout: get("ray_status_timeout", 1),
     gpus_per_node: typeof opts.gpusPerNode === "number" ? opts.gpusPerNode : null,
     cpus_per_node: opts.cpusPerTask ?? null,
-    cpus_per_task: opts.cpusPerTask ?? null,
   };
   for (
     const k of [

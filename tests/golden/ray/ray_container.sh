@@ -154,17 +154,17 @@ echo "[nemotron] Ray head ${_ray_head} (${_ray_head_ip}), address ${_ray_address
 _ray_status() {
   timeout 30 srun --overlap --nodes=1 --ntasks=1 -w "${_ray_head}" \
     --container-image=/lustre/fs1/users/ada/nemotron/nemo-rl.sqsh --container-name=ray-head \
-    --container-mounts=/lustre:/lustre,/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
+    --container-mounts=/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
     ray status --address="${_ray_address}"
 }
 
 # ---- the head: a background srun on the first node ----
 _ray_event head_starting "${_ray_head}"
 srun --nodes=1 --ntasks=1 -w "${_ray_head}" --output="${_ray_logs}/ray-head.log" \
-  --cpus-per-task=112 \
+  --wait=60 --cpus-per-task=112 \
   --container-image=/lustre/fs1/users/ada/nemotron/nemo-rl.sqsh \
   --container-name=ray-head \
-  --container-mounts=/lustre:/lustre,/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
+  --container-mounts=/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
   --container-workdir=/nemo_run/code \
   --container-env=HF_HOME,NCCL_DEBUG,NEMOTRON_ATTEMPT,NEMOTRON_JOB_DIR,ODD,PYTHONUNBUFFERED,WANDB_API_KEY \
   ray start --head --block \
@@ -200,10 +200,10 @@ for ((_ray_i = 1; _ray_i < _ray_n; _ray_i++)); do
   _ray_node="${_ray_nodes[${_ray_i}]}"
   _ray_event worker_starting "${_ray_node}" "worker-${_ray_i}"
   srun --nodes=1 --ntasks=1 -w "${_ray_node}" --output="${_ray_logs}/ray-worker-${_ray_i}.log" \
-    --cpus-per-task=112 \
+    --wait=60 --cpus-per-task=112 \
     --container-image=/lustre/fs1/users/ada/nemotron/nemo-rl.sqsh \
     --container-name="ray-worker-${_ray_i}" \
-    --container-mounts=/lustre:/lustre,/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
+    --container-mounts=/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
     --container-workdir=/nemo_run/code \
     --container-env=HF_HOME,NCCL_DEBUG,NEMOTRON_ATTEMPT,NEMOTRON_JOB_DIR,ODD,PYTHONUNBUFFERED,WANDB_API_KEY \
     ray start --block \
@@ -251,9 +251,10 @@ echo "[nemotron] Ray cluster is up: all ${_ray_n} nodes joined"
 export RAY_ADDRESS="${_ray_address}"
 _ray_event driver_start "${_ray_head}"
 srun --overlap --nodes=1 --ntasks=1 -w "${_ray_head}" --output="${_ray_logs}/ray-driver.log" \
+  --wait=60 --cpus-per-task=112 \
   --container-image=/lustre/fs1/users/ada/nemotron/nemo-rl.sqsh \
   --container-name=ray-head \
-  --container-mounts=/lustre:/lustre,/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
+  --container-mounts=/lustre/fs1/users/ada/nemotron/jobs/nano3-rl-20260101-120000-a1b2c3:/nemo_run \
   --container-workdir=/nemo_run/code \
   --container-env=HF_HOME,NCCL_DEBUG,NEMOTRON_ATTEMPT,NEMOTRON_JOB_DIR,ODD,PYTHONUNBUFFERED,RAY_ADDRESS,WANDB_API_KEY \
   bash -c 'cd /opt/nemo-rl && uv run python "$NEMOTRON_JOB_DIR"/code/main.py --config "$NEMOTRON_JOB_DIR"/code/config.yaml' &

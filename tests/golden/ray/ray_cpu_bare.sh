@@ -131,6 +131,7 @@ _ray_status() {
 # ---- the head: a background srun on the first node ----
 _ray_event head_starting "${_ray_head}"
 srun --nodes=1 --ntasks=1 -w "${_ray_head}" --output="${_ray_logs}/ray-head.log" \
+  --wait=60 \
   --chdir=/scratch/ada/jobs/jobs/nano3-data-prep-rl-20260101-120000-0a0b0c/code \
   ray start --head --block \
   --node-ip-address="${_ray_head_ip}" \
@@ -164,6 +165,7 @@ for ((_ray_i = 1; _ray_i < _ray_n; _ray_i++)); do
   _ray_node="${_ray_nodes[${_ray_i}]}"
   _ray_event worker_starting "${_ray_node}" "worker-${_ray_i}"
   srun --nodes=1 --ntasks=1 -w "${_ray_node}" --output="${_ray_logs}/ray-worker-${_ray_i}.log" \
+    --wait=60 \
     --chdir=/scratch/ada/jobs/jobs/nano3-data-prep-rl-20260101-120000-0a0b0c/code \
     ray start --block \
     --address="${_ray_address}" \
@@ -209,6 +211,7 @@ echo "[nemotron] Ray cluster is up: all ${_ray_n} nodes joined"
 export RAY_ADDRESS="${_ray_address}"
 _ray_event driver_start "${_ray_head}"
 srun --overlap --nodes=1 --ntasks=1 -w "${_ray_head}" --output="${_ray_logs}/ray-driver.log" \
+  --wait=60 \
   --chdir=/scratch/ada/jobs/jobs/nano3-data-prep-rl-20260101-120000-0a0b0c/code \
   bash -c 'uv run --no-project python _nemotron/data_prep.py --config config.yaml' &
 _ray_driver=$!

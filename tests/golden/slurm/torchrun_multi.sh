@@ -59,6 +59,7 @@ _nemotron_batch_log=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-
 _nemotron_log_at="$(stat -c %s "${_nemotron_batch_log}" 2>/dev/null || echo 0)"
 srun --output=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/log-nano3-pretrain_%j_"${_nemotron_attempt}".out \
   --nodes=4 --ntasks-per-node=1 --kill-on-bad-exit=1 \
+  --wait=60 \
   --container-image=/lustre/fs1/users/ada/nemotron/nano3.sqsh \
   --container-mounts=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6:/nemo_run \
   --container-workdir=/nemo_run/code \
