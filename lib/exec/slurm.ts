@@ -22,6 +22,7 @@ import { shellQuote } from "../shell.ts";
 import type { Launch } from "../runspec.ts";
 import { renderJinja } from "./jinja.ts";
 import { RAY_TEMPLATE, raySettings } from "./ray.ts";
+import { hasSecretArgRefs, hideSecretArgs, SECRET_ARG_EXPANDER } from "./run_env.ts";
 import { type EnvFile, extendsChain } from "../env_toml.ts";
 import { locateKey } from "../toml.ts";
 import { PROFILE_KEYS } from "../profile_keys.ts";
@@ -392,6 +393,11 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
 
   // ---- environment: public exports vs. the private file ----
   const envAll: Record<string, string> = { ...(spec.env ?? {}) };
+  // Secret passthrough arguments (`--password=X`): the value moves to the private env file, the
+  // command keeps a `${NEMOTRON_SECRET_ARG_<n>}` reference (see lib/exec/run_env.ts).
+  const hiddenArgs = hideSecretArgs(spec.command);
+  const command = hiddenArgs.argv;
+  Object.assign(envAll, hiddenArgs.env);
   const envVars = p.env_vars;
   if (envVars !== undefined && envVars !== null) {
     if (typeof envVars !== "object" || Array.isArray(envVars)) {
@@ -456,7 +462,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
       ` --nproc_per_node=${shellQuote(String(nprocPerNode))} --rdzv_backend=c10d` +
       ` --rdzv_endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv_id="$SLURM_JOB_ID"` +
       torchrunArgs.map((a) => " " + shellQuote(a)).join("") + ` "$@"`;
-    taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...spec.command];
+    taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...command];
   } else {
     const argv = launch === "torchrun"
       ? [
@@ -465,12 +471,17 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
         "--nnodes=1",
         `--nproc_per_node=${nprocPerNode}`,
         ...torchrunArgs,
-        ...spec.command,
+        ...command,
       ]
-      : [...spec.command];
+      : [...command];
     taskArgv = startup.length
       ? ["bash", "-c", `${startupPrefix}exec "$@"`, "nemotron-task", ...argv]
       : argv;
+  }
+  // Secret argument references are expanded inside the task, never by the batch shell (whose
+  // `set -x` trace and srun argv would show the value).
+  if (hasSecretArgRefs(taskArgv)) {
+    taskArgv = ["bash", "-c", SECRET_ARG_EXPANDER, "nemotron-args", ...taskArgv];
   }
 
   // ---- #SBATCH directives, in a fixed order ----
@@ -616,7 +627,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     },
     chdir: image === null ? taskCodeDir : null,
     task_argv: taskArgv,
-    command: [...spec.command],
+    command: [...command],
     ray,
   };
 
@@ -643,7 +654,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     ntasksPerNode,
     retries,
     image,
-    command: [...spec.command],
+    command: [...command],
     taskArgv,
     directives,
     template,
