@@ -230,7 +230,7 @@ multinodeTest("demo ddp across 2 Slurm nodes: 2×1, 2×2, failures, data → ddp
     const run = await ddpOnSlurm(
       s,
       "run.env.nproc_per_node=1",
-      "train.fail_host=node2",
+      "+train.fail_host=node2",
       "train.steps=100000",
     );
     assert.equal(run.state, "FAILED");
@@ -268,6 +268,55 @@ multinodeTest("demo ddp across 2 Slurm nodes: 2×1, 2×2, failures, data → ddp
       else Deno.env.set("NEMOTRON_HOME", prevHome);
     }
   });
+
+  await t.step(
+    "direct on 2 nodes: one task per node, cpus_per_task on srun, srun --wait",
+    async () => {
+      const root = jobRoot();
+      const job = buildSlurmJob({
+        name: "mn-flags",
+        mode: "batch",
+        launch: "direct",
+        // ntasks_per_node = 2 is ignored for direct (one copy of the script per node)
+        profile: {
+          remote_job_dir: root,
+          time: "5",
+          nodes: 2,
+          ntasks_per_node: 2,
+          cpus_per_task: 2,
+          srun_wait: 3,
+        },
+        // node1's task hangs for 5 minutes after node2's ended: only srun --wait ends it
+        command: [
+          "bash",
+          "-c",
+          'echo "task $SLURM_PROCID on $(hostname) cpus=$SLURM_CPUS_PER_TASK"; ' +
+          'if [ "$SLURM_NODEID" = 0 ]; then sleep 300; fi',
+        ],
+      });
+      prepareJobDir(job, await renderSbatch(job));
+      const prevHome = Deno.env.get("NEMOTRON_HOME");
+      Deno.env.set("NEMOTRON_HOME", s.home);
+      try {
+        const sub = await submitJob(job);
+        const [state] = await waitForEnd(sub.slurm_job_id, 120_000);
+        assert.notEqual(state, "COMPLETED", "the hung task was ended by srun --wait");
+        const log = Deno.readTextFileSync(
+          path.join(job.logsDir, `log-${job.slurmName}_${sub.slurm_job_id}_0.out`),
+        );
+        const tasks = log.split("\n").filter((l) => l.startsWith("task ")).sort();
+        assert.deepEqual(tasks, ["task 0 on node1 cpus=2", "task 1 on node2 cpus=2"]);
+        // (a task sees cpus=2 from the batch environment anyway; the srun line must carry it)
+        assert.match(
+          Deno.readTextFileSync(job.scriptPath),
+          /--ntasks-per-node=1 --kill-on-bad-exit=1 \\\n {2}--wait=3 --cpus-per-task=2 \\\n/,
+        );
+      } finally {
+        if (prevHome === undefined) Deno.env.delete("NEMOTRON_HOME");
+        else Deno.env.set("NEMOTRON_HOME", prevHome);
+      }
+    },
+  );
 
   await t.step(
     "data → ddp as one pipeline: ddp waits for data (afterok) and uses its artifact",
