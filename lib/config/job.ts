@@ -77,7 +77,8 @@ function refuseShellKeys(yamlEnv: ConfigMap): void {
   for (const key of SHELL_KEYS) {
     if (!yamlEnv.has(key)) continue;
     const pos = positionOf(yamlEnv, key);
-    if (pos && pos.file.startsWith("override '")) continue; // typed on the command line
+    // typed on the command line (dotlist positions say `<command line>`; older ones `override '…'`)
+    if (pos && (pos.file === "<command line>" || pos.file.startsWith("override '"))) continue;
     throw new UsageError(`run.env.${key} cannot be set in a config file`, {
       location: pos,
       hint:
