@@ -26,6 +26,7 @@ import {
   listUntracked,
 } from "./git.ts";
 import { compareNames, type TarEntry, writeTarGz } from "./tar.ts";
+import { type PackProgress, packProgress } from "../cli/progress.ts";
 
 /** Name of the generated launcher at the package root. */
 export const LAUNCHER_NAME = "main.py";
@@ -59,6 +60,8 @@ export interface CodePackageOptions {
   readonly extraFiles?: readonly ExtraFile[];
   /** Top-level directories of the checkout to leave out (e.g. large example trees). */
   readonly excludeDirs?: readonly string[];
+  /** Progress of writing the archive (default: on stderr, only past ~2 s; lib/cli/progress.ts). */
+  readonly progress?: PackProgress;
 }
 
 /** What {@link packageCode} wrote. */
@@ -345,7 +348,7 @@ export async function packageCode(opts: CodePackageOptions): Promise<CodePackage
     const entries = [...byName.values()].sort((a, b) => compareNames(a.name, b.name));
 
     const tarball = join(jobDir, `${name}.tar.gz`);
-    const result = await writeTarGz(tarball, entries);
+    const result = await writeTarGz(tarball, (opts.progress ?? packProgress()).track(entries));
 
     let commitFile: string | undefined;
     let diffFile: string | undefined;

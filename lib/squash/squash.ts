@@ -175,6 +175,8 @@ export async function squashNative(
   let layers: LayerSource[];
   let bytes: number;
   let downloads: Promise<string>[] = [];
+  let merged = 0; // stored (compressed) layer bytes the merge has read
+  const mergeRead = (n: number) => reporter.progress("merge", (merged += n), bytes);
   if (ref.kind === "registry") {
     const client = clientFor(ref, options);
     reporter.phase(`resolving ${displayRef(ref)} (${formatPlatform(platform)})`);
@@ -222,7 +224,8 @@ export async function squashNative(
     downloads = resolved.layers.map((_, i) => byOrder[n - 1 - i]);
     layers = resolved.layers.map((l, i) => ({
       label: `layer ${i + 1}/${n} (${l.digest.slice(0, 19)})`,
-      open: async () => openLayerFile(await downloads[i], `layer ${l.digest}`, undefined, limit),
+      open: async () =>
+        openLayerFile(await downloads[i], `layer ${l.digest}`, undefined, limit, mergeRead),
     }));
   } else {
     reporter.phase(`reading ${ref.path}`);
@@ -233,7 +236,7 @@ export async function squashNative(
     reporter.info(`${ref.path}: ${a.layers.length} layers, ${formatBytes(bytes)}`);
     layers = a.layers.map((l, i) => ({
       label: `layer ${i + 1}/${a.layers.length} (${l.name})`,
-      open: () => openLayerFile(ref.path, `${ref.path}:${l.name}`, l.range, limit),
+      open: () => openLayerFile(ref.path, `${ref.path}:${l.name}`, l.range, limit, mergeRead),
     }));
   }
 
@@ -252,7 +255,11 @@ export async function squashNative(
     });
   }
   const partial = join(work, basename(output));
-  const mk = startMksquashfs(mksquashfsArgs(partial));
+  const mk = startMksquashfs(
+    mksquashfsArgs(partial),
+    undefined,
+    (done, total) => reporter.progress("mksquashfs", done, total),
+  );
   const cleanup = () => {
     mk.kill();
     try {
@@ -276,7 +283,8 @@ export async function squashNative(
         warn: (m) => reporter.warn(m),
         onLayer: (label) => reporter.phase(`merging ${label}`),
       });
-      reporter.phase("squashing");
+      reporter.progress("merge", bytes, bytes);
+      reporter.phase("");
       await sink.write(END_OF_ARCHIVE);
       await sink.close();
     } catch (e) {
@@ -288,6 +296,7 @@ export async function squashNative(
       throw e;
     }
     await mk.done;
+    reporter.end("mksquashfs"); // at its last count: the bar's total is final only now
     try {
       await Deno.rename(partial, output);
     } catch (e) {
