@@ -318,8 +318,7 @@ function cacheCommand(): Command {
         if (olderThanMs === undefined && maxBytes === undefined) maxBytes = cacheCap();
         if (olderThanMs === undefined && maxBytes === undefined) {
           throw new UsageError("squash cache prune: say what to remove", {
-            hint:
-              "give --older-than AGE and/or --max-size SIZE (or set NEMOTRON_SQUASH_CACHE_MAX)",
+            hint: "give --older-than AGE and/or --max-size SIZE (or set NEMOTRON_SQUASH_CACHE_MAX)",
           });
         }
         const r = await pruneBlobCache(blobCacheDir(), {

@@ -43,7 +43,7 @@ export function formatDuration(seconds: number): string {
 
 /** `SIZE in T (RATE)`: the tail of a summary line. */
 export function formatSummary(bytes: number, seconds: number): string {
-  const t = seconds < 10 ? `${seconds.toFixed(1)} s` : formatDuration(seconds);
+  const t = seconds < 60 ? `${seconds.toFixed(1)} s` : formatDuration(seconds);
   const rate = seconds >= 0.05 ? ` (${formatBytes(bytes / seconds)}/s)` : "";
   return `${formatBytes(bytes)} in ${t}${rate}`;
 }
@@ -63,6 +63,8 @@ export class Meter {
     public total: number | undefined,
     readonly clock: Clock = REAL_CLOCK,
     readonly windowMs = RATE_WINDOW_MS,
+    /** What is counted: bytes, or a count of things named by this word (`blocks`). */
+    readonly unit: "bytes" | string = "bytes",
   ) {
     this.started = clock.now();
     this.#samples = [{ t: this.started, done: 0 }];
@@ -113,22 +115,24 @@ export class Meter {
  * terminal never wraps): `LABEL [bar] PCT DONE/TOTAL RATE ETA`, dropping the bar, then the byte
  * counts, then the rate when narrow; the label is cut last.
  */
-export function renderLine(m: Meter, width: number, unit: "bytes" | "count" = "bytes"): string {
+export function renderLine(m: Meter, width: number): string {
+  const unit = m.unit;
   const fmt = unit === "bytes" ? formatBytes : (n: number) => String(Math.round(n));
   const max = Math.max(10, width - 1);
   const rate = m.rate();
   const eta = m.eta();
   const pct = m.total ? Math.min(100, Math.floor((100 * m.done) / m.total)) : undefined;
   const pctText = pct === undefined ? undefined : `${String(pct).padStart(3)}%`;
-  const amount = m.total === undefined ? fmt(m.done) : `${fmt(m.done)}/${fmt(m.total)}`;
+  const amount = (m.total === undefined ? fmt(m.done) : `${fmt(m.done)}/${fmt(m.total)}`) +
+    (unit === "bytes" ? "" : ` ${unit}`);
   const rateText = rate === undefined
     ? undefined
     : unit === "bytes"
     ? `${formatBytes(rate)}/s`
-    : `${Math.round(rate)}/s`;
-  const etaText = eta === undefined ? (m.total === undefined ? undefined : "ETA -") : `ETA ${
-    formatDuration(eta)
-  }`;
+    : `${Math.round(rate)} ${unit}/s`;
+  const etaText = eta === undefined
+    ? (m.total === undefined ? undefined : "ETA -")
+    : `ETA ${formatDuration(eta)}`;
   const join = (parts: (string | undefined)[]) => parts.filter(Boolean).join("  ");
   const tries: (string | undefined)[][] = [
     [m.label, "BAR", pctText, amount, rateText, etaText],
@@ -292,7 +296,7 @@ export function packProgress(out: LineOutput = stderrOutput()): PackProgress {
         }
       } finally {
         line.stop();
-        if (visible) {
+        if (visible || meter.elapsed() * 1000 >= PACK_QUIET_MS) {
           line.print(
             `packaged code: ${files} files, ${formatSummary(meter.done, meter.elapsed())}`,
           );

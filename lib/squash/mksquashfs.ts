@@ -45,20 +45,17 @@ export function mksquashfsArgs(
 }
 
 /**
- * Reads mksquashfs's progress from its stdout: the `block size N` of its banner and the
- * `\r[===…/] DONE/TOTAL PCT%` bar it redraws (also when stdout is a pipe). With `-tar` from stdin
+ * Reads mksquashfs's progress from its stdout: the `\r[===…/] DONE/TOTAL PCT%` bar it redraws (also when stdout is a pipe). With `-tar` from stdin
  * TOTAL is the blocks read so far, so it grows while the tar streams in and is final once the tar
- * ends. Reports bytes (blocks × block size).
+ * ends. Reports blocks (a block is up to the block size of data, or one file's tail fragment: not
+ * convertible to bytes).
  */
 export class MksquashfsProgress {
   #tail = "";
-  blockSize = 131072;
-  constructor(readonly onProgress: (doneBytes: number, totalBytes: number) => void) {}
+  constructor(readonly onProgress: (doneBlocks: number, totalBlocks: number) => void) {}
 
   feed(text: string): void {
     const s = this.#tail + text;
-    const bs = /block size (\d+)/.exec(s);
-    if (bs) this.blockSize = Number(bs[1]);
     const re = /\] +(\d+)\/(\d+) +\d+%/g;
     let last: RegExpExecArray | undefined;
     let end = 0;
@@ -67,9 +64,9 @@ export class MksquashfsProgress {
       end = re.lastIndex;
     }
     if (last) {
-      this.onProgress(Number(last[1]) * this.blockSize, Number(last[2]) * this.blockSize);
+      this.onProgress(Number(last[1]), Number(last[2]));
     }
-    // Keep an unfinished bar (or banner line) for the next chunk.
+    // Keep an unfinished bar for the next chunk.
     this.#tail = s.slice(Math.max(end, s.length - 200));
   }
 }
@@ -127,7 +124,7 @@ export function mksquashfsEnv(
 export function startMksquashfs(
   args: readonly string[],
   env: (k: string) => string | undefined = (k) => Deno.env.get(k),
-  onProgress?: (doneBytes: number, totalBytes: number) => void,
+  onProgress?: (doneBlocks: number, totalBlocks: number) => void,
 ): MksquashfsRun {
   const child = new Deno.Command("mksquashfs", {
     args: [...args],

@@ -1,19 +1,13 @@
 /**
  * Progress of one squash on stderr, per phase — `download` (layer bytes from the registry),
- * `merge` (stored layer bytes read by the merge) and `mksquashfs` (its own block count, parsed from
- * its progress bar, in bytes) — each with done/total, the rate over a moving window, percentage
+ * `merge` (stored layer bytes read by the merge) and `mksquashfs` (its own count of blocks written,
+ * parsed from its progress bar) — each with done/total, the rate over a moving window, percentage
  * and ETA (the meter and the line live in lib/cli/progress.ts). On a terminal one line is redrawn
  * in place; piped, a status line at most every 10 s. Either way each finished phase leaves one
  * line (`download: 27.1 MiB in 3.2 s (8.4 MiB/s)`). Warnings always get their own line.
  */
-import {
-  type LineOutput,
-  Meter,
-  renderLine,
-  StatusLine,
-  stderrOutput,
-} from "../cli/progress.ts";
-import { formatSummary } from "../cli/progress.ts";
+import { type LineOutput, Meter, renderLine, StatusLine, stderrOutput } from "../cli/progress.ts";
+import { formatDuration, formatSummary } from "../cli/progress.ts";
 
 export { formatBytes } from "../cli/progress.ts";
 
@@ -53,8 +47,19 @@ export const SILENT: Reporter = {
   close() {},
 };
 
-/** The reporter for the CLI: live line on a TTY, plain lines otherwise. */
-export function stderrReporter(out: LineOutput = stderrOutput()): Reporter {
+/** A reporter with its status line: `tick()` is what its timer calls (tests call it by hand). */
+export interface LiveReporter extends Reporter {
+  tick(): void;
+}
+
+/**
+ * The reporter for the CLI: live line on a TTY, plain lines otherwise. `timer: false` leaves the
+ * ticking to the caller (tests with a fake clock).
+ */
+export function stderrReporter(
+  out: LineOutput = stderrOutput(),
+  { timer = true }: { timer?: boolean } = {},
+): LiveReporter {
   let sizes: number[] = [];
   let got: number[] = [];
   let label = "";
@@ -80,14 +85,21 @@ export function stderrReporter(out: LineOutput = stderrOutput()): Reporter {
     const m = meters.get(p);
     if (!m || ended.has(p)) return;
     ended.add(p);
-    status.print(`${p}: ${formatSummary(m.done, m.elapsed())}`);
+    const secs = m.elapsed();
+    status.print(
+      m.unit === "bytes"
+        ? `${p}: ${formatSummary(m.done, secs)}`
+        : `${p}: ${m.done} ${m.unit} in ${
+          secs < 60 ? `${secs.toFixed(1)} s` : formatDuration(secs)
+        }`,
+    );
   };
   const update = (p: Phase, done: number, total?: number) => {
     let m = meters.get(p);
     if (!m) {
-      m = new Meter(p, total, out.clock);
+      m = new Meter(p, total, out.clock, undefined, p === "mksquashfs" ? "blocks" : "bytes");
       meters.set(p, m);
-      status.start();
+      if (timer) status.start();
     }
     if (total !== undefined) m.total = total;
     m.update(m.total === undefined ? done : Math.min(done, m.total));
@@ -121,5 +133,6 @@ export function stderrReporter(out: LineOutput = stderrOutput()): Reporter {
     close: () => {
       status.stop();
     },
+    tick: () => status.tick(),
   };
 }

@@ -176,7 +176,7 @@ export async function squashNative(
   let bytes: number;
   let downloads: Promise<string>[] = [];
   let merged = 0; // stored (compressed) layer bytes the merge has read
-  const mergeRead = (n: number) => reporter.progress("merge", (merged += n), bytes);
+  const mergeRead = (n: number) => reporter.progress("merge", merged += n, bytes);
   if (ref.kind === "registry") {
     const client = clientFor(ref, options);
     reporter.phase(`resolving ${displayRef(ref)} (${formatPlatform(platform)})`);
