@@ -113,8 +113,10 @@ export async function openLayerFile(
     ? zlib.createGunzip({ chunkSize: CHUNK })
     : zlib.createZstdDecompress({ chunkSize: CHUNK });
   raw.on("error", (e) => dec.destroy(e));
-  if (onRead) raw.on("data", (c) => onRead((c as Uint8Array).length));
   const compressed = range?.length ?? (await Deno.stat(path)).size;
   const max = Math.max(limit.floor, compressed * limit.ratio);
-  return iterate(raw.pipe(dec), what, { compressed, max, ratio: limit.ratio });
+  const out = raw.pipe(dec);
+  // Only after pipe(): a "data" listener starts the flow, and chunks before the pipe would be lost.
+  if (onRead) raw.on("data", (c) => onRead((c as Uint8Array).length));
+  return iterate(out, what, { compressed, max, ratio: limit.ratio });
 }

@@ -25,8 +25,9 @@ export interface Reporter {
   /** What is happening now (shown after the progress on a terminal; never printed piped). */
   phase(name: string): void;
   /**
-   * `done` bytes of `phase` (of `total` when known); the phase starts with its first call and
-   * ends (leaving its summary line) when `done` reaches `total` or with `end`.
+   * `done` of `phase` (bytes; blocks for mksquashfs) of `total` when known. The phase starts with
+   * its first call and ends (leaving its summary line) with `end`, or for download and merge when
+   * `done` reaches `total`.
    */
   progress(phase: Phase, done: number, total?: number): void;
   end(phase: Phase): void;
@@ -103,7 +104,9 @@ export function stderrReporter(
     }
     if (total !== undefined) m.total = total;
     m.update(m.total === undefined ? done : Math.min(done, m.total));
-    if (m.total !== undefined && m.done >= m.total) end(p);
+    // mksquashfs's total grows while the tar streams in (it may catch up on the way): it ends
+    // only with end(); the others end when they reach their total.
+    if (p !== "mksquashfs" && m.total !== undefined && m.done >= m.total) end(p);
   };
   return {
     info: (m) => status.print(m),
