@@ -79,6 +79,7 @@ function outputPath(
 
 export function squashCommand(cli: CliContext): Command {
   const cmd = new Command("squash")
+    .usage("[OPTIONS] <image>\nnemotron squash cache list|prune [OPTIONS]")
     .description("convert a docker image into an enroot .sqsh (natively, or with --enroot)")
     .argument(
       "<image>",
