@@ -99,7 +99,7 @@ export function squashCommand(cli: CliContext): Command {
     .option("--json", "print {output, digest, layers, bytes, seconds} at the end")
     .action(async (image: string, opts: SquashOpts) => {
       const dryRun = Boolean(opts.dryRun || cli.leading.dryRun);
-      const cap = cacheCap(); // a bad NEMOTRON_SQUASH_CACHE_MAX fails here, before any work
+      cacheCap(); // a bad NEMOTRON_SQUASH_CACHE_MAX fails here, before any work
       const profileName = opts.run ?? cli.leading.run ?? cli.leading.batch;
       const profile = profileName ? loadNamedProfile(profileName) : undefined;
       const ref = parseImageRef(image);
@@ -212,17 +212,6 @@ export function squashCommand(cli: CliContext): Command {
           `Wrote ${output} (${formatBytes(size)}): ${result.layers} layers, ` +
             formatSummary(result.bytes, result.seconds),
         );
-      }
-      // The cache cap, after every native squash (never the blobs being downloaded right now).
-      if (cap !== undefined) {
-        const r = await pruneBlobCache(blobCacheDir(), { maxBytes: cap });
-        if (r.removed.length > 0) {
-          say(
-            `Blob cache over NEMOTRON_SQUASH_CACHE_MAX (${formatBytes(cap)}): removed ${
-              plural(r.removed.length, "blob")
-            }, ${formatBytes(r.before)} → ${formatBytes(r.after)}`,
-          );
-        }
       }
     });
   cmd.addCommand(cacheCommand());

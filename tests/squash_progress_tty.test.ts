@@ -167,11 +167,11 @@ Deno.test({
       assert.match(lines[1], /^download: 1\.9 KiB in/);
       assert.match(lines[2], /^merge: /);
       assert.match(lines[3], /^mksquashfs: /);
-      assert.match(lines[4], /^Wrote .*piped\.sqsh/);
+      assert.match(lines[5], /^Wrote .*piped\.sqsh/);
       // 4000 + the image's 4 blobs (2894 bytes) > 3 KiB: the stale blob (least recently used) goes.
       assert.match(
-        lines[5],
-        /Blob cache over NEMOTRON_SQUASH_CACHE_MAX \(3\.0 KiB\): removed 1 blob/,
+        lines[4],
+        /^blob cache over NEMOTRON_SQUASH_CACHE_MAX \(3\.0 KiB\): removed 1 least recently used blob\(s\), 6\.7 KiB → 2\.8 KiB$/,
       );
       await assert.rejects(Deno.lstat(stale));
       const left = [...Deno.readDirSync(blobs)].filter((d) => /^[0-9a-f]{64}$/.test(d.name));

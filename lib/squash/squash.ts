@@ -6,7 +6,7 @@
 import { basename, dirname, join } from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import { type ArchiveImage, openDockerArchive, openOciArchive } from "./archive.ts";
-import { blobCacheDir, fetchBlob } from "./blobs.ts";
+import { blobCacheDir, cacheCap, fetchBlob, pruneBlobCache } from "./blobs.ts";
 import { lookupCredentials } from "./credentials.ts";
 import { enrootConfigFiles } from "./image_config.ts";
 import { expansionLimit, openLayerFile } from "./layers.ts";
@@ -317,5 +317,20 @@ export async function squashNative(
     reporter.close();
   }
   const seconds = Math.round((performance.now() - t0) / 10) / 100;
+  // The cache cap (NEMOTRON_SQUASH_CACHE_MAX), after every native squash: least recently used
+  // blobs go first — this image's were just used — and never one being downloaded right now.
+  const cap = cacheCap();
+  if (cap !== undefined) {
+    const r = await pruneBlobCache(cacheDir, { maxBytes: cap });
+    if (r.removed.length > 0) {
+      reporter.info(
+        `blob cache over NEMOTRON_SQUASH_CACHE_MAX (${
+          formatBytes(cap)
+        }): removed ${r.removed.length} least recently used blob(s), ${formatBytes(r.before)} → ${
+          formatBytes(r.after)
+        }`,
+      );
+    }
+  }
   return { output, digest, layers: layers.length, bytes, seconds };
 }
