@@ -170,6 +170,7 @@ export async function squashNative(
   const ref = refOf(image);
   const limit = expansionLimit();
   const cacheDir = options.cacheDir ?? blobCacheDir();
+  const cap = cacheCap(); // a bad NEMOTRON_SQUASH_CACHE_MAX fails before any work
   let digest: string;
   let config: ImageConfig;
   let layers: LayerSource[];
@@ -319,7 +320,6 @@ export async function squashNative(
   const seconds = Math.round((performance.now() - t0) / 10) / 100;
   // The cache cap (NEMOTRON_SQUASH_CACHE_MAX), after every native squash: least recently used
   // blobs go first — this image's were just used — and never one being downloaded right now.
-  const cap = cacheCap();
   if (cap !== undefined) {
     const r = await pruneBlobCache(cacheDir, { maxBytes: cap });
     if (r.removed.length > 0) {
