@@ -116,6 +116,7 @@ export function stderrReporter(
       else if (warnings === maxWarnings + 1) status.print("warning: (more warnings not shown)");
     },
     layers: (s) => {
+      label = ""; // the resolve is over
       sizes = [...s];
       got = s.map(() => 0);
       update("download", 0, sizes.reduce((a, b) => a + b, 0));
