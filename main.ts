@@ -16,7 +16,7 @@ const ARTIFACTS_DESCRIPTION =
   "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)";
 const CONFIG_DESCRIPTION = "Inspect OmegaConf-style YAML configs";
 const DOCTOR_DESCRIPTION =
-  "check what this login node has for nemotron (Slurm, tools, env.toml, job dirs)";
+  "Check what this login node has for nemotron (Slurm, tools, env.toml, profiles)";
 
 /**
  * Build the whole command tree for one invocation. Each command's module is imported explicitly
@@ -180,6 +180,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 
 /** Print an error the way users see it and return its exit code. */
 function reportError(err: unknown): number {
+  // The reader of our output went away (`nemotron jobs logs 1 | head -1`): like git, stop quietly.
+  if (err instanceof Deno.errors.BrokenPipe) return 0;
   if (err instanceof NemotronError) {
     console.error(colorLabels(formatError(err), stderrColor()));
     return err.exitCode;

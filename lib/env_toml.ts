@@ -16,6 +16,7 @@ import * as path from "./path.ts";
 import { didYouMean, UsageError } from "./errors.ts";
 import { isTable, locateKey, parseToml } from "./toml.ts";
 import { interpolateProfileTable } from "./config/profile.ts";
+import { checkProfileKeys } from "./profile_keys.ts";
 
 export const SPECIAL_SECTIONS = ["wandb", "cli", "cache", "artifacts"] as const;
 export type SpecialSection = (typeof SPECIAL_SECTIONS)[number];
@@ -223,6 +224,11 @@ export function resolveProfile(env: EnvFile, name: string): Profile {
     });
   }
   const chain = extendsChain(env, name);
+  checkProfileKeys(
+    env.path,
+    env.lines,
+    chain.map((n) => ({ name: n, table: env.data[n] as Record<string, unknown> })),
+  );
   let merged: Record<string, unknown> = {};
   for (const n of chain.toReversed()) {
     merged = mergeTables(merged, env.data[n] as Record<string, unknown>);

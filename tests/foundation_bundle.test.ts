@@ -96,7 +96,7 @@ Deno.test("bundle: runspec show and env show from an empty directory, offline", 
     "train.py":
       '# /// script\n# [tool.runspec]\n# name = "demo/x"\n# [tool.runspec.run]\n# launch = "direct"\n# ///\n',
     "env.toml":
-      '[base]\nexecutor = "slurm"\naccount = "acct"\n[dev]\nextends = "base"\npassword = "pw"\n',
+      '[base]\nexecutor = "slurm"\naccount = "acct"\n[dev]\nextends = "base"\nclient_secret = "pw"\n',
   });
   const rs = await runBundled(["runspec", "show", path.join(files, "train.py"), "--json"]);
   assert.equal(rs.code, 0, rs.stderr);
@@ -110,7 +110,7 @@ Deno.test("bundle: runspec show and env show from an empty directory, offline", 
   assert.deepEqual(JSON.parse(env.stdout), {
     executor: "slurm",
     account: "acct",
-    password: "******",
+    client_secret: "******",
   });
 });
 

@@ -428,3 +428,35 @@ Deno.test("code: a submodule whose recorded commit is missing is a usage error, 
     assert.deepEqual([...Deno.readDirSync(jobDir)], []);
   });
 });
+
+Deno.test("code: config.format json/toml ships config.json/config.toml and the launcher passes it", async () => {
+  await withTemp(async (tmp) => {
+    for (const [format, name] of [["json", "config.json"], ["toml", "config.toml"]] as const) {
+      const jobDir = join(tmp, `job-${format}`);
+      const pkg = await packageCode({
+        script: {
+          arcname: "recipes/x/show.py",
+          text: "import sys\nprint(sys.argv[1:])\nprint(open(sys.argv[2]).read())\n",
+        },
+        trainConfig: format === "json" ? '{"a": 1}\n' : "a = 1\n",
+        configFormat: format,
+        jobDir,
+        cwd: tmp,
+      });
+      const m = await members(pkg.tarball);
+      assert.deepEqual([...m.keys()], [name, "main.py", "recipes/x/show.py"]);
+      const dir = join(tmp, `x-${format}`);
+      Deno.mkdirSync(dir);
+      const tar = await new Deno.Command("tar", { args: ["-xzf", pkg.tarball, "-C", dir] })
+        .output();
+      assert.equal(tar.code, 0);
+      const out = await new Deno.Command("/usr/bin/python3", {
+        args: [join(dir, "main.py"), "--mock"],
+        stdout: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.ok(text.startsWith(`['--config', '${join(dir, name)}', '--mock']\n`), text);
+      assert.ok(text.includes(format === "json" ? '{"a": 1}' : "a = 1"), text);
+    }
+  });
+});

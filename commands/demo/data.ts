@@ -40,6 +40,7 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   type StageOptions,
   submitRecipeJob,
   trainConfigName,
@@ -160,6 +161,7 @@ export async function runDemoData(
       const pkg = await packageCode({
         script: { arcname: `_nemotron/${demoData.scriptPath}`, text: demoData.script },
         trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
         jobDir: slurmJob.jobDir,
         extraFiles: Object.entries(demoData.files).map(([rel, text]) => ({
           arcname: `_nemotron/${path.dirname(demoData.scriptPath)}/${rel}`,
@@ -208,7 +210,9 @@ export async function runDemoData(
       config: files.trainConfig,
       passthrough: args.passthrough,
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });

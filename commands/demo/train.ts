@@ -41,6 +41,7 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   type StageOptions,
   submitRecipeJob,
   trainConfigName,
@@ -164,6 +165,7 @@ export async function runDemoTrain(
       const pkg = await packageCode({
         script: { arcname: `_nemotron/${demoTrain.scriptPath}`, text: demoTrain.script },
         trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
         jobDir: slurmJob.jobDir,
         extraFiles: Object.entries(demoTrain.files).map(([rel, text]) => ({
           arcname: `_nemotron/${path.dirname(demoTrain.scriptPath)}/${rel}`,
@@ -212,7 +214,9 @@ export async function runDemoTrain(
       config: files.trainConfig,
       passthrough: args.passthrough,
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });

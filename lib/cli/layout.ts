@@ -30,8 +30,12 @@ export function helpColor(): boolean {
 }
 
 /** Split `text` into lines of at most `width` columns at word boundaries (a longer word stands alone). */
-export function wrapWords(text: string, width: number): string[] {
-  text = capitalise(text);
+export function wrapWords(
+  text: string,
+  width: number,
+  opts: { readonly capitalise?: boolean } = {},
+): string[] {
+  if (opts.capitalise !== false) text = capitalise(text);
   const lines: string[] = [];
   for (const para of text.split("\n")) {
     let cur = "";
@@ -54,13 +58,15 @@ export function helpRows(
   items: readonly (readonly [string, string])[],
   width: number,
   keyMax = 28,
+  opts: { readonly capitalise?: boolean } = {},
 ): string[] {
   if (items.length === 0) return [];
   const keyWidth = Math.min(keyMax, Math.max(...items.map(([k]) => k.length)));
   const indent = 2 + keyWidth + 2;
   const out: string[] = [];
   for (const [k, v] of items) {
-    const body = wrapWords(capitalise(v), Math.max(20, width - indent));
+    const text = opts.capitalise === false ? v : capitalise(v);
+    const body = wrapWords(text, Math.max(20, width - indent), opts);
     if (k.length > keyWidth) {
       out.push(`  ${k}`);
       for (const l of body) out.push(" ".repeat(indent) + l);

@@ -133,7 +133,7 @@ export function buildJobConfig(input: JobConfigInput): ConfigMap {
       for (const [k, v] of fromEnv) if (!existing.has(k)) existing.set(k, v);
     } else if (existing === undefined) job.set("artifacts", fromEnv);
   }
-  return applyDotlist(job, args.dotlist);
+  return applyDotlist(job, args.dotlist, { reapply: true });
 }
 
 /** Options of `extractTrainConfig`. */
@@ -145,9 +145,29 @@ export interface TrainConfigOptions {
 }
 
 /**
+ * How a train config is resolved before it is written as JSON/TOML, and checked (whatever its
+ * format) when it is built: every interpolation is resolved except `${art:…}` and `${oc.env:…}`
+ * (kept as text: recipes/nemotron_artifacts.py resolves them where the job runs, when the
+ * artifact exists and the job's environment is set), calls of resolvers not known here (the
+ * script may register them) and `${run.…}` references that the job config cannot fill (kept
+ * verbatim, as the original does).
+ */
+export function trainResolveOptions(resolve: ResolveOptions = {}): ResolveOptions {
+  return {
+    ...resolve,
+    defer: ["art", "oc.env"].filter((n) => !resolve.resolvers?.[n]),
+    deferUnknownResolvers: true,
+    keepMissing: (key) => key === "run" || key.startsWith("run."),
+  };
+}
+
+/**
  * The train config the script receives: the job config without `run`, local paths rewritten for
  * remote jobs, `${run.*}` resolved textually, and a minimal `run` holding only the artifact
- * references (so `${art:NAME,…}` still resolves in the script). Other interpolations are kept.
+ * references (so `${art:NAME,…}` still resolves in the script). Other interpolations are kept
+ * (JSON/TOML get them resolved when written, see `renderConfig`), but checked here: an
+ * interpolation that cannot resolve (`${train.nope}`) is an `InterpolationError` (exit 2) before
+ * a dry run prints or anything is written.
  */
 export function extractTrainConfig(job: ConfigMap, opts: TrainConfigOptions): ConfigMap {
   let train: ConfigNode = cloneTree(job);
@@ -159,6 +179,7 @@ export function extractTrainConfig(job: ConfigMap, opts: TrainConfigOptions): Co
     const refs = new Map([...run].filter(([, v]) => isArtifactReference(v)));
     if (refs.size > 0) out.set("run", refs);
   }
+  resolveTree(out, trainResolveOptions()); // fail fast; the result is made again when written
   return out;
 }
 
@@ -171,8 +192,9 @@ export function configExtension(format: ConfigFormat): string {
 }
 
 /**
- * Text of a config in `format`. yaml/omegaconf keep interpolations; json keeps them as strings;
- * toml resolves them first (TOML has none) with `resolve` options (e.g. the `art` resolver).
+ * Text of a config in `format`. yaml/omegaconf keep interpolations (OmegaConf resolves them in the
+ * script); json and toml, which have none, are resolved first (`trainResolveOptions`: `${art:…}`
+ * and `${oc.env:…}` stay for the script side unless `resolve` registers them).
  */
 export function renderConfig(
   tree: ConfigMap,
@@ -184,9 +206,9 @@ export function renderConfig(
     case "omegaconf":
       return toYaml(tree);
     case "json":
-      return toJson(tree);
+      return toJson(resolveTree(tree, trainResolveOptions(resolve)));
     case "toml":
-      return toToml(resolveTree(tree, { ...resolve, throwOnMissing: true }));
+      return toToml(resolveTree(tree, { ...trainResolveOptions(resolve), throwOnMissing: true }));
   }
 }
 

@@ -2,7 +2,17 @@
  * Helpers for the train config the script receives: textual `${run.*}` resolution, remote path
  * rewrites, and recognising artifact references under `run`.
  */
-import { type ConfigNode, pyStr } from "./tree.ts";
+import { type ConfigNode, type Container, positionOf, pyStr, setPosition } from "./tree.ts";
+
+/** Copy where each value of `from` was written onto `to` (same keys), so errors keep file:line. */
+function keepPositions<T extends Container>(from: Container, to: T): T {
+  const keys = from instanceof Map ? [...from.keys()] : from.map((_, i) => i);
+  for (const k of keys) {
+    const pos = positionOf(from, k);
+    if (pos) setPosition(to, k, pos);
+  }
+  return to;
+}
 
 const RUN_REF = /\$\{run\.([^}]+)\}/g;
 const WHOLE_RUN_REF = /^\$\{run\.([^}]+)\}$/;
@@ -31,9 +41,11 @@ export function resolveRunInterpolations(
   if (value instanceof Map) {
     const out = new Map<string, ConfigNode>();
     for (const [k, v] of value) out.set(k, resolveRunInterpolations(v, run));
-    return out;
+    return keepPositions(value, out);
   }
-  if (Array.isArray(value)) return value.map((v) => resolveRunInterpolations(v, run));
+  if (Array.isArray(value)) {
+    return keepPositions(value, value.map((v) => resolveRunInterpolations(v, run)));
+  }
   if (typeof value !== "string" || !value.includes("${run.")) return value;
   const whole = WHOLE_RUN_REF.exec(value);
   if (whole) {
@@ -57,9 +69,11 @@ export function rewritePathsForRemote(value: ConfigNode, repoRoot: string): Conf
   if (value instanceof Map) {
     const out = new Map<string, ConfigNode>();
     for (const [k, v] of value) out.set(k, rewritePathsForRemote(v, repoRoot));
-    return out;
+    return keepPositions(value, out);
   }
-  if (Array.isArray(value)) return value.map((v) => rewritePathsForRemote(v, repoRoot));
+  if (Array.isArray(value)) {
+    return keepPositions(value, value.map((v) => rewritePathsForRemote(v, repoRoot)));
+  }
   if (typeof value !== "string") return value;
   if (value.includes("${oc.env:PWD}")) return value.replaceAll("${oc.env:PWD}", "/nemo_run/code");
   if (value.startsWith("${oc.env:NEMO_RUN_DIR")) {

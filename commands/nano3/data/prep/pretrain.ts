@@ -48,6 +48,7 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   type StageOptions,
   submitRecipeJob,
   trainConfigName,
@@ -190,6 +191,7 @@ export async function runNano3DataPrepPretrain(
       const pkg = await packageCode({
         script: { arcname: scriptArc, text: nano3PretrainDataPrep.script },
         trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
         jobDir: slurmJob.jobDir,
         extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
           arcname: `_nemotron/${path.dirname(nano3PretrainDataPrep.scriptPath)}/${rel}`,
@@ -238,7 +240,9 @@ export async function runNano3DataPrepPretrain(
       config: files.trainConfig,
       passthrough: args.passthrough,
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });

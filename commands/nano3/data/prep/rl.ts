@@ -48,6 +48,7 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   type StageOptions,
   submitRecipeJob,
   trainConfigName,
@@ -183,6 +184,7 @@ export async function runNano3DataPrepRl(
       const pkg = await packageCode({
         script: { arcname: scriptArc, text: nano3RlDataPrep.script },
         trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
         jobDir: slurmJob.jobDir,
         extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
           arcname: `_nemotron/${path.dirname(nano3RlDataPrep.scriptPath)}/${rel}`,
@@ -231,7 +233,9 @@ export async function runNano3DataPrepRl(
       config: files.trainConfig,
       passthrough: args.passthrough,
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });
