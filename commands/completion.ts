@@ -14,14 +14,12 @@ import FISH from "../templates/completion/nemotron.fish" with { type: "text" };
 export function completionCommand(_cli: CliContext): Command {
   return new Command("completion")
     .description("Print a shell completion script (bash, zsh or fish)")
-    .argument("<shell>", "bash | zsh | fish")
-    .addHelpText(
-      "after",
-      `Examples:
-  source <(nemotron completion bash)        # in ~/.bashrc
-  source <(nemotron completion zsh)         # in ~/.zshrc, after compinit
-  nemotron completion fish | source         # in ~/.config/fish/config.fish`,
-    )
+    .argument("<shell>", "The shell: bash, zsh or fish")
+    .examples([
+      ["source <(nemotron completion bash)", "In ~/.bashrc"],
+      ["source <(nemotron completion zsh)", "In ~/.zshrc, after compinit"],
+      ["nemotron completion fish | source", "In ~/.config/fish/config.fish"],
+    ])
     .action((shell: string) => {
       const scripts: Record<string, string> = { bash: BASH, zsh: ZSH, fish: FISH };
       const script = scripts[shell];

@@ -25,12 +25,20 @@ function isFile(path: string): boolean {
 }
 
 export function configCommand(_cli: CliContext): Command {
-  const group = new Command("config").description("Inspect OmegaConf-style YAML configs");
+  const group = new Command("config").description("Inspect OmegaConf-style YAML configs")
+    .examples([
+      ["nemotron config show ./my.yaml --resolve", "A config with interpolations resolved"],
+      ["nemotron config show demo/train:tiny", "A built-in config"],
+    ]);
   group.command("show")
     .description(
       "print a config with defaults: inheritance and key=value overrides applied " +
         "(CONFIG: a YAML file, or a built-in config RECIPE:CONFIG such as demo/train:tiny)",
     )
+    .examples([
+      ["nemotron config show ./my.yaml train.steps=5", "With an override"],
+      ["nemotron config show demo/train:tiny --json", "A built-in config as JSON"],
+    ])
     .argument("<config>", "path to a YAML config, or RECIPE:CONFIG")
     .argument("[overrides...]", "key.path=value, +key=value, ++key=value, ~key")
     .option("--resolve", "resolve ${…} interpolations (??? values become errors)")

@@ -388,6 +388,11 @@ export function doctorCommand(_cli: CliContext): Command {
     .description(
       "Check what this login node has for nemotron (Slurm, tools, env.toml, profiles)",
     )
+    .examples([
+      ["nemotron doctor", "Tools, Slurm, env.toml and every Slurm profile"],
+      ["nemotron doctor cluster", "One profile: Slurm's verdict, pyxis, mounts, image"],
+      ["nemotron doctor --json", "Machine-readable"],
+    ])
     .argument("[profile]", "check only this env.toml profile")
     .option("--json", "print JSON")
     .action(async (profile: string | undefined, opts: { json?: boolean }) => {

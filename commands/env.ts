@@ -21,10 +21,17 @@ function requireEnvFile() {
 }
 
 export function envCommand(_cli: CliContext): Command {
-  const group = new Command("env").description("Show env.toml profiles");
+  const group = new Command("env").description("Show env.toml profiles")
+    .examples([
+      ["nemotron env list", "The env.toml in use and its profiles"],
+      ["nemotron env show cluster", "One profile, resolved (secrets hidden)"],
+    ]);
 
   group.command("list")
     .description("print the env.toml in use and each profile with its extends chain")
+    .examples([
+      ["nemotron env list --json", "Machine-readable"],
+    ])
     .option("--json", "print JSON")
     .action((opts: { json?: boolean }) => {
       const env = loadEnvFile();
@@ -71,6 +78,10 @@ export function envCommand(_cli: CliContext): Command {
 
   group.command("show")
     .description("print a resolved profile (secrets shown as ****** unless --reveal)")
+    .examples([
+      ["nemotron env show cluster --json", "As JSON"],
+      ["nemotron env show cluster --reveal", "Show secret-looking values too"],
+    ])
     .argument("<profile>", "profile name")
     .option("--json", "print JSON")
     .option("--reveal", "show secret-looking values")

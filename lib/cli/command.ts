@@ -98,6 +98,7 @@ export class Command {
   };
   private _version?: { value: string; option: Option };
   private _after: string[] = [];
+  private _examples: (readonly [string, string])[] = [];
   private _usage?: string;
   private _hidden = false;
   private _values: Record<string, unknown> = {};
@@ -280,6 +281,12 @@ export class Command {
     return this;
   }
 
+  /** Example command lines with what each does, shown as the Examples section of the help. */
+  examples(rows: readonly (readonly [string, string])[]): this {
+    this._examples.push(...rows);
+    return this;
+  }
+
   addHelpText(_position: "after" | "afterAll", text: string): this {
     this._after.push(text);
     return this;
@@ -351,6 +358,10 @@ export class Command {
       ]);
     }
     table("Options", optRows);
+    if (this._examples.length > 0) {
+      // An example line longer than the key column gets its description on the next line.
+      lines.push("Examples:", ...helpRows(this._examples, width, 40), "");
+    }
     let text = lines.join("\n").trimEnd() + "\n";
     for (const t of this._after) text += t.startsWith("\n") ? t : `\n${t}`;
     return text;
