@@ -238,10 +238,15 @@ function localTime(d: Date | null): string {
 function cacheCommand(): Command {
   const cache = new Command("cache").description(
     "show and clean the blob cache of native squashes ($NEMOTRON_HOME/cache/blobs)",
-  );
+  ).examples([
+    ["nemotron squash cache list", "each blob's size and last use, and the total"],
+    ["nemotron squash cache prune --older-than 7d", "remove blobs not used for a week"],
+    ["nemotron squash cache prune --max-size 50G -d", "what a 50 GiB cap would remove"],
+  ]);
   cache.command("list")
     .description("show each cached blob: size, last use (least recently used first), total")
-    .option("--json", "print [{digest, bytes, last_used, partial}] and the total")
+    .option("--json", "print {dir, total_bytes, blobs: [{digest, bytes, last_used, partial}]}")
+    .examples([["nemotron squash cache list --json", "the same as JSON (ISO times)"]])
     .action(async (opts: { json?: boolean }) => {
       const dir = blobCacheDir();
       const entries = await listBlobCache(dir);
@@ -290,7 +295,12 @@ function cacheCommand(): Command {
     .option("--older-than <age>", "remove blobs not used for AGE (e.g. 7d, 12h, 2w)")
     .option("--max-size <size>", "then remove until the cache is at most SIZE (e.g. 50G)")
     .option("-d, --dry-run", "only show what would be removed")
-    .option("--json", "print {removed, busy, before_bytes, after_bytes}")
+    .option("--json", "print {dry_run, removed, busy, before_bytes, after_bytes}")
+    .examples([
+      ["nemotron squash cache prune --older-than 30d", "remove blobs unused for 30 days"],
+      ["nemotron squash cache prune --max-size 20G", "least recently used first, down to 20 GiB"],
+      ["NEMOTRON_SQUASH_CACHE_MAX=50G nemotron squash cache prune", "apply the cap setting now"],
+    ])
     .action(
       async (opts: { olderThan?: string; maxSize?: string; dryRun?: boolean; json?: boolean }) => {
         const olderThanMs = opts.olderThan === undefined ? undefined : parseAge(opts.olderThan);
