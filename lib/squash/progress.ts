@@ -131,6 +131,7 @@ export function stderrReporter(
     },
     phase: (p) => {
       label = p;
+      if (timer && p) status.start(); // a slow resolve shows what it waits for
     },
     progress: (p, done, total) => update(p, done, total),
     end: (p) => end(p),
