@@ -7,12 +7,11 @@
 import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/errors.ts";
-import { isSecretName, REDACTED } from "../lib/secrets.ts";
+import { redactArgv } from "../lib/secrets.ts";
 import { shellJoin } from "../lib/shell.ts";
 import { registryFromEnvironment } from "../lib/artifacts/root.ts";
 import {
   type ArtifactRegistry,
-  isSecretMetadataKey,
   type LineageNode,
   type Manifest,
   type Producer,
@@ -38,17 +37,11 @@ export function parseMetadataItem(item: string): [string, unknown] {
 }
 
 /**
- * The nemotron command line for a manifest, with `KEY=value` tokens redacted when the last dotted
- * segment of KEY names a secret (`run.env.env_vars.HF_TOKEN=…`, `api_key=…`; not `tokens=…`).
+ * The nemotron command line for a manifest, with secret values hidden by the one rule of
+ * lib/secrets.ts (`run.env.env_vars.HF_TOKEN=…`, `api_key=…`, `--password X`; not `tokens=…`).
  */
 function redactedCommand(argv: readonly string[]): string {
-  return "nemotron " + shellJoin(argv.map((t) => {
-    const eq = t.indexOf("=");
-    if (eq <= 0) return t;
-    const last = t.slice(0, eq).split(".").pop()!;
-    const secret = isSecretMetadataKey(last) || (isSecretName(last) && last === last.toUpperCase());
-    return secret ? `${t.slice(0, eq)}=${REDACTED}` : t;
-  }));
+  return "nemotron " + shellJoin(redactArgv(argv));
 }
 
 function producerLine(p: Producer): string {

@@ -41,6 +41,7 @@ const RECIPE_FLAGS: readonly (readonly [string, string])[] = [
   ["--dry-run", "show what would run; write nothing"],
   ["--json", "with --dry-run or --batch: print JSON"],
   ["--force-squash", "re-import the container image"],
+  ["--force-package", "ship a code package over max_package_mb"],
   ["-h", "show help"],
   ["--help", "show help"],
 ];

@@ -127,6 +127,78 @@ function exitText(r: JobRecord): string {
   return r.signal ? `${r.exit_code}:${r.signal}` : String(r.exit_code);
 }
 
+// ---- long runs: requeued jobs between attempts, and why each attempt ended ----
+
+/** A job Slurm requeued that waits for its next attempt (not a new pending job). */
+function betweenAttempts(r: JobRecord): boolean {
+  return !r.terminal && r.attempts > 0 && r.state === "PENDING";
+}
+
+function stateText(r: JobRecord): string {
+  return betweenAttempts(r) ? `PENDING (requeued, attempt ${r.attempts} next)` : r.state;
+}
+
+type AttemptOutcome = import("../lib/exec/resume.ts").AttemptOutcome;
+
+/** Attempt history, restart budget and (for a failed job) the end of the last attempt's log. */
+interface AttemptReport {
+  readonly auto_resume: boolean;
+  readonly max_restarts: number | null;
+  readonly restarts: number;
+  readonly attempt_history: readonly AttemptOutcome[];
+  readonly last_log_tail: readonly string[];
+}
+
+async function attemptReport(rec: JobRecord): Promise<AttemptReport> {
+  const jd = await import("../lib/exec/job_dir.ts");
+  const { attemptOutcomes } = await import("../lib/exec/resume.ts");
+  const { runStates } = await import("../lib/exec/slurm_state.ts");
+  const attempts = jd.readAttempts(rec.job_dir);
+  let manifest;
+  try {
+    manifest = jd.readManifest(rec.job_dir);
+  } catch { /* unreadable job.json: no policy to show */ }
+  const auto = manifest?.auto_resume === true;
+  const budget = auto ? manifest?.max_restarts ?? null : manifest?.retries ?? null;
+  const states = attempts.length > 1 ? await runStates(rec.slurm_job_id) : [];
+  const history = attemptOutcomes(attempts, rec, states);
+  let tail: string[] = [];
+  const last = history[history.length - 1];
+  if (rec.terminal && rec.state !== "COMPLETED" && last) {
+    try {
+      const log = Deno.readTextFileSync(
+        jd.attemptLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id, last.attempt),
+      ).replace(/\n+$/, "");
+      tail = log === "" ? [] : log.split("\n").slice(-10);
+    } catch { /* no task log for that attempt */ }
+  }
+  return {
+    auto_resume: auto,
+    max_restarts: budget,
+    restarts: Math.max(0, Math.max(rec.attempts, attempts.length) - 1),
+    attempt_history: history,
+    last_log_tail: tail,
+  };
+}
+
+function attemptLines(r: JobRecord, a: AttemptReport): string[] {
+  const budget = a.max_restarts === null
+    ? ""
+    : `, ${a.auto_resume ? "max_restarts" : "retries"} ${a.max_restarts}`;
+  const lines = [`  restarts:  ${a.restarts}${budget}${a.auto_resume ? " (auto_resume)" : ""}`];
+  for (const h of a.attempt_history) {
+    const when = h.started_at ? h.started_at.replace("T", " ").slice(0, 19) : "-";
+    lines.push(`    attempt ${h.attempt}  ${when}  ${h.text}`);
+  }
+  if (a.last_log_tail.length) {
+    const last = a.attempt_history[a.attempt_history.length - 1];
+    lines.push(`  last attempt (${last.attempt}) ended: ${last.text}; its log ends with:`);
+    for (const l of a.last_log_tail) lines.push(`    | ${l}`);
+    lines.push(`  full log:  nemotron jobs logs ${r.slurm_job_id} --attempt ${last.attempt}`);
+  }
+  return lines;
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
@@ -139,7 +211,7 @@ function listText(records: readonly JobRecord[]): string {
   const row = (r: JobRecord, indent = "") => [
     indent + r.slurm_job_id,
     r.name,
-    r.state,
+    stateText(r),
     exitText(r),
     String(r.attempts),
     r.elapsed ?? "-",
@@ -162,12 +234,17 @@ function listText(records: readonly JobRecord[]): string {
   return table(rows);
 }
 
-function statusText(r: JobRecord, stages: readonly JobRecord[]): string {
+function statusText(
+  r: JobRecord,
+  stages: readonly JobRecord[],
+  attempts: AttemptReport,
+): string {
   const lines = [
     `job ${r.slurm_job_id}  ${r.name}`,
-    `  state:     ${r.state}${r.reason && !r.terminal ? ` (${r.reason})` : ""}`,
+    `  state:     ${stateText(r)}${r.reason && !r.terminal ? ` (${r.reason})` : ""}`,
     `  exit code: ${exitText(r)}`,
     `  attempts:  ${r.attempts}`,
+    ...attemptLines(r, attempts),
     `  nodes:     ${r.nodes ?? "-"}`,
     `  elapsed:   ${r.elapsed ?? "-"}`,
     `  submitted: ${r.submitted_at}`,
@@ -199,8 +276,10 @@ export function jobsCommand(_cli: CliContext): Command {
       const records = await withStore(async (store) =>
         await refreshJobs(store, store.list({ all: opts.all }))
       );
-      if (opts.json) console.log(JSON.stringify(records, null, 2));
-      else console.log(listText(records));
+      if (opts.json) {
+        const rows = records.map((r) => ({ ...r, between_attempts: betweenAttempts(r) }));
+        console.log(JSON.stringify(rows, null, 2));
+      } else console.log(listText(records));
     });
 
   group.command("status")
@@ -213,8 +292,19 @@ export function jobsCommand(_cli: CliContext): Command {
         const job = await resolveJob(store, id);
         const rec = await refreshOne(store, job);
         const stages = rec.pipeline && job.fromStore ? store.pipeline(rec.pipeline) : [];
-        if (opts.json) console.log(JSON.stringify({ ...rec, pipeline_stages: stages }, null, 2));
-        else console.log(statusText(rec, stages));
+        const attempts = await attemptReport(rec); // long runs
+        if (opts.json) {
+          console.log(JSON.stringify(
+            {
+              ...rec,
+              between_attempts: betweenAttempts(rec),
+              ...attempts,
+              pipeline_stages: stages,
+            },
+            null,
+            2,
+          ));
+        } else console.log(statusText(rec, stages, attempts));
       });
     });
 

@@ -23,7 +23,7 @@ import { followJob } from "./exec/follow.ts";
 import { checkRemoteJobDir } from "./exec/job_dir.ts";
 import { preflightSbatch } from "./exec/slurm_preflight.ts";
 import { syncGitMounts } from "./exec/git_mounts.ts";
-import { buildRunEnv } from "./exec/run_env.ts";
+import { buildRunEnv, hideSecretArgs, shellJoinSecretRefs } from "./exec/run_env.ts";
 import { INTERRUPTED_EXIT_CODE } from "./exec/local_run.ts";
 import { updateManifest } from "./exec/job_dir.ts";
 import { ignoredProfileKeys } from "./profile_keys.ts";
@@ -109,7 +109,8 @@ export function plannedJobDir(base: string, name: string, now: Date = new Date()
  * `; script arguments: --mock` (shell-quoted), or nothing.
  */
 export function scriptArgsNote(passthrough: readonly string[]): string {
-  return passthrough.length ? `; script arguments: ${shellJoin(passthrough)}` : "";
+  // Secret values (`--password=…`) are shown as ****** (lib/secrets.ts).
+  return passthrough.length ? `; script arguments: ${shellJoin(redactArgv(passthrough))}` : "";
 }
 
 /** Copy the unpacked recipe's code files (not its configs) into `dest`. */
@@ -131,6 +132,15 @@ export interface DryRunReport {
   readonly jobDir: string;
   readonly forRemote: boolean;
   readonly repoRoot?: string;
+  /** The directory nemotron runs in, when it is below `repoRoot` (for `${oc.env:PWD}`). */
+  readonly cwd?: string;
+  /** The planned code package (slurm): its size and what the deny list left out. */
+  readonly codePackage?: {
+    readonly root?: string;
+    readonly entries: readonly unknown[];
+    readonly totalBytes: number;
+    readonly excluded: readonly { readonly path: string; readonly reason: string }[];
+  };
   /** The rendered sbatch script (slurm), shown in full. */
   readonly script?: string;
   /** What would happen besides (e.g. "would squash IMAGE to PATH"). */
@@ -145,9 +155,19 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
         job_config: toPlain(redactTree(r.job)),
         train_config: toPlain(redactTree(r.train)),
         env_vars: redactEnv(r.env),
-        command: r.command,
+        command: redactArgv(r.command),
         executor: r.executor,
         job_dir: r.jobDir,
+        ...(r.codePackage
+          ? {
+            code_package: {
+              root: r.codePackage.root ?? null,
+              files: r.codePackage.entries.length,
+              bytes: r.codePackage.totalBytes,
+              excluded: r.codePackage.excluded,
+            },
+          }
+          : {}),
         ...(r.script !== undefined ? { sbatch_script: r.script } : {}),
         ...(r.notes?.length ? { notes: r.notes } : {}),
       },
@@ -156,11 +176,25 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
     ));
     return;
   }
-  console.log(renderCompiledConfig(r.job, { forRemote: r.forRemote, repoRoot: r.repoRoot }));
+  console.log(
+    renderCompiledConfig(r.job, { forRemote: r.forRemote, repoRoot: r.repoRoot, cwd: r.cwd }),
+  );
   const env = redactEnv(r.env);
   const envText = Object.keys(env).sort().map((k) => `${k}=${env[k]}`).join("\n") || "(none)";
   console.log(renderBlock("environment", envText));
-  console.log(renderBlock(`command (${r.executor})`, shellJoin(r.command)));
+  console.log(renderBlock(`command (${r.executor})`, shellJoin(redactArgv(r.command))));
+  if (r.codePackage) {
+    const p = r.codePackage;
+    const lines = [
+      `${p.entries.length} files, ${(p.totalBytes / (1 << 20)).toFixed(1)} MB from ${
+        p.root ?? "the recipe"
+      }`,
+      ...(p.excluded.length
+        ? ["left out (never shipped):", ...p.excluded.map((x) => `  ${x.path}  (${x.reason})`)]
+        : []),
+    ];
+    console.log(renderBlock("code package", lines.join("\n")));
+  }
   if (r.script !== undefined) console.log(renderBlock("sbatch script", r.script));
   for (const n of r.notes ?? []) console.log(n);
   console.log(`job dir: ${r.jobDir}`);
@@ -343,7 +377,10 @@ export function workdirCommand(
   const cmd = (runspec.run.cmd ?? "python3 {script} --config {config}")
     .replaceAll("{script}", script)
     .replaceAll("{config}", config);
-  const tail = passthrough.length ? " " + shellJoin(passthrough) : "";
+  // Secret arguments (`--password=X`) become `"${NEMOTRON_SECRET_ARG_<n>}"` here; planSlurmJob
+  // puts their values in the job's private env file (lib/exec/run_env.ts hideSecretArgs).
+  const hidden = hideSecretArgs(passthrough).argv;
+  const tail = hidden.length ? " " + shellJoinSecretRefs(hidden) : "";
   return (runspec.run.workdir ? `cd ${shellQuote(runspec.run.workdir)} && ` : "") + cmd + tail;
 }
 
@@ -423,7 +460,10 @@ export async function planSlurmJob(opts: {
   readonly env: Readonly<Record<string, string>>;
   readonly pipeline?: PipelineRef;
 }): Promise<PlannedSlurmJob> {
-  const { args, settings, envFile, runspec, env } = opts;
+  const { args, settings, envFile, runspec } = opts;
+  // Values of secret passthrough arguments, referenced by `workdirCommand` command lines (argv
+  // commands get theirs from buildSlurmJob): they go to the private env file only.
+  const env = { ...opts.env, ...hideSecretArgs(args.passthrough).env };
   const image = recipeImage(settings.env, runspec.image);
   const base = {
     name: runspec.name,

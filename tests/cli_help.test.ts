@@ -138,3 +138,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a broken env.toml does not break a recipe's --help: the help, and one warning line", async () => {
+  const dir = await tempDir("nemotron-help-broken-");
+  await Deno.writeTextFile(path.join(dir, "env.toml"), "[cluster\nbroken = \n");
+  for (
+    const p of [["demo", "train"], ["demo", "data"], ["nano3", "pretrain"], [
+      "nano3",
+      "data",
+      "prep",
+      "sft",
+    ]]
+  ) {
+    const r = await runCli([...p, "--help"], { cwd: dir });
+    assert.equal(r.code, 0, `${p.join(" ")}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^Usage: nemotron ${p.join(" ")} `, "m"));
+    const warnings = r.stderr.trim().split("\n");
+    assert.equal(warnings.length, 1, r.stderr);
+    assert.match(warnings[0], new RegExp(`^warning: ${dir}/env.toml:1: .*profiles not listed`));
+  }
+  // Without --help the broken file is still an error (exit 2), never silently ignored.
+  const run = await runCli(["demo", "train", "-c", "tiny", "-d"], { cwd: dir });
+  assert.equal(run.code, 2);
+});

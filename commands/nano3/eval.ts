@@ -20,7 +20,13 @@ import { createJobDir } from "../../lib/config/jobdir.ts";
 import { configNames, findConfigFile, loadConfig } from "../../lib/config/load.ts";
 import { artResolver } from "../../lib/config/resolvers.ts";
 import { type ConfigMap, getPath } from "../../lib/config/tree.ts";
-import { loadEnvFile, profileFrom, profileNames, specialSection } from "../../lib/env_toml.ts";
+import {
+  loadEnvFile,
+  loadEnvFileForHelp,
+  profileFrom,
+  profileNames,
+  specialSection,
+} from "../../lib/env_toml.ts";
 import { RuntimeFailure, UsageError } from "../../lib/errors.ts";
 import { runLocal } from "../../lib/exec/local_run.ts";
 import { buildRunEnv } from "../../lib/exec/run_env.ts";
@@ -102,7 +108,7 @@ function injectEnvNames(cfg: ConfigMap, dotted: string, names: readonly string[]
 async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise<number> {
   // 1. Arguments: --stage is rejected, script arguments are -t/--task only.
   const args = parseRecipeArgs(tokens, cli);
-  const envFile = loadEnvFile();
+  const envFile = args.help ? loadEnvFileForHelp() : loadEnvFile();
   const files = Object.fromEntries(
     Object.entries(nano3Eval.configs).map(([n, t]) => [`${nano3Eval.configDir}/${n}`, t]),
   );

@@ -1,7 +1,8 @@
 /**
  * The argument model of nemotron.
  *
- * Global options (`-c/--config`, `-r/--run`, `-b/--batch`, `-d/--dry-run`, `--stage`, `--force-squash`)
+ * Global options (`-c/--config`, `-r/--run`, `-b/--batch`, `-d/--dry-run`, `--stage`,
+ * `--force-squash`, `--force-package`)
  * may stand before the group (`nemotron -d nano3 pretrain`) or anywhere after a recipe leaf
  * (`nemotron nano3 pretrain -c tiny -d`). After the leaf, a token with `=` that does not start with `-`
  * is a dotlist override (so is Hydra's `~key`, which deletes a key and needs no `=`), `--` ends option parsing (everything later is passthrough) and every other
@@ -18,6 +19,8 @@ export interface GlobalOptions {
   readonly dryRun: boolean;
   readonly stage: boolean;
   readonly forceSquash: boolean;
+  /** `--force-package`: ship a code package over `max_package_mb`. */
+  readonly forcePackage?: boolean;
 }
 
 /** Where a job goes: `local` without a profile, `run` (attached) or `batch` (detached). */
@@ -54,6 +57,7 @@ export const NO_GLOBALS: GlobalOptions = Object.freeze({
   dryRun: false,
   stage: false,
   forceSquash: false,
+  forcePackage: false,
 });
 
 const VALUE_OPTIONS: Readonly<Record<string, "config" | "run" | "batch">> = {
@@ -65,11 +69,14 @@ const VALUE_OPTIONS: Readonly<Record<string, "config" | "run" | "batch">> = {
   "--batch": "batch",
 };
 
-const FLAG_OPTIONS: Readonly<Record<string, "dryRun" | "stage" | "forceSquash">> = {
+const FLAG_OPTIONS: Readonly<
+  Record<string, "dryRun" | "stage" | "forceSquash" | "forcePackage">
+> = {
   "-d": "dryRun",
   "--dry-run": "dryRun",
   "--stage": "stage",
   "--force-squash": "forceSquash",
+  "--force-package": "forcePackage",
 };
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };

@@ -13,6 +13,7 @@ export function globalOptionsHelp(width: number = helpWidth()): string {
       ["-d, --dry-run", "Show what would run; write and submit nothing"],
       ["--stage", "Stage files for interactive debugging (needs -r or -b)"],
       ["--force-squash", "Re-import the container .sqsh even if it exists"],
+      ["--force-package", "Ship a code package over max_package_mb"],
     ], width),
     "",
     ...wrapWords(

@@ -2,7 +2,7 @@
  * Help layout: how wide a help screen may be and how its text wraps. One wrapping rule for every
  * help screen — words are never broken, continuation lines hang under the description column — and
  * one styling rule: bold section titles and coloured placeholders only on a terminal, never with
- * NO_COLOR, when piped, or with `[cli] theme = "none"` (read by the caller).
+ * NO_COLOR or when piped.
  */
 
 /** Width to lay help out for: the terminal's (40–100 columns), else `$COLUMNS`, else 80. */

@@ -6,12 +6,13 @@
 import { join } from "../path.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
-import { isSecretName, redactArgv, REDACTED } from "../secrets.ts";
+import { redactArgv, redactSecrets } from "../secrets.ts";
 import { applyDotlist } from "./dotlist.ts";
 import { type ResolveOptions, resolveTree } from "./interpolate.ts";
 import { mergeConfigs } from "./merge.ts";
 import {
   isArtifactReference,
+  remotePwdFor,
   resolveRunInterpolations,
   rewritePathsForRemote,
 } from "./run_refs.ts";
@@ -142,6 +143,8 @@ export interface TrainConfigOptions {
   readonly forRemote: boolean;
   /** Local repository root for the path rewrite (default: the cwd). */
   readonly repoRoot?: string;
+  /** The directory nemotron runs in, when it is a subdirectory of `repoRoot` (maps `${oc.env:PWD}`). */
+  readonly cwd?: string;
 }
 
 /**
@@ -173,7 +176,10 @@ export function extractTrainConfig(job: ConfigMap, opts: TrainConfigOptions): Co
   let train: ConfigNode = cloneTree(job);
   const run = (train as ConfigMap).get("run");
   (train as ConfigMap).delete("run");
-  if (opts.forRemote) train = rewritePathsForRemote(train, opts.repoRoot ?? Deno.cwd());
+  if (opts.forRemote) {
+    const root = opts.repoRoot ?? Deno.cwd();
+    train = rewritePathsForRemote(train, root, remotePwdFor(root, opts.cwd));
+  }
   const out = resolveRunInterpolations(train, run) as ConfigMap;
   if (run instanceof Map) {
     const refs = new Map([...run].filter(([, v]) => isArtifactReference(v)));
@@ -212,35 +218,14 @@ export function renderConfig(
   }
 }
 
-function redactNode(v: ConfigNode): ConfigNode {
-  if (v instanceof Map) {
-    const out: ConfigMap = new Map();
-    for (const [k, x] of v) {
-      out.set(
-        k,
-        isSecretName(k) && typeof x === "string" && x !== "" && !x.includes("${")
-          ? REDACTED
-          : redactNode(x),
-      );
-    }
-    return out;
-  }
-  return Array.isArray(v) ? v.map(redactNode) : v;
-}
-
 /**
- * The job config as it may be shown or written: literal secret values (keys with KEY/TOKEN/SECRET/
- * PASSWORD/PASSWD/CREDENTIAL) under `run.env` and `run.wandb` replaced by `******`. References such
- * as `${oc.env:HF_TOKEN}` are kept. Training keys (`tokenizer_model` …) are never touched.
+ * The job config as it may be shown or written: literal values of secret-looking keys (lib/secrets.ts)
+ * replaced by `******` ANYWHERE in the tree (run.env, run.wandb, and e.g. a `wandb.api_key=…`
+ * override). References such as `${oc.env:HF_TOKEN}` are kept; numbers and booleans too.
+ * The train config is never redacted (the script needs the values): see `writeJobFiles`.
  */
 export function redactJobConfig(job: ConfigMap): ConfigMap {
-  const run = job.get("run");
-  if (!(run instanceof Map)) return job;
-  const out = new Map(job);
-  const r = new Map(run);
-  for (const k of ["env", "wandb"]) if (r.has(k)) r.set(k, redactNode(r.get(k)!));
-  out.set("run", r);
-  return out;
+  return redactSecrets(job);
 }
 
 /** Paths of the files `writeJobFiles` wrote. */
@@ -250,7 +235,8 @@ export interface JobFiles {
 }
 
 /**
- * Write `job.yaml` (secrets redacted, see `redactJobConfig`) and `train.<ext>` into `dir` atomically. Everything is rendered before the
+ * Write `job.yaml` (secrets redacted, see `redactJobConfig`) and `train.<ext>` (unredacted, mode
+ * 0600) into `dir` atomically. Everything is rendered before the
  * first write, so a config that cannot be rendered leaves the directory untouched.
  */
 export function writeJobFiles(
@@ -265,6 +251,8 @@ export function writeJobFiles(
   const jobConfig = join(dir, "job.yaml");
   const trainConfig = join(dir, `train.${configExtension(format)}`);
   writeFileAtomic(jobConfig, jobText);
-  writeFileAtomic(trainConfig, trainText);
+  // Owner-only: the train config carries what the script needs, secret-looking values included
+  // (e.g. a `wandb.api_key=…` override); job.yaml is the redacted copy for everyone else.
+  writeFileAtomic(trainConfig, trainText, 0o600);
   return { jobConfig, trainConfig };
 }

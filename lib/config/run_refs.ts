@@ -63,19 +63,24 @@ export function resolveRunInterpolations(
  * Rewrite local paths for the remote side, first matching rule per string: `${oc.env:PWD}` →
  * `/nemo_run/code`; a leading `${oc.env:NEMO_RUN_DIR…}` → `/nemo_run`; a path under `repoRoot`
  * → `/nemo_run/code/…`. The repo test is a real path-prefix test: `/local/repo2/x` is not under
- * `/local/repo`.
+ * `/local/repo`. `remotePwd` is what `${oc.env:PWD}` becomes (default `/nemo_run/code`; the code
+ * packager passes `/nemo_run/code/<sub>` when run from a subdirectory `<sub>` of the checkout).
  */
-export function rewritePathsForRemote(value: ConfigNode, repoRoot: string): ConfigNode {
+export function rewritePathsForRemote(
+  value: ConfigNode,
+  repoRoot: string,
+  remotePwd = "/nemo_run/code",
+): ConfigNode {
   if (value instanceof Map) {
     const out = new Map<string, ConfigNode>();
-    for (const [k, v] of value) out.set(k, rewritePathsForRemote(v, repoRoot));
+    for (const [k, v] of value) out.set(k, rewritePathsForRemote(v, repoRoot, remotePwd));
     return keepPositions(value, out);
   }
   if (Array.isArray(value)) {
-    return keepPositions(value, value.map((v) => rewritePathsForRemote(v, repoRoot)));
+    return keepPositions(value, value.map((v) => rewritePathsForRemote(v, repoRoot, remotePwd)));
   }
   if (typeof value !== "string") return value;
-  if (value.includes("${oc.env:PWD}")) return value.replaceAll("${oc.env:PWD}", "/nemo_run/code");
+  if (value.includes("${oc.env:PWD}")) return value.replaceAll("${oc.env:PWD}", remotePwd);
   if (value.startsWith("${oc.env:NEMO_RUN_DIR")) {
     const end = value.indexOf("}");
     if (end > 0) return "/nemo_run" + value.slice(end + 1);
@@ -86,6 +91,17 @@ export function rewritePathsForRemote(value: ConfigNode, repoRoot: string): Conf
     return rest ? `/nemo_run/code/${rest}` : "/nemo_run/code";
   }
   return value;
+}
+
+/**
+ * What `${oc.env:PWD}` becomes remotely when nemotron runs in `cwd` and the code package is rooted
+ * at `repoRoot`: `/nemo_run/code/<cwd relative to repoRoot>` (or `/nemo_run/code`).
+ */
+export function remotePwdFor(repoRoot: string, cwd: string | undefined): string {
+  if (cwd === undefined) return "/nemo_run/code";
+  const root = repoRoot.length > 1 ? repoRoot.replace(/\/+$/, "") : repoRoot;
+  if (cwd.startsWith(root + "/")) return `/nemo_run/code/${cwd.slice(root.length + 1)}`;
+  return "/nemo_run/code";
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import type { Runspec } from "../runspec.ts";
-import { shellJoin, shellQuote } from "../shell.ts";
+import { shellQuote } from "../shell.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
 
@@ -47,7 +47,8 @@ export function prependStartup(commands: readonly string[], cmd: string): string
 
 /**
  * The argv that runs `script` with `config`:
- * - `run.cmd` set → `bash -c '<cmd with {script}/{config} filled in, shell-quoted> <passthrough>'`;
+ * - `run.cmd` set → `bash -c '<cmd with {script}/{config} filled in, shell-quoted> "$@"'
+ *   nemotron-cmd <passthrough…>` (just `bash -c '<cmd>'` without passthrough);
  * - `torchrun` → `python3 -m torch.distributed.run --nproc_per_node=N script --config cfg …`;
  * - `direct`/`ray` → `python3 script --config cfg …`.
  */
@@ -65,8 +66,10 @@ export function launchArgv(opts: {
     const cmd = runspec.run.cmd
       .replaceAll("{script}", shellQuote(opts.script))
       .replaceAll("{config}", shellQuote(opts.config));
-    const tail = opts.passthrough.length ? " " + shellJoin(opts.passthrough) : "";
-    return ["bash", "-c", cmd + tail];
+    // Passthrough arguments are bash's positional parameters, not text of the command line: they
+    // stay separate argv words, so a dry run redacts secret ones (`--password=…`) like any other.
+    if (opts.passthrough.length === 0) return ["bash", "-c", cmd];
+    return ["bash", "-c", `${cmd} "$@"`, "nemotron-cmd", ...opts.passthrough];
   }
   const tail = [opts.script, "--config", opts.config, ...opts.passthrough];
   if (runspec.run.launch === "torchrun") {
