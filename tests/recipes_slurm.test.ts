@@ -127,7 +127,7 @@ slurmTest(
     assert.match(
       list.stdout,
       new RegExp(
-        `pipeline demo-pipe-\\S+\\n\\s+${data.slurm_job_id}\\s+demo/data\\s+COMPLETED[^\\n]*\\n\\s+${train.slurm_job_id}\\s+demo/train\\s+COMPLETED`,
+        `pipeline demo-pipe-\\S+ \\(2 stages\\)\\n\\s+${data.slurm_job_id}\\s+demo/data\\s+COMPLETED[^\\n]*\\n\\s+${train.slurm_job_id}\\s+demo/train\\s+COMPLETED`,
       ),
     );
   },
