@@ -22,6 +22,7 @@ import { lstatOrUndefined } from "../lib/atomic.ts";
 import { formatPlatform, hostPlatform, parsePlatform } from "../lib/squash/manifest.ts";
 import { formatBytes, stderrReporter } from "../lib/squash/progress.ts";
 import { formatSummary } from "../lib/cli/progress.ts";
+import { localTime, relativeTime } from "../lib/cli/time.ts";
 import {
   blobCacheDir,
   cacheCap,
@@ -120,7 +121,7 @@ export function squashCommand(cli: CliContext): Command {
       if (existing && dryRun) {
         // Say what a real run would do, with and without --force; nothing is fetched.
         checkReusableSqsh(output, existing);
-        const what = `exists (${formatBytes(existing.size)}, ${localTime(existing.mtime)})`;
+        const what = `exists (${formatBytes(existing.size)}, ${fileTime(existing.mtime)})`;
         const redo = mode === "enroot" ? "re-import it with enroot" : "re-create it";
         if (opts.json) {
           console.log(JSON.stringify({
@@ -222,13 +223,9 @@ function plural(n: number, what: string): string {
   return `${n} ${what}${n === 1 ? "" : "s"}`;
 }
 
-/** `2026-11-30 14:02` in local time. */
-function localTime(d: Date | null): string {
-  if (!d) return "unknown time";
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${
-    p(d.getMinutes())
-  }`;
+/** Local time of a file's mtime (`2026-11-30 14:02`). */
+function fileTime(d: Date | null): string {
+  return d ? localTime(d.toISOString()) : "unknown time";
 }
 
 /**
@@ -277,7 +274,7 @@ function cacheCommand(): Command {
       for (const e of entries) {
         console.log(
           `  ${e.digest.slice(0, 19)}  ${formatBytes(e.bytes).padStart(10)}  ${
-            localTime(e.lastUsed)
+            relativeTime(e.lastUsed.toISOString())
           }${e.partial ? "  (partial download)" : ""}`,
         );
       }
@@ -344,7 +341,7 @@ function cacheCommand(): Command {
         for (const e of r.removed) {
           console.log(
             `${verb} ${e.digest.slice(0, 19)}  ${formatBytes(e.bytes).padStart(10)}  last used ${
-              localTime(e.lastUsed)
+              relativeTime(e.lastUsed.toISOString())
             }`,
           );
         }

@@ -6,6 +6,7 @@
  * and the code packager. Time comes from a {@link Clock} so tests drive it by hand.
  */
 import type { TarEntry } from "../packaging/tar.ts";
+import { formatDuration as formatDurationMs } from "./time.ts";
 
 /** Milliseconds, monotonic. */
 export interface Clock {
@@ -33,12 +34,9 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(1)} ${units[u]}`;
 }
 
-/** `7s`, `2m05s`, `1h02m`. */
+/** `7s`, `2m05s`, `1h02m` (the project's one duration format, lib/cli/time.ts). */
 export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return formatDurationMs(seconds * 1000);
 }
 
 /** `SIZE in T (RATE)`: the tail of a summary line. */
@@ -132,7 +130,7 @@ export function renderLine(m: Meter, width: number): string {
     : `${Math.round(rate)} ${unit}/s`;
   const etaText = eta === undefined
     ? (m.total === undefined ? undefined : "ETA -")
-    : `ETA ${formatDuration(eta)}`;
+    : `ETA ${formatDuration(Math.round(eta))}`;
   const join = (parts: (string | undefined)[]) => parts.filter(Boolean).join("  ");
   const tries: (string | undefined)[][] = [
     [m.label, "BAR", pctText, amount, rateText, etaText],
