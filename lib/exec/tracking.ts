@@ -49,7 +49,9 @@ function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpd
   }
   // slurmctld forgot the job and there is no accounting: trust the script's own records.
   const last = attempts[attempts.length - 1];
-  const retries = last ? readManifest(rec.job_dir)?.retries ?? 0 : 0;
+  const manifest = last ? readManifest(rec.job_dir) : undefined;
+  // long runs: with auto_resume the restart budget is max_restarts, and any exit 0 is final
+  const retries = manifest?.auto_resume ? manifest.max_restarts ?? 0 : manifest?.retries ?? 0;
   if (last && last.exitCode !== null && (last.exitCode === 0 || last.attempt >= retries)) {
     return {
       state: last.exitCode === 0 ? "COMPLETED" : "FAILED",

@@ -69,7 +69,7 @@ _nemotron_rc=$?
 { set +x; } 2>/dev/null
 # --kill-on-bad-exit: srun reports the tasks it stopped after the first bad exit as 128+signal; the
 # job's exit code is the first failing task's own
-if [ "${_nemotron_rc}" -gt 128 ]; then
+if [ "${_nemotron_rc}" != - ] && [ "${_nemotron_rc}" -gt 128 ]; then
   _nemotron_bad="$(tail -c "+$((_nemotron_log_at + 1))" "${_nemotron_batch_log}" 2>/dev/null \
     | sed -n 's/^srun: error: [^:]*: tasks\{0,1\} [0-9,-]*: Exited with exit code \([0-9]*\)$/\1/p' | head -n 1)"
   if [ -n "${_nemotron_bad}" ] && [ "${_nemotron_bad}" -ne 0 ]; then _nemotron_rc="${_nemotron_bad}"; fi
@@ -77,7 +77,7 @@ fi
 # torchrun exits 1 whatever its rank did; its report names the rank that failed first, with that
 # rank's own exit code (at the same second, a code other than 1 wins: 1 is usually the echo, e.g.
 # gloo's "connection closed" in the ranks that were still waiting for the failed one)
-if [ "${_nemotron_rc}" -ne 0 ]; then
+if [ "${_nemotron_rc}" != - ] && [ "${_nemotron_rc}" -ne 0 ]; then
   _nemotron_bad="$(awk '/Root Cause \(first observed failure\)/ { inb = 1; t = ""; next }
     inb && $1 == "time" { t = $3 }
     inb && $1 == "exitcode" {
