@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { buildSlurmJob, renderSbatch, type SlurmJobSpec } from "../lib/exec/slurm.ts";
 import { rayClusterSummary } from "../lib/exec/ray.ts";
+import { UsageError } from "../lib/errors.ts";
 import {
   firstRankFailure,
   firstTaskFailure,
@@ -156,6 +157,17 @@ Deno.test("golden facts checked by hand: one task per node, GPUs/CPUs from the p
     /--chdir=\/scratch\/ada\/jobs\/jobs\/nano3-data-prep-rl-20260101-120000-0a0b0c\/code/,
   );
   assert.doesNotMatch(cpu, /scontrol requeue/);
+
+  // long runs' checkpoint signal is not wired into the Ray template: refused, not ignored
+  assert.throws(
+    () =>
+      buildSlurmJob({
+        ...GOLDEN_SPECS["ray_cpu_bare.sh"],
+        profile: { remote_job_dir: "/x", nodes: 2, auto_resume: true },
+      }),
+    (e: unknown) =>
+      e instanceof UsageError && /auto_resume: is not supported for a Ray cluster/.test(e.message),
+  );
 
   // one node: no cluster, the command runs directly (Ray starts in-process)
   const one = buildSlurmJob({

@@ -383,6 +383,13 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   }
   const retries = r.int("retries", 0) ?? 0;
   const resumePolicy = readResumePolicy(r, p, retries);
+  if (ray !== null && resumePolicy.autoResume) {
+    r.fail(
+      "auto_resume",
+      `is not supported for a Ray cluster (launch = "ray" on ${nodes} nodes) yet: its template has no checkpoint signal`,
+      "use retries = N to requeue a failed Ray job, or run on one node",
+    );
+  }
   const rdzvPort = r.int("rdzv_port", 1) ?? DEFAULT_RDZV_PORT;
 
   // ---- container or bare metal ----
