@@ -71,7 +71,8 @@ function refuseShellKeys(yamlEnv: ConfigMap): void {
   for (const key of SHELL_KEYS) {
     if (!yamlEnv.has(key)) continue;
     const pos = positionOf(yamlEnv, key);
-    if (pos && pos.file.startsWith("override '")) continue; // typed on the command line
+    // Typed on the user's own command line (dotlist positions name `<command line>`).
+    if (pos && (pos.file === "<command line>" || pos.file.startsWith("override '"))) continue;
     throw new UsageError(`run.env.${key} cannot be set in a config file`, {
       location: pos,
       hint:
