@@ -509,6 +509,21 @@ export function jobsCommand(_cli: CliContext): Command {
           if (opts.role !== undefined && opts.sbatch) {
             throw new UsageError("give --role or --sbatch, not both");
           }
+          // A local run: its run.log, followed (-f) until the run's row says it ended.
+          if (rec.cluster === "local" && rec.mode === "local") {
+            const tail = new LogTail(`${rec.job_dir}/run.log`);
+            out(tail.readNew());
+            if (!opts.follow) return;
+            const { refreshJobs } = await import("../lib/exec/tracking.ts");
+            let cur = rec;
+            while (!cur.terminal) {
+              await new Promise((r) => setTimeout(r, 500));
+              out(tail.readNew());
+              cur = (await refreshJobs(store, store.find(rec.key)))[0] ?? cur;
+            }
+            out(tail.readNew());
+            return;
+          }
           if (opts.follow && !opts.sbatch && opts.role === undefined) {
             await followJob(rec, { attempt, store: job.fromStore ? store : undefined });
             return;
@@ -599,6 +614,21 @@ export function jobsCommand(_cli: CliContext): Command {
           targets = [job.rec];
         }
         targets = await refreshJobs(store, targets, { settlePipelines: false });
+        // A local run on this host: stop its script as a second Ctrl-C would (SIGTERM to the
+        // nemotron process, which passes it on and records the end).
+        const { localPid } = await import("../lib/exec/local_jobs.ts");
+        for (const t of targets.filter((t) => t.cluster === "local" && !t.terminal)) {
+          const pid = localPid(t);
+          if (pid === undefined) {
+            throw new UsageError(`local job ${t.slurm_job_id} runs on ${t.nodes}, not here`, {
+              hint: `cancel it on ${t.nodes}`,
+            });
+          }
+          Deno.kill(pid, "SIGTERM");
+          console.log(`sent SIGTERM to local job ${t.slurm_job_id} (nemotron pid ${pid})`);
+        }
+        targets = targets.filter((t) => t.cluster !== "local");
+        if (targets.length === 0) return;
         const live = targets.filter((t) => !t.terminal);
         if (live.length === 0) {
           console.log(

@@ -77,7 +77,7 @@ function refuseShellKeys(yamlEnv: ConfigMap): void {
   for (const key of SHELL_KEYS) {
     if (!yamlEnv.has(key)) continue;
     const pos = positionOf(yamlEnv, key);
-    // typed on the command line (dotlist positions say `<command line>`; older ones `override '…'`)
+    // Typed on the user's own command line (dotlist positions name `<command line>`).
     if (pos && (pos.file === "<command line>" || pos.file.startsWith("override '"))) continue;
     throw new UsageError(`run.env.${key} cannot be set in a config file`, {
       location: pos,
