@@ -97,6 +97,8 @@ export async function withMultinodeCluster(
   }
   const before = Deno.env.get("SLURM_CONF");
   Deno.env.set("SLURM_CONF", env.SLURM_CONF);
+  const roots = JOB_ROOTS.length;
+  let passed = false;
   try {
     const conf = Deno.readTextFileSync(env.SLURM_CONF);
     const addrs = new Map<string, string>();
@@ -110,7 +112,12 @@ export async function withMultinodeCluster(
       nodeNames,
       address: (k) => addrs.get(`node${k}`)!,
     });
+    passed = true;
   } finally {
+    // job dirs of a passing test go; a failing test's stay for a look (their paths are in its output)
+    for (const dir of JOB_ROOTS.splice(roots)) {
+      if (passed) Deno.removeSync(dir, { recursive: true });
+    }
     if (before === undefined) Deno.env.delete("SLURM_CONF");
     else Deno.env.set("SLURM_CONF", before);
     const stopped = await sh("bash", [STOP], env);
@@ -154,9 +161,13 @@ export async function waitForEnd(id: string, timeoutMs = 120_000): Promise<[stri
   throw new Error(`job ${id} did not end within ${timeoutMs} ms`);
 }
 
+/** Directories made by `jobRoot`, removed when the cluster test that made them passes. */
+const JOB_ROOTS: string[] = [];
+
 /** A fresh directory under /var/tmp that slurmd (any node) can read and write. */
 export function jobRoot(prefix = "nemotron-mn-job-"): string {
   const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix });
   Deno.chmodSync(dir, 0o755);
+  JOB_ROOTS.push(dir);
   return dir;
 }
