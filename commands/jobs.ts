@@ -412,10 +412,19 @@ function neverRunsReason(r: JobRecord): string | undefined {
 }
 
 export function jobsCommand(_cli: CliContext): Command {
-  const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs");
+  const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs")
+    .examples([
+      ["nemotron jobs list", "Live jobs and those that ended in the last 24 h"],
+      ["nemotron jobs status 4711", "State, exit code, attempts, nodes"],
+      ["nemotron jobs logs 4711 -f", "Follow the log until the job ends"],
+      ["nemotron jobs cancel demo-pipe-20261130-120000-ab12cd", "Every unfinished stage"],
+    ]);
 
   group.command("list")
     .description("jobs still running or ended in the last 24 hours (--all: every job)")
+    .examples([
+      ["nemotron jobs list --all --json", "Every job in the store, as JSON"],
+    ])
     .option("--all", "include all jobs in the store")
     .option("--json", "print JSON")
     .action(async (opts: { all?: boolean; json?: boolean }) => {
@@ -434,6 +443,10 @@ export function jobsCommand(_cli: CliContext): Command {
 
   group.command("status")
     .description("state, exit code, attempts, nodes and elapsed time of a job")
+    .examples([
+      ["nemotron jobs status 4711", "One job"],
+      ["nemotron jobs status demo-pipe-\u2026", "Every stage of a pipeline"],
+    ])
     .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("--json", "print JSON")
     .action(async (id: string, opts: { json?: boolean }) => {
@@ -472,6 +485,11 @@ export function jobsCommand(_cli: CliContext): Command {
 
   group.command("logs")
     .description("print a job's log (latest attempt; --attempt N, --sbatch for the batch log)")
+    .examples([
+      ["nemotron jobs logs 4711 -f", "Follow until the job ends"],
+      ["nemotron jobs logs 4711 --attempt 0", "The first attempt's log"],
+      ["nemotron jobs logs L3f2a1c", "A local run's log"],
+    ])
     .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("-f, --follow", "keep printing as the log grows, until the job ends")
     .option("--attempt <n>", "attempt number (0 = first run)")
@@ -580,6 +598,10 @@ export function jobsCommand(_cli: CliContext): Command {
 
   group.command("cancel")
     .description("cancel a job, or every unfinished stage of a pipeline (--all-of)")
+    .examples([
+      ["nemotron jobs cancel 4711", "One job (scancel)"],
+      ["nemotron jobs cancel demo-pipe-\u2026", "Every unfinished stage of a pipeline"],
+    ])
     .argument("[id]", "Slurm job id, pipeline id, job key or job dir")
     .option("--all-of <pipeline>", "cancel all unfinished stages of this pipeline")
     .action(async (id: string | undefined, opts: { allOf?: string }) => {
