@@ -242,6 +242,20 @@ multinodeTest("demo ddp across 2 Slurm nodes: 2×1, 2×2, failures, data → ddp
     );
   });
 
+  await t.step("the profile's python cannot import torch: each task says so, exit 2", async () => {
+    const noTorch = path.join(jobRoot(), "python-without-torch");
+    Deno.writeTextFileSync(noTorch, `#!/bin/sh\nexec ${PYTHON} -S "$@"\n`, { mode: 0o755 });
+    const run = await ddpOnSlurm(s, "run.env.nproc_per_node=1", `run.env.python=${noTorch}`);
+    assert.equal(run.state, "FAILED");
+    assert.equal(run.exitCode, 2);
+    assert.match(
+      run.log,
+      /the profile's python \(.*python-without-torch\) cannot import torch on this node/,
+    );
+    assert.match(run.log, /python3-torch/);
+    assert.doesNotMatch(run.log, /No module named/);
+  });
+
   await t.step("direct launch on 2 nodes: node2's task exits 7, the job exits 7", async () => {
     const root = jobRoot();
     const job = buildSlurmJob({

@@ -275,3 +275,36 @@ Deno.test("nano3 rl and nano3 data prep * with nodes = 2 render a Ray cluster jo
     assert.match(prep.stdout, /^#SBATCH --nodes=2$/m);
   }
 });
+
+Deno.test("torchrun with the profile's python: a task without torch stops with a clear error", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // an interpreter that cannot import torch on any machine: python without site-packages
+    const noTorch = path.join(dir, "python-without-torch");
+    Deno.writeTextFileSync(noTorch, `#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n`, { mode: 0o755 });
+    for (const nodes of [1, 2]) {
+      const job = buildSlurmJob({
+        name: "demo/ddp",
+        mode: "batch",
+        launch: "torchrun",
+        profile: { remote_job_dir: "/x", nodes, python: noTorch, torchrun_args: ["--tee=1"] },
+        command: ["main.py"],
+      });
+      await bashAndShellcheck(await renderSbatch(job));
+      const argv = [...job.taskArgv];
+      assert.ok(argv.join(" ").includes(`${noTorch} -m torch.distributed.run`), argv.join(" "));
+      // run the task's argv here, as srun would on a node (multi-node reads NEMOTRON_HEAD_NODE etc.)
+      const r = await new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = dec.decode(r.stderr);
+      assert.equal(r.code, 2, err);
+      assert.match(err, /the profile's python \(.*\) cannot import torch on this node/);
+      assert.match(err, /python3-torch/);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -467,8 +467,20 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   }
   const torchrun = python === undefined ? ["torchrun"] : [python, "-m", "torch.distributed.run"];
   const torchrunArgs = r.stringList("torchrun_args") ?? [];
+  // With a named interpreter, each task first checks that it has torch (without importing it), so
+  // a node without it says so instead of "No module named torch" from deep inside torchrun.
+  const torchCheck = python === undefined ? "" : `{ ${shellQuote(python)} -c ${
+    shellQuote(
+      "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('torch') else 3)",
+    )
+  } || { echo ${
+    shellQuote(
+      `[nemotron] error: the profile's python (${python}) cannot import torch on this node; ` +
+        "install PyTorch there (Debian: python3-torch) or set python to an interpreter that has it",
+    )
+  } >&2; exit 2; }; } && `;
   if (launch === "torchrun" && nodes > 1) {
-    const inner = `${startupPrefix}exec ${torchrun.map(shellQuote).join(" ")}` +
+    const inner = `${startupPrefix}${torchCheck}exec ${torchrun.map(shellQuote).join(" ")}` +
       ` --nnodes="$SLURM_NNODES" --node_rank="$SLURM_NODEID"` +
       ` --nproc_per_node=${shellQuote(String(nprocPerNode))} --rdzv_backend=c10d` +
       ` --rdzv_endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv_id="$SLURM_JOB_ID"` +
@@ -485,6 +497,17 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
         ...command,
       ]
       : [...command];
+    if (launch === "torchrun" && torchCheck !== "") {
+      argv.splice(
+        0,
+        argv.length,
+        "bash",
+        "-c",
+        `${torchCheck}exec "$@"`,
+        "nemotron-torchrun",
+        ...argv,
+      );
+    }
     taskArgv = startup.length
       ? ["bash", "-c", `${startupPrefix}exec "$@"`, "nemotron-task", ...argv]
       : argv;
