@@ -13,6 +13,7 @@
 import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { RuntimeFailure, UsageError } from "../lib/errors.ts";
+import { formatDuration, localTime, parseSlurmDuration, relativeTime } from "../lib/cli/time.ts";
 
 type JobRecord = import("../lib/jobs/store.ts").JobRecord;
 type JobStore = import("../lib/jobs/store.ts").JobStore;
@@ -122,9 +123,28 @@ async function refreshOne(store: JobStore, job: ResolvedJob): Promise<JobRecord>
   };
 }
 
+/** Whether the job ever started an attempt (a never-run stage or pending job has no exit code). */
+function ran(r: JobRecord): boolean {
+  return r.started_at !== null || r.attempts > 0 || r.elapsed !== null && r.elapsed !== "0:00";
+}
+
+/** The exit column: only for jobs that ran and ended; `cancelled` for a cancelled job. */
 function exitText(r: JobRecord): string {
-  if (r.exit_code === null) return "-";
-  return r.signal ? `${r.exit_code}:${r.signal}` : String(r.exit_code);
+  if (r.state === "CANCELLED") return "cancelled";
+  if (!r.terminal || r.exit_code === null || !ran(r)) return "";
+  return r.signal ? `${r.exit_code} (signal ${r.signal})` : String(r.exit_code);
+}
+
+/** The time column: how long it has waited or run, or when it ended. */
+function timeText(r: JobRecord, now: number): string {
+  if (r.terminal) {
+    if (!ran(r)) return "never ran";
+    return `ended ${relativeTime(r.ended_at ?? r.updated_at, now)}`;
+  }
+  if (betweenAttempts(r)) return `attempt ${r.attempts} next`;
+  if (r.state === "PENDING") return `waiting ${formatDuration(now - Date.parse(r.submitted_at))}`;
+  const ms = parseSlurmDuration(r.elapsed);
+  return ms === undefined ? r.state.toLowerCase() : `running ${formatDuration(ms)}`;
 }
 
 // ---- long runs: requeued jobs between attempts, and why each attempt ended ----
@@ -136,6 +156,11 @@ function betweenAttempts(r: JobRecord): boolean {
 
 function stateText(r: JobRecord): string {
   return betweenAttempts(r) ? `PENDING (requeued, attempt ${r.attempts} next)` : r.state;
+}
+
+/** The list's short state: a requeued job between attempts is `REQUEUED`, not a new PENDING. */
+function listState(r: JobRecord): string {
+  return betweenAttempts(r) ? "REQUEUED" : r.state;
 }
 
 type AttemptOutcome = import("../lib/exec/resume.ts").AttemptOutcome;
@@ -187,7 +212,7 @@ function attemptLines(r: JobRecord, a: AttemptReport): string[] {
     : `, ${a.auto_resume ? "max_restarts" : "retries"} ${a.max_restarts}`;
   const lines = [`  restarts:  ${a.restarts}${budget}${a.auto_resume ? " (auto_resume)" : ""}`];
   for (const h of a.attempt_history) {
-    const when = h.started_at ? h.started_at.replace("T", " ").slice(0, 19) : "-";
+    const when = h.started_at ? localTime(h.started_at) : "-";
     lines.push(`    attempt ${h.attempt}  ${when}  ${h.text}`);
   }
   if (a.last_log_tail.length) {
@@ -199,25 +224,42 @@ function attemptLines(r: JobRecord, a: AttemptReport): string[] {
   return lines;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
+/**
+ * Rows as aligned columns within `width`: when they do not fit, the NODES then NAME column is cut
+ * (with `…`) — never the id, state, time or exit.
+ */
+function table(rows: string[][], width: number): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => [...r[i]].length)));
+  const total = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
+  for (const col of [4, 1]) {
+    const over = total() - width;
+    if (over > 0) widths[col] = Math.max(col === 4 ? 5 : 10, widths[col] - over);
+  }
+  const cut = (
+    c: string,
+    w: number,
+  ) => ([...c].length > w ? [...c].slice(0, w - 1).join("") + "…" : c);
+  return rows.map((r) => r.map((c, i) => cut(c, widths[i]).padEnd(widths[i])).join("  ").trimEnd());
 }
 
-/** `jobs list` text: single jobs, then each pipeline's stages grouped under it. */
-function listText(records: readonly JobRecord[]): string {
+/**
+ * `jobs list` text: single jobs, then each pipeline under a header line of its own (the pipeline
+ * id is not a column, so it never widens the table). Fits `width` columns.
+ */
+function listText(records: readonly JobRecord[], width: number, now = Date.now()): string {
   if (records.length === 0) return "no jobs (use --all to include older ones)";
-  const header = ["JOB ID", "NAME", "STATE", "EXIT", "ATTEMPTS", "ELAPSED", "SUBMITTED"];
+  const header = ["JOB ID", "NAME", "STATE", "TIME", "NODES", "EXIT"];
   const row = (r: JobRecord, indent = "") => [
     indent + r.slurm_job_id,
     r.name,
-    stateText(r),
+    listState(r),
+    timeText(r, now),
+    r.nodes ?? "",
     exitText(r),
-    String(r.attempts),
-    r.elapsed ?? "-",
-    r.submitted_at.replace("T", " ").slice(0, 19),
   ];
+  // Rows of the table, and pipeline headers placed before the row at that index.
   const rows: string[][] = [header];
+  const headers = new Map<number, string>();
   const seen = new Set<string>();
   for (const r of records) {
     if (r.pipeline === null) {
@@ -228,28 +270,73 @@ function listText(records: readonly JobRecord[]): string {
     seen.add(r.pipeline);
     const stages = records.filter((s) => s.pipeline === r.pipeline)
       .sort((a, b) => (a.stage ?? 0) - (b.stage ?? 0));
-    rows.push([`pipeline ${r.pipeline}`, "", "", "", "", "", ""]);
+    headers.set(rows.length, `pipeline ${r.pipeline} (${stages.length} stages)`);
     for (const s of stages) rows.push(row(s, "  "));
   }
-  return table(rows);
+  const lines = table(rows, width);
+  return lines.flatMap((l, i) => headers.has(i) ? [headers.get(i)!, l] : [l]).join("\n");
+}
+
+/** Multi-node facts for `jobs status`: the Ray cluster's state, the task/node that failed. */
+interface NodeFacts {
+  readonly ray?: string;
+  readonly failed?: string;
+}
+
+async function nodeFacts(r: JobRecord): Promise<NodeFacts> {
+  const { rayClusterSummary } = await import("../lib/exec/ray.ts");
+  const ray = rayClusterSummary(r.job_dir, r.slurm_job_id);
+  let failed: string | undefined;
+  if (r.terminal && r.state !== "COMPLETED") {
+    const { sbatchLogPath, attemptsWithLogs, attemptLogPath } = await import(
+      "../lib/exec/job_dir.ts"
+    );
+    const { firstTaskFailure, firstRankFailure } = await import("../lib/exec/task_failures.ts");
+    let log = "";
+    try {
+      log = Deno.readTextFileSync(sbatchLogPath(r.job_dir, r.slurm_name, r.slurm_job_id));
+    } catch { /* no batch log (yet) */ }
+    const f = firstTaskFailure(log);
+    if (f) failed = `${f.node} (task ${f.tasks}: ${f.how})`;
+    // torchrun says which rank failed first; srun only knows which agent exited first
+    const attempts = attemptsWithLogs(r.job_dir, r.slurm_name, r.slurm_job_id);
+    if (attempts.length) {
+      let taskLog = "";
+      try {
+        taskLog = Deno.readTextFileSync(
+          attemptLogPath(r.job_dir, r.slurm_name, r.slurm_job_id, attempts[attempts.length - 1]),
+        );
+      } catch { /* no task log */ }
+      const rank = firstRankFailure(taskLog);
+      if (rank) {
+        failed = `${rank.host} (rank ${rank.rank}: exit code ${rank.exitCode ?? "?"}, ` +
+          `torchrun's first observed failure)`;
+      }
+    }
+  }
+  return { ray, failed };
 }
 
 function statusText(
   r: JobRecord,
   stages: readonly JobRecord[],
   attempts: AttemptReport,
+  facts: NodeFacts = {},
 ): string {
   const lines = [
     `job ${r.slurm_job_id}  ${r.name}`,
     `  state:     ${stateText(r)}${r.reason && !r.terminal ? ` (${r.reason})` : ""}`,
-    `  exit code: ${exitText(r)}`,
+    `  exit code: ${exitText(r) || "-"}`,
     `  attempts:  ${r.attempts}`,
     ...attemptLines(r, attempts),
     `  nodes:     ${r.nodes ?? "-"}`,
     `  elapsed:   ${r.elapsed ?? "-"}`,
-    `  submitted: ${r.submitted_at}`,
+    `  submitted: ${localTime(r.submitted_at)} (${relativeTime(r.submitted_at)})`,
+    ...(r.ended_at ? [`  ended:     ${localTime(r.ended_at)} (${relativeTime(r.ended_at)})`] : []),
     `  job dir:   ${r.job_dir}`,
   ];
+  if (facts.ray) lines.push(`  ray:       ${facts.ray}`);
+  if (facts.failed) lines.push(`  failed on: ${facts.failed}`);
   if (r.dependency) lines.push(`  depends:   ${r.dependency}`);
   if (r.note) lines.push(`  note:      ${r.note}`);
   if (stages.length) {
@@ -264,11 +351,80 @@ function statusText(
   return lines.join("\n");
 }
 
+/** The log of one Ray role (`driver`, `head`, `worker-N`) of a Ray cluster job's attempt. */
+async function rayRoleLog(rec: JobRecord, role: string, attempt?: number): Promise<string> {
+  const ray = await import("../lib/exec/ray.ts");
+  if (!/^(driver|head|worker-[1-9][0-9]*)$/.test(role)) {
+    throw new UsageError(`--role must be driver, head or worker-N, got '${role}'`);
+  }
+  const attempts = ray.rayAttempts(rec.job_dir, rec.slurm_job_id);
+  if (attempts.length === 0) {
+    throw new UsageError(`job ${rec.slurm_job_id} is not a Ray cluster job (no Ray files yet)`, {
+      hint: `the job is ${rec.state}; --role applies to launch = "ray" jobs on more than one node`,
+    });
+  }
+  const a = attempt ?? attempts[attempts.length - 1];
+  const roles = ray.rayRoles(rec.job_dir, rec.slurm_job_id, a);
+  if (!roles.includes(role)) {
+    throw new UsageError(`job ${rec.slurm_job_id} attempt ${a} has no ${role} log`, {
+      hint: roles.length ? `roles with logs: ${roles.join(", ")}` : "no Ray role has started yet",
+    });
+  }
+  return ray.rayLogPath(rec.job_dir, rec.slurm_job_id, a, role);
+}
+
+/** The stage of a pipeline whose log a person wants: the failed one, else the running one, else the last that ran. */
+function stageToShow(stages: readonly JobRecord[]): JobRecord {
+  return stages.find((s) => s.terminal && ran(s) && s.state !== "COMPLETED") ??
+    stages.find((s) => !s.terminal && s.state !== "PENDING") ??
+    [...stages].reverse().find(ran) ?? stages[0];
+}
+
+/** `jobs status PIPELINE`: one line a stage. */
+function pipelineText(id: string, stages: readonly JobRecord[], now = Date.now()): string {
+  const lines = [`pipeline ${id}  ${stages.length} stages`];
+  for (const s of stages) {
+    const exit = exitText(s);
+    lines.push(
+      `  ${s.stage}: ${s.name}  job ${s.slurm_job_id}  ${listState(s)}  ${timeText(s, now)}` +
+        (exit ? `  exit ${exit}` : "") + (s.note ? `  (${s.note})` : ""),
+    );
+  }
+  const shown = stageToShow(stages);
+  lines.push(`  logs:      nemotron jobs logs ${id}   (stage ${shown.stage}: ${shown.name})`);
+  if (stages.some((s) => !s.terminal)) lines.push(`  cancel:    nemotron jobs cancel ${id}`);
+  return lines.join("\n");
+}
+
+/**
+ * Why a job that has no log will never get one (dependency never satisfied, cancelled before it
+ * started), or undefined when it may still run.
+ */
+function neverRunsReason(r: JobRecord): string | undefined {
+  if (r.terminal && !ran(r)) {
+    return `it ended ${r.state} before it started` + (r.note ? ` (${r.note})` : "");
+  }
+  if (!r.terminal && /DependencyNeverSatisfied/i.test(r.reason ?? "")) {
+    return `its dependency (${r.dependency ?? "an earlier job"}) failed, so Slurm will never ` +
+      `start it; cancel it with: nemotron jobs cancel ${r.pipeline ?? r.slurm_job_id}`;
+  }
+  return undefined;
+}
+
 export function jobsCommand(_cli: CliContext): Command {
-  const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs");
+  const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs")
+    .examples([
+      ["nemotron jobs list", "Live jobs and those that ended in the last 24 h"],
+      ["nemotron jobs status 4711", "State, exit code, attempts, nodes"],
+      ["nemotron jobs logs 4711 -f", "Follow the log until the job ends"],
+      ["nemotron jobs cancel demo-pipe-20261130-120000-ab12cd", "Every unfinished stage"],
+    ]);
 
   group.command("list")
     .description("jobs still running or ended in the last 24 hours (--all: every job)")
+    .examples([
+      ["nemotron jobs list --all --json", "Every job in the store, as JSON"],
+    ])
     .option("--all", "include all jobs in the store")
     .option("--json", "print JSON")
     .action(async (opts: { all?: boolean; json?: boolean }) => {
@@ -279,20 +435,37 @@ export function jobsCommand(_cli: CliContext): Command {
       if (opts.json) {
         const rows = records.map((r) => ({ ...r, between_attempts: betweenAttempts(r) }));
         console.log(JSON.stringify(rows, null, 2));
-      } else console.log(listText(records));
+      } else {
+        const { helpWidth } = await import("../lib/cli/layout.ts");
+        console.log(listText(records, Deno.stdout.isTerminal() ? helpWidth() : 80));
+      }
     });
 
   group.command("status")
     .description("state, exit code, attempts, nodes and elapsed time of a job")
-    .argument("<id>", "Slurm job id, job key or job dir")
+    .examples([
+      ["nemotron jobs status 4711", "One job"],
+      ["nemotron jobs status demo-pipe-\u2026", "Every stage of a pipeline"],
+    ])
+    .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("--json", "print JSON")
     .action(async (id: string, opts: { json?: boolean }) => {
       const { withStore } = await import("../lib/exec/tracking.ts");
       await withStore(async (store) => {
+        // A pipeline id (as `jobs list` shows it): every stage.
+        const pipeline = store.find(id).length ? [] : store.pipeline(id);
+        if (pipeline.length) {
+          const { refreshJobs } = await import("../lib/exec/tracking.ts");
+          const stages = await refreshJobs(store, pipeline);
+          if (opts.json) console.log(JSON.stringify({ pipeline: id, stages }, null, 2));
+          else console.log(pipelineText(id, stages));
+          return;
+        }
         const job = await resolveJob(store, id);
         const rec = await refreshOne(store, job);
         const stages = rec.pipeline && job.fromStore ? store.pipeline(rec.pipeline) : [];
         const attempts = await attemptReport(rec); // long runs
+        const facts = await nodeFacts(rec);
         if (opts.json) {
           console.log(JSON.stringify(
             {
@@ -300,22 +473,33 @@ export function jobsCommand(_cli: CliContext): Command {
               between_attempts: betweenAttempts(rec),
               ...attempts,
               pipeline_stages: stages,
+              ray_cluster: facts.ray ?? null,
+              failed_on: facts.failed ?? null,
             },
             null,
             2,
           ));
-        } else console.log(statusText(rec, stages, attempts));
+        } else console.log(statusText(rec, stages, attempts, facts));
       });
     });
 
   group.command("logs")
     .description("print a job's log (latest attempt; --attempt N, --sbatch for the batch log)")
-    .argument("<id>", "Slurm job id, job key or job dir")
+    .examples([
+      ["nemotron jobs logs 4711 -f", "Follow until the job ends"],
+      ["nemotron jobs logs 4711 --attempt 0", "The first attempt's log"],
+      ["nemotron jobs logs L3f2a1c", "A local run's log"],
+    ])
+    .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("-f, --follow", "keep printing as the log grows, until the job ends")
     .option("--attempt <n>", "attempt number (0 = first run)")
     .option("--sbatch", "the batch shell's log instead of the task log")
+    .option("--role <role>", "Ray cluster jobs: driver (default), head or worker-N")
     .action(
-      async (id: string, opts: { follow?: boolean; attempt?: string; sbatch?: boolean }) => {
+      async (
+        id: string,
+        opts: { follow?: boolean; attempt?: string; sbatch?: boolean; role?: string },
+      ) => {
         let attempt: number | undefined;
         if (opts.attempt !== undefined) {
           attempt = Number(opts.attempt);
@@ -327,16 +511,46 @@ export function jobsCommand(_cli: CliContext): Command {
         const jd = await import("../lib/exec/job_dir.ts");
         const { LogTail, followJob } = await import("../lib/exec/follow.ts");
         await withStore(async (store) => {
+          // A pipeline id: the stage a person wants to read (failed, else running, else last).
+          const pipeline = store.find(id).length ? [] : store.pipeline(id);
+          if (pipeline.length) {
+            const { refreshJobs } = await import("../lib/exec/tracking.ts");
+            const shown = stageToShow(await refreshJobs(store, pipeline));
+            console.error(
+              `[nemotron] pipeline ${id}: stage ${shown.stage} (${shown.name}, job ${shown.slurm_job_id})`,
+            );
+            id = shown.slurm_job_id;
+          }
           const job = await resolveJob(store, id);
           const rec = await refreshOne(store, job);
           const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
-          if (opts.follow && !opts.sbatch) {
+          if (opts.role !== undefined && opts.sbatch) {
+            throw new UsageError("give --role or --sbatch, not both");
+          }
+          // A local run: its run.log, followed (-f) until the run's row says it ended.
+          if (rec.cluster === "local" && rec.mode === "local") {
+            const tail = new LogTail(`${rec.job_dir}/run.log`);
+            out(tail.readNew());
+            if (!opts.follow) return;
+            const { refreshJobs } = await import("../lib/exec/tracking.ts");
+            let cur = rec;
+            while (!cur.terminal) {
+              await new Promise((r) => setTimeout(r, 500));
+              out(tail.readNew());
+              cur = (await refreshJobs(store, store.find(rec.key)))[0] ?? cur;
+            }
+            out(tail.readNew());
+            return;
+          }
+          if (opts.follow && !opts.sbatch && opts.role === undefined) {
             await followJob(rec, { attempt, store: job.fromStore ? store : undefined });
             return;
           }
           let file: string;
-          if (opts.sbatch) file = jd.sbatchLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
-          else {
+          if (opts.role !== undefined) file = await rayRoleLog(rec, opts.role, attempt);
+          else if (opts.sbatch) {
+            file = jd.sbatchLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
+          } else {
             const onDisk = jd.attemptsWithLogs(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
             if (attempt !== undefined && !onDisk.includes(attempt)) {
               throw new UsageError(
@@ -349,7 +563,15 @@ export function jobsCommand(_cli: CliContext): Command {
               );
             }
             if (attempt === undefined && onDisk.length === 0) {
-              console.error(`[nemotron] job ${rec.slurm_job_id} is ${rec.state}; no task log yet`);
+              const never = neverRunsReason(rec);
+              console.error(
+                never
+                  ? `[nemotron] job ${rec.slurm_job_id} has no log and never will: ${never}`
+                  : `[nemotron] job ${rec.slurm_job_id} is ${rec.state}` +
+                    `${
+                      rec.reason && rec.reason !== "None" ? ` (${rec.reason})` : ""
+                    }; no task log yet`,
+              );
               return;
             }
             file = jd.attemptLogPath(
@@ -376,7 +598,11 @@ export function jobsCommand(_cli: CliContext): Command {
 
   group.command("cancel")
     .description("cancel a job, or every unfinished stage of a pipeline (--all-of)")
-    .argument("[id]", "Slurm job id, job key or job dir")
+    .examples([
+      ["nemotron jobs cancel 4711", "One job (scancel)"],
+      ["nemotron jobs cancel demo-pipe-\u2026", "Every unfinished stage of a pipeline"],
+    ])
+    .argument("[id]", "Slurm job id, pipeline id, job key or job dir")
     .option("--all-of <pipeline>", "cancel all unfinished stages of this pipeline")
     .action(async (id: string | undefined, opts: { allOf?: string }) => {
       if ((id === undefined) === (opts.allOf === undefined)) {
@@ -394,6 +620,8 @@ export function jobsCommand(_cli: CliContext): Command {
               hint: "`nemotron jobs list --all` shows pipeline ids",
             });
           }
+        } else if (!store.find(id!).length && store.pipeline(id!).length) {
+          targets = store.pipeline(id!); // a pipeline id: every unfinished stage
         } else {
           const job = await resolveJob(store, id!);
           if (!job.fromStore) {
@@ -408,6 +636,21 @@ export function jobsCommand(_cli: CliContext): Command {
           targets = [job.rec];
         }
         targets = await refreshJobs(store, targets, { settlePipelines: false });
+        // A local run on this host: stop its script as a second Ctrl-C would (SIGTERM to the
+        // nemotron process, which passes it on and records the end).
+        const { localPid } = await import("../lib/exec/local_jobs.ts");
+        for (const t of targets.filter((t) => t.cluster === "local" && !t.terminal)) {
+          const pid = localPid(t);
+          if (pid === undefined) {
+            throw new UsageError(`local job ${t.slurm_job_id} runs on ${t.nodes}, not here`, {
+              hint: `cancel it on ${t.nodes}`,
+            });
+          }
+          Deno.kill(pid, "SIGTERM");
+          console.log(`sent SIGTERM to local job ${t.slurm_job_id} (nemotron pid ${pid})`);
+        }
+        targets = targets.filter((t) => t.cluster !== "local");
+        if (targets.length === 0) return;
         const live = targets.filter((t) => !t.terminal);
         if (live.length === 0) {
           console.log(

@@ -235,7 +235,7 @@ async function threeAttempts(ctx: Ctx, reference: string[]): Promise<void> {
     assert.match(
       list.stdout,
       new RegExp(
-        `^${sub.id}\\s+demo/train\\s+PENDING \\(requeued, attempt ${restarts} next\\)`,
+        `^${sub.id}\\s+demo/train\\s+REQUEUED\\s+attempt ${restarts} next`,
         "m",
       ),
     );

@@ -13,6 +13,7 @@ import {
   type SlurmJobStatus,
 } from "./slurm_state.ts";
 import { clusterName } from "./submit.ts";
+import { LOCAL_CLUSTER, settleLocalRuns } from "./local_jobs.ts";
 
 /** Options of `refreshJobs`. */
 export interface RefreshOptions {
@@ -81,11 +82,13 @@ function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpd
  */
 export async function refreshJobs(
   store: JobStore,
-  records: readonly JobRecord[],
+  input: readonly JobRecord[],
   opts: RefreshOptions = {},
 ): Promise<JobRecord[]> {
   const run = opts.run ?? runCommand;
-  if (records.every((r) => r.terminal)) return [...records];
+  // Local runs: settled from their process (LOST when it is gone), never asked of Slurm.
+  const records = settleLocalRuns(store, input);
+  if (records.every((r) => r.terminal || r.cluster === LOCAL_CLUSTER)) return [...records];
   const cluster = opts.cluster ?? await clusterName(run);
   const live = records.filter((r) => !r.terminal && r.cluster === cluster);
   if (live.length === 0) return [...records];
