@@ -58,6 +58,15 @@ Deno.test("run SCRIPT -c NAME key=value -- ARGS: runs locally with the config, o
   assert.match(jobYaml, new RegExp(`script: ${path.join(p.cwd, "proj", "train.py")}`));
   assert.match(jobYaml, /name: mine\/train/);
   assert.match(Deno.readTextFileSync(path.join(jobs, dir, "run.log")), /helper: steps=3/);
+  // The job store row of the local run.
+  const list = await p.run(["jobs", "list", "--all", "--json"]);
+  assert.equal(list.code, 0, list.stderr);
+  const rows = JSON.parse(list.stdout);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].name, "mine/train");
+  assert.equal(rows[0].mode, "local");
+  assert.equal(rows[0].state, "COMPLETED");
+  assert.equal(rows[0].job_dir, path.join(jobs, dir));
 });
 
 Deno.test("run SCRIPT: the script's exit code is nemotron's, with the job dir and log tail", async () => {
@@ -162,11 +171,8 @@ Deno.test("run NAME runs a catalogue recipe (NEMOTRON_RECIPE_PATH) and a built-i
   const stamp = (argv: string[]) => argv.map((a) => a.replace(/\d{8}-\d{6}/, "<STAMP>"));
   assert.deepEqual(stamp(jb.command.slice(2)), stamp(ja.command.slice(2)));
   assert.equal(path.basename(jb.command[1]), "train.py");
-  assert.deepEqual(
-    listFiles(p.nemotronHome),
-    [],
-    "a dry run of a built-in unpacks nothing to keep",
-  );
+  // (The local run above made jobs.db; the dry runs left no unpacked recipe behind.)
+  assert.deepEqual(listFiles(p.nemotronHome).filter((f) => !f.startsWith("jobs.db")), []);
 });
 
 Deno.test("run: bad input is exit 2 with a clear message and nothing written", async () => {
