@@ -153,6 +153,11 @@ remote_job_dir = ${tomlString(jobRoot)}
 export function initCommand(_cli: CliContext): Command {
   return new Command("init")
     .description("Write a starter recipe (script, config) and, if none is found, env.toml")
+    .examples([
+      ["nemotron init my-recipe", "Starter in ./my-recipe (+ env.toml if none)"],
+      ["nemotron init --name team/exp", "Here, with runspec name team/exp"],
+      ["cd my-recipe && nemotron run train.py", "Run the starter"],
+    ])
     .argument("[dir]", "directory for the recipe (default: the current directory)")
     .option("--name <name>", "runspec name of the recipe (default: <dir name>/train)")
     .option("--force", "overwrite files that exist with other content")

@@ -59,10 +59,19 @@ function listRow(e: CatalogueEntry) {
 export function recipesCommand(_cli: CliContext): Command {
   const group = new Command("recipes").description(
     "List, show and export (fork) the recipes nemotron can run",
-  );
+  ).examples([
+    ["nemotron recipes list", "Every recipe nemotron run NAME can run"],
+    ["nemotron recipes show demo/train", "One recipe: runspec, configs, files"],
+    ["nemotron recipes export demo/train ./my-demo", "Fork a built-in recipe"],
+  ]);
 
   group.command("list")
     .description("every runnable recipe: name, command, launch, image, configs, source")
+    .examples([
+      ["nemotron recipes list", "A table, built-ins first"],
+      ["NEMOTRON_RECIPE_PATH=~/recipes nemotron recipes list", "With your own recipe dir"],
+      ["nemotron recipes list --json", "Machine-readable"],
+    ])
     .option("--json", "print JSON")
     .action((opts: { json?: boolean }) => {
       const rows = catalogue().map(listRow);
@@ -89,6 +98,10 @@ export function recipesCommand(_cli: CliContext): Command {
 
   group.command("show")
     .description("a recipe's resolved runspec, config names and files")
+    .examples([
+      ["nemotron recipes show nano3/rl", "Launch, image, command, configs, files"],
+      ["nemotron recipes show demo/train --json", "Machine-readable"],
+    ])
     .argument("<name>", "recipe name (nemotron recipes list)")
     .option("--json", "print JSON")
     .action((name: string, opts: { json?: boolean }) => {
@@ -128,6 +141,11 @@ export function recipesCommand(_cli: CliContext): Command {
 
   group.command("export")
     .description("write a built-in recipe (script, configs, helpers) into DIR to fork it")
+    .examples([
+      ["nemotron recipes export demo/train ./my-demo", "Then: nemotron run ./my-demo/train.py"],
+      ["nemotron recipes export demo/data ./my-demo", "Its sibling, into the same dir"],
+      ["nemotron recipes export nano3/sft ./sft --force", "Overwrite edited files"],
+    ])
     .argument("<name>", "built-in recipe name, e.g. demo/train")
     .argument("<dir>", "target directory (created if missing)")
     .option("--force", "overwrite files that exist with other content")
