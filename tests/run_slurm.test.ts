@@ -4,7 +4,8 @@
  * script written by the test (a sibling module it imports, a config dir) with `--batch` and
  * `--run`, overrides and script arguments; the script's exit code is nemotron's; the code packager
  * ships the checkout that holds the script (git-aware) and `--package self-contained` one
- * `main.py`; a dry run writes nothing; and the starter of `nemotron init` runs with the Slurm
+ * `main.py`; `launch = "ray"` with `run.cmd`/`run.workdir` and `launch = "torchrun"` (two ranks,
+ * Debian's torch) run; a dry run writes nothing; and the starter of `nemotron init` runs with the Slurm
  * profile init wrote from `sinfo`.
  */
 import assert from "node:assert/strict";
@@ -275,5 +276,34 @@ slurmTest(
       "the sibling module imports from the package",
     );
     assert.match(out, /^config-file: config\.json$/m, "named by config.format");
+  },
+);
+
+slurmTest(
+  "run SCRIPT with launch = torchrun: torchrun starts run.env.nproc_per_node ranks",
+  async () => {
+    const s = await site();
+    await writeUserRecipe(
+      path.join(s.cwd, "torch"),
+      USER_SCRIPT.replace('# launch = "direct"', '# launch = "torchrun"')
+        .replace('print("helper: "', 'print("rank %s" % os.environ.get("RANK"))\nprint("helper: "'),
+    );
+    const r = await s.run(
+      "run",
+      "torch/train.py",
+      "--run",
+      "cluster",
+      "train.steps=1",
+      "run.env.nproc_per_node=2",
+      // Debian's torch (as tests/multinode_ddp.test.ts): `python -m torch.distributed.run`.
+      "run.env.python=/usr/bin/python3",
+      // Debian's torch 1.13 needs these given explicitly (see lib/exec/slurm.ts).
+      'run.env.torchrun_args=["--redirects=1","--tee=1"]',
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    // --tee prefixes each rank's lines with `[defaultN]:`.
+    const ranks = (r.stdout + r.stderr).match(/^\[default\d\]:rank \d$/gm)
+      ?.map((l) => l.replace(/^\[default\d\]:/, "")).sort();
+    assert.deepEqual(ranks, ["rank 0", "rank 1"], r.stdout + r.stderr);
   },
 );
