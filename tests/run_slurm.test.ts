@@ -5,8 +5,8 @@
  * `--run`, overrides and script arguments; the script's exit code is nemotron's; the code packager
  * ships the checkout that holds the script (git-aware) and `--package self-contained` one
  * `main.py`; `launch = "ray"` with `run.cmd`/`run.workdir` and `launch = "torchrun"` (two ranks,
- * Debian's torch) run; a dry run writes nothing; and the starter of `nemotron init` runs with the Slurm
- * profile init wrote from `sinfo`.
+ * Debian's torch) run; a dry run writes nothing; and the starter of `nemotron init` runs with the
+ * Slurm profile init wrote from `sinfo`.
  */
 import assert from "node:assert/strict";
 import * as path from "node:path";
