@@ -58,8 +58,8 @@ import {
   executorFor,
   extractTarball,
   localJobsBase,
-  localNproc,
   localRunFailed,
+  localTorchrunArgv,
   type Packaging,
   plannedJobDir,
   planSlurmJob,
@@ -411,19 +411,24 @@ export async function runScript(
     const train = extractTrainConfig(job, { forRemote: false });
     const jobsBase = localJobsBase();
     const trainFile = trainConfigName(runspec.config.format);
+    // torchrun (without run.cmd) as demo ddp and the Slurm job run it: --standalone, the
+    // interpreter and torchrun_args from run.env; else the runspec's launch (run.cmd, python3).
+    const localArgv = (config: string) =>
+      runspec.run.launch === "torchrun" && !runspec.run.cmd
+        ? localTorchrunArgv({
+          runEnv,
+          script: located.script,
+          config,
+          passthrough: args.passthrough,
+        })
+        : launchArgv({ runspec, script: located.script, config, passthrough: args.passthrough });
     if (args.dryRun) {
       const planned = plannedJobDir(jobsBase, runspec.name);
       printDryRun({
         job,
         train,
         env: { ...env, NEMOTRON_JOB_DIR: planned },
-        command: launchArgv({
-          runspec,
-          script: located.script,
-          config: path.join(planned, trainFile),
-          passthrough: args.passthrough,
-          nprocPerNode: localNproc(runEnv),
-        }),
+        command: localArgv(path.join(planned, trainFile)),
         executor,
         jobDir: planned,
         forRemote: false,
@@ -436,13 +441,7 @@ export async function runScript(
     const jobDir = createJobDir(jobsBase, runspec.name);
     const files = writeJobFiles(jobDir, job, train, runspec.config.format);
     const childEnv = { ...env, NEMOTRON_JOB_DIR: jobDir };
-    const argv = launchArgv({
-      runspec,
-      script: located.script,
-      config: files.trainConfig,
-      passthrough: args.passthrough,
-      nprocPerNode: localNproc(runEnv),
-    });
+    const argv = localArgv(files.trainConfig);
     console.error(
       `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
     );

@@ -615,3 +615,43 @@ export function artifactInputs(
   return [...run].filter(([k, v]) => k !== "env" && isArtifactReference(v))
     .map(([k, v]) => ({ key: k, description: `Artifact reference (default: ${String(v)})` }));
 }
+
+/**
+ * The local torchrun argv of a `launch = "torchrun"` script without `run.cmd`, as `demo ddp` and
+ * the Slurm job run it: `<python> -m torch.distributed.run --standalone --nnodes=1
+ * --nproc_per_node=N [torchrun_args…] SCRIPT --config CONFIG [args…]`, where `<python>` is
+ * $NEMOTRON_PYTHON, else `run.env.python`, else `python3`, and `torchrun_args` comes from `run.env`
+ * (e.g. Debian's torch 1.13 needs `--redirects=1 --tee=1`).
+ */
+export function localTorchrunArgv(opts: {
+  readonly runEnv: Profile;
+  readonly script: string;
+  readonly config: string;
+  readonly passthrough: readonly string[];
+}): string[] {
+  const { runEnv } = opts;
+  const py = runEnv.python;
+  if (py !== undefined && py !== null && typeof py !== "string") {
+    throw new UsageError(`run.env.python must be a string, got ${JSON.stringify(py)}`);
+  }
+  const extra = runEnv.torchrun_args ?? [];
+  if (!Array.isArray(extra) || extra.some((x) => typeof x !== "string")) {
+    throw new UsageError(
+      `run.env.torchrun_args must be a list of strings, got ${JSON.stringify(extra)}`,
+      { hint: 'e.g. torchrun_args = ["--redirects=1", "--tee=1"]' },
+    );
+  }
+  return [
+    Deno.env.get("NEMOTRON_PYTHON") || (py ? py : "") || "python3",
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    "--nnodes=1",
+    `--nproc_per_node=${localNproc(runEnv)}`,
+    ...(extra as string[]),
+    opts.script,
+    "--config",
+    opts.config,
+    ...opts.passthrough,
+  ];
+}

@@ -240,6 +240,7 @@ export interface BuiltinRecipe {
 export const BUILTIN_RECIPES: readonly BuiltinRecipe[] = [
   { command: "nemotron demo data", recipe: demoData },
   { command: "nemotron demo train", recipe: demoTrain },
+  { command: "nemotron demo ddp", recipe: demoDdp },
   { command: "nemotron nano3 data prep pretrain", recipe: nano3PretrainDataPrep },
   { command: "nemotron nano3 pretrain", recipe: nano3Pretrain },
   { command: "nemotron nano3 data prep sft", recipe: nano3SftDataPrep },

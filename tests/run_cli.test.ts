@@ -109,16 +109,29 @@ Deno.test("run SCRIPT: config.format, run.launch and run.cmd come from the runsp
     USER_SCRIPT.replace('format = "json"', 'format = "toml"')
       .replace('launch = "direct"', extra);
   await writeUserRecipe(path.join(p.cwd, "torch"), withSpec('launch = "torchrun"'));
-  const t = await p.run(["run", "torch/train.py", "-d", "--json", "run.env.nproc_per_node=2"]);
+  const t = await p.run([
+    "run",
+    "torch/train.py",
+    "-d",
+    "--json",
+    "run.env.nproc_per_node=2",
+    "run.env.python=/opt/py/bin/python3",
+    'run.env.torchrun_args=["--tee=1"]',
+  ], { NEMOTRON_PYTHON: "" });
   assert.equal(t.code, 0, t.stderr);
   const tj = JSON.parse(t.stdout);
-  assert.deepEqual(tj.command.slice(0, 4), [
-    "python3",
+  assert.deepEqual(tj.command, [
+    "/opt/py/bin/python3",
     "-m",
     "torch.distributed.run",
+    "--standalone",
+    "--nnodes=1",
     "--nproc_per_node=2",
+    "--tee=1",
+    path.join(p.cwd, "torch", "train.py"),
+    "--config",
+    path.join(tj.job_dir, "train.toml"),
   ]);
-  assert.equal(path.basename(tj.command[6]), "train.toml");
 
   await writeUserRecipe(
     path.join(p.cwd, "cmd"),
