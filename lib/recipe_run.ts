@@ -30,6 +30,7 @@ import { ensureSquashedImage } from "./squash/ensure.ts";
 import * as path from "./path.ts";
 import { redactArgv } from "./secrets.ts";
 import { shellJoin, shellQuote } from "./shell.ts";
+import { tunnelJobOf, tunnelSpecOf } from "./exec/ssh.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
 
@@ -385,6 +386,20 @@ export async function planSlurmJob(opts: {
     pipeline: opts.pipeline,
     templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
   };
+  // ---- ssh tunnel (issue 12): a cluster reached over OpenSSH is planned in lib/exec/ssh_submit.ts
+  const tunnel = tunnelSpecOf(settings.env, { profileName: args.profile, locate: base.locate });
+  if (tunnel) {
+    const { planTunnelJob } = await import("./exec/ssh_submit.ts");
+    return await planTunnelJob({
+      args,
+      spec: tunnel,
+      base,
+      image,
+      gitMounts: settings.gitMounts,
+      env,
+    });
+  }
+  // ----
   // Check the profile and that no other user can swap remote_job_dir before anything is written.
   checkRemoteJobDir(buildSlurmJob({ ...base, image: null }).remoteJobDir);
   const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
@@ -417,7 +432,10 @@ export async function submitRecipeJob(
   args: RecipeArgs,
   opts: StageOptions,
 ): Promise<RecipeOutcome> {
-  const sub = await submitJob(job, { after: opts.after });
+  // ssh tunnel (issue 12): a job planned for a tunnel is copied and submitted over ssh.
+  const sub = tunnelJobOf(job)
+    ? await (await import("./exec/ssh_submit.ts")).submitTunnelJob(job, { after: opts.after })
+    : await submitJob(job, { after: opts.after });
   const done = { jobDir: sub.job_dir, slurmJobIds: [sub.slurm_job_id], submitted: [sub] };
   if (args.mode === "batch" || opts.noFollow) {
     if (!opts.noFollow) console.log(submissionReport("batch", [sub], args.json));

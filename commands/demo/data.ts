@@ -160,7 +160,7 @@ export async function runDemoData(
       const pkg = await packageCode({
         script: { arcname: `_nemotron/${demoData.scriptPath}`, text: demoData.script },
         trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: slurmJob.jobDir,
+        jobDir: prepared.jobDir,
         extraFiles: Object.entries(demoData.files).map(([rel, text]) => ({
           arcname: `_nemotron/${path.dirname(demoData.scriptPath)}/${rel}`,
           text,

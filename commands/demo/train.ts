@@ -164,7 +164,7 @@ export async function runDemoTrain(
       const pkg = await packageCode({
         script: { arcname: `_nemotron/${demoTrain.scriptPath}`, text: demoTrain.script },
         trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: slurmJob.jobDir,
+        jobDir: prepared.jobDir,
         extraFiles: Object.entries(demoTrain.files).map(([rel, text]) => ({
           arcname: `_nemotron/${path.dirname(demoTrain.scriptPath)}/${rel}`,
           text,

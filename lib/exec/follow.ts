@@ -52,6 +52,8 @@ export interface FollowTarget {
   readonly slurm_job_id: string;
   readonly job_dir: string;
   readonly slurm_name: string;
+  /** The job store's cluster; `ssh://…` for a job behind an ssh tunnel (lib/exec/ssh_jobs.ts). */
+  readonly cluster?: string;
 }
 
 /** Options of `followJob`. */
@@ -119,6 +121,11 @@ export async function followJob(
   target: FollowTarget,
   opts: FollowOptions = {},
 ): Promise<FollowResult> {
+  // ssh tunnel (issue 12): a job on a cluster behind a tunnel is followed through it.
+  if (!opts.run && target.cluster?.startsWith("ssh://")) {
+    const { followTunnelJob } = await import("./ssh_jobs.ts");
+    return await followTunnelJob({ ...target, cluster: target.cluster }, opts);
+  }
   const write = opts.write ?? ((b: Uint8Array) => Deno.stdout.writeSync(b));
   const note = opts.note ?? ((l: string) => console.error(l));
   const run = opts.run ?? runCommand;

@@ -97,6 +97,8 @@ export interface SubmittedJob {
   readonly key: string;
   readonly job_dir: string;
   readonly script: string;
+  /** The job store's cluster of a job submitted through an ssh tunnel (`ssh://…`). */
+  readonly cluster?: string;
 }
 
 /** Options of `submitJob`. */

@@ -82,6 +82,11 @@ export async function refreshJobs(
   records: readonly JobRecord[],
   opts: RefreshOptions = {},
 ): Promise<JobRecord[]> {
+  // ssh tunnel (issue 12): jobs on clusters behind a tunnel are refreshed through it.
+  if (!opts.run && records.some((r) => r.cluster.startsWith("ssh://"))) {
+    const { refreshTunnelJobs } = await import("./ssh_jobs.ts");
+    return await refreshTunnelJobs(store, records, opts, refreshJobs);
+  }
   const run = opts.run ?? runCommand;
   if (records.every((r) => r.terminal)) return [...records];
   const cluster = opts.cluster ?? await clusterName(run);

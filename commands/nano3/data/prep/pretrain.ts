@@ -190,7 +190,7 @@ export async function runNano3DataPrepPretrain(
       const pkg = await packageCode({
         script: { arcname: scriptArc, text: nano3PretrainDataPrep.script },
         trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: slurmJob.jobDir,
+        jobDir: prepared.jobDir,
         extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
           arcname: `_nemotron/${path.dirname(nano3PretrainDataPrep.scriptPath)}/${rel}`,
           text: Deno.readTextFileSync(path.join(unpacked.dir, rel)),

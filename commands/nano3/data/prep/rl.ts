@@ -183,7 +183,7 @@ export async function runNano3DataPrepRl(
       const pkg = await packageCode({
         script: { arcname: scriptArc, text: nano3RlDataPrep.script },
         trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: slurmJob.jobDir,
+        jobDir: prepared.jobDir,
         extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
           arcname: `_nemotron/${path.dirname(nano3RlDataPrep.scriptPath)}/${rel}`,
           text: Deno.readTextFileSync(path.join(unpacked.dir, rel)),

@@ -183,7 +183,7 @@ export async function runNano3DataPrepSft(
       const pkg = await packageCode({
         script: { arcname: scriptArc, text: nano3SftDataPrep.script },
         trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: slurmJob.jobDir,
+        jobDir: prepared.jobDir,
         extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
           arcname: `_nemotron/${path.dirname(nano3SftDataPrep.scriptPath)}/${rel}`,
           text: Deno.readTextFileSync(path.join(unpacked.dir, rel)),

@@ -1,0 +1,438 @@
+/**
+ * Submitting through an ssh tunnel (`tunnel = "ssh"`): the job dir is built on this machine
+ * exactly as on a login node (script, job.json, configs, code package) but in a private staging
+ * dir under `$NEMOTRON_HOME/ssh/stage/`, then copied to `<remote_job_dir>/jobs/<key>` on the
+ * cluster (rsync hard-links files that an earlier job dir there already has), the secrets file is
+ * written there from stdin (umask 077, never in an argv, never on this machine's disk), and
+ * `sbatch --parsable` runs there. Only then is the job recorded, with the tunnel as its cluster.
+ *
+ * Before anything is written, one ssh call checks the cluster side: the remote uid and home,
+ * `sbatch` on PATH, and `remote_job_dir` with the same StrictModes-style check as on a login node
+ * (lib/trusted_path.ts, fed with facts gathered by a small remote shell snippet).
+ */
+import * as path from "../path.ts";
+import { RuntimeFailure, UsageError } from "../errors.ts";
+import { shellJoin, shellQuote } from "../shell.ts";
+import { type PathFacts, type PathInspector, untrustedPathComponent } from "../trusted_path.ts";
+import { JobStore } from "../jobs/store.ts";
+import type { RecipeArgs } from "../cli/args.ts";
+import type { AutoMount } from "../config/resolvers.ts";
+import { renderEnrootImport } from "../squash/enroot.ts";
+import { sqshName } from "../squash/reference.ts";
+import { squashMode } from "../squash/ensure.ts";
+import {
+  buildSlurmJob,
+  renderSbatch,
+  secretsDirName,
+  secretValues,
+  type SlurmJob,
+  type SlurmJobSpec,
+} from "./slurm.ts";
+import type { JobManifest } from "./job_dir.ts";
+import { type SubmitJobOptions, submitSbatch, type SubmittedJob } from "./submit.ts";
+import {
+  registerTunnelJob,
+  SshTunnel,
+  tunnelClusterKey,
+  tunnelDir,
+  tunnelJobOf,
+  tunnelLabel,
+  type TunnelSpec,
+} from "./ssh.ts";
+
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+/** What one ssh call learned about the cluster side of a profile. */
+export interface RemoteProbe {
+  readonly uid: number;
+  readonly home: string;
+  /** `remote_job_dir` with `~` expanded on the cluster. */
+  readonly remoteJobDir: string;
+  /** `command -v sbatch` on the cluster, or "" when missing. */
+  readonly sbatch: string;
+  /** Whether the `.sqsh` asked about exists there. */
+  readonly sqshExists: boolean;
+  /** Facts about every component of the paths nemotron uses in `remote_job_dir`. */
+  readonly inspector: PathInspector;
+}
+
+/**
+ * The probe script: prints `U uid`, `H home`, `D remote_job_dir`, `B sbatch`, `Q 0|1` (the .sqsh
+ * exists), then `S path uid hexmode` for every existing component of each target and its real path
+ * (`R path realpath`). Arguments: remote_job_dir as written, the .sqsh to test (or "").
+ */
+const PROBE = String.raw`
+rjd=$1; sqsh=$2
+case $rjd in "~") rjd=$HOME;; "~/"*) rjd=$HOME/$(printf '%s' "$rjd" | cut -c3-);; esac
+uid=$(id -u) || exit 90
+printf 'U\t%s\nH\t%s\nD\t%s\nB\t%s\n' "$uid" "$HOME" "$rjd" "$(command -v sbatch 2>/dev/null)"
+if [ -n "$sqsh" ] && [ -f "$sqsh" ]; then printf 'Q\t1\n'; else printf 'Q\t0\n'; fi
+set -f
+emit() { s=$(stat -c '%u %f' -- "$1" 2>/dev/null) && printf 'S\t%s\t%s\n' "$1" "$s"; return 0; }
+chain() {
+  emit /; p=; old=$IFS; IFS=/
+  for c in $1; do [ -n "$c" ] && { p=$p/$c; emit "$p"; }; done
+  IFS=$old
+}
+for t in "$rjd/jobs" "$rjd/git-cache" "$rjd/.nemotron-secrets-$uid"; do
+  chain "$t"
+  e=$t
+  while [ "$e" != / ] && ! [ -e "$e" ]; do e=$(dirname -- "$e"); done
+  r=$(cd -P -- "$e" 2>/dev/null && pwd -P) && { printf 'R\t%s\t%s\n' "$e" "$r"; chain "$r"; }
+done
+`;
+
+/** Ask the cluster about `remote_job_dir` (as written in the profile) in one ssh call. */
+export async function probeRemote(
+  tunnel: SshTunnel,
+  rjd: string,
+  sqsh = "",
+): Promise<RemoteProbe> {
+  const out = await tunnel.exec(`${PROBE}`.replace(/^\n/, "") + "\n", undefined, [rjd, sqsh]);
+  if (out.code !== 0) {
+    throw new RuntimeFailure(
+      `cannot inspect remote_job_dir on ${tunnelLabel(tunnel.spec)}: ${
+        out.stderr.trim() || `exit ${out.code}`
+      }`,
+    );
+  }
+  const facts = new Map<string, PathFacts | undefined>();
+  const reals = new Map<string, string>();
+  let uid = NaN, home = "", remoteJobDir = "", sbatch = "", sqshExists = false;
+  const gathered = new Set<string>();
+  for (const line of dec.decode(out.stdout).split("\n")) {
+    const f = line.split("\t");
+    if (f[0] === "U") uid = Number(f[1]);
+    else if (f[0] === "H") home = f[1] ?? "";
+    else if (f[0] === "D") remoteJobDir = f[1] ?? "";
+    else if (f[0] === "B") sbatch = f[1] ?? "";
+    else if (f[0] === "Q") sqshExists = f[1] === "1";
+    else if (f[0] === "S") {
+      const [u, hex] = (f[2] ?? "").split(" ");
+      const mode = parseInt(hex, 16);
+      facts.set(f[1], { uid: Number(u), mode, isSymlink: (mode & 0o170000) === 0o120000 });
+    } else if (f[0] === "R") reals.set(f[1], f[2]);
+  }
+  if (!Number.isInteger(uid) || !remoteJobDir.startsWith("/")) {
+    throw new RuntimeFailure(
+      `unexpected answer from ${tunnelLabel(tunnel.spec)} while checking remote_job_dir`,
+      { hint: "remote_job_dir must be an absolute path (or start with ~/) on the cluster" },
+    );
+  }
+  const prefixesOf = (p: string) => {
+    const out = ["/"];
+    let cur = "";
+    for (const part of p.split("/").filter((x) => x)) out.push(cur += "/" + part);
+    return out;
+  };
+  const targets = ["jobs", "git-cache", secretsDirName(uid)].map((s) => path.join(remoteJobDir, s));
+  for (const t of [...targets, ...reals.values()]) for (const p of prefixesOf(t)) gathered.add(p);
+  const inspector: PathInspector = {
+    lstat(p) {
+      if (!gathered.has(p)) throw new Error(`remote path check: ${p} was not inspected`);
+      return facts.get(p);
+    },
+    realPath(p) {
+      if (!gathered.has(p)) throw new Error(`remote path check: ${p} was not inspected`);
+      return facts.has(p) ? reals.get(p) ?? p : undefined;
+    },
+  };
+  return { uid, home, remoteJobDir, sbatch, sqshExists, inspector };
+}
+
+/** Refuse (exit 2) a `remote_job_dir` on the cluster that other users there could swap. */
+export function checkRemoteJobDirOverSsh(probe: RemoteProbe, label: string): void {
+  for (const sub of ["jobs", "git-cache", secretsDirName(probe.uid)]) {
+    const p = untrustedPathComponent(
+      path.join(probe.remoteJobDir, sub),
+      probe.uid,
+      probe.inspector,
+    );
+    if (p) {
+      throw new UsageError(
+        `remote_job_dir ${label}:${probe.remoteJobDir} is not safe: ${p.dir}: ${p.reason}`,
+        {
+          hint:
+            `another user on the cluster could replace your job dir there and run code as you. ${p.fix} (on the cluster), and point remote_job_dir there`,
+        },
+      );
+    }
+  }
+}
+
+/** Input of `planTunnelJob`: what `planSlurmJob` has, plus the tunnel. */
+export interface TunnelPlanInput {
+  readonly args: RecipeArgs;
+  readonly spec: TunnelSpec;
+  /** The `buildSlurmJob` spec without image and mounts. */
+  readonly base: Omit<SlurmJobSpec, "image" | "mounts">;
+  readonly image: string | null;
+  readonly gitMounts: readonly AutoMount[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/**
+ * Plan a Slurm job for a cluster behind an ssh tunnel. A dry run does not connect (`~` in
+ * remote_job_dir is shown with this machine's home and the secrets dir with this uid; both are
+ * the cluster's at submit time). Otherwise one ssh call checks the cluster side first; the
+ * image must already be a `.sqsh` on the cluster, or is squashed there with enroot
+ * (`squash = "enroot"`) — never uploaded from here.
+ */
+export async function planTunnelJob(
+  input: TunnelPlanInput,
+): Promise<{ job: SlurmJob; script: string; notes: string[] }> {
+  const { args, spec, base, image } = input;
+  const label = tunnelLabel(spec);
+  const profile = base.profile;
+  if (input.gitMounts.length) {
+    throw new UsageError(
+      `\${auto_mount:git+…} is not supported with tunnel = "ssh" yet (profile '${args.profile}')`,
+      { hint: "clone the repository on the cluster yourself and use a plain mount of that path" },
+    );
+  }
+  if (profile.job_dir_group !== undefined && profile.job_dir_group !== null) {
+    throw new UsageError(
+      `job_dir_group is not supported with tunnel = "ssh" yet (profile '${args.profile}')`,
+      { hint: "remove job_dir_group; job dirs on the cluster are private (0700)" },
+    );
+  }
+  const rjd = typeof profile.remote_job_dir === "string" ? profile.remote_job_dir : "";
+  // Check the profile keys (remote_job_dir required, resources, …) before connecting.
+  buildSlurmJob({ ...base, image: null });
+  const isSqsh = image !== null && image.endsWith(".sqsh") && !image.includes("://");
+  const notes = [`tunnel: ssh ${label}`];
+  if (args.dryRun) {
+    let sqsh: string | null = image;
+    if (image !== null && !isSqsh) {
+      sqsh = path.join(rjd, sqshName(image));
+      notes.push(`container: ${image} → ${sqsh} (must exist on the cluster, or squash = "enroot")`);
+    }
+    const job = buildSlurmJob({ ...base, image: sqsh });
+    return { job, script: await renderSbatch(job), notes };
+  }
+
+  const tunnel = await SshTunnel.open(spec);
+  const wantSqsh = image !== null && !isSqsh ? path.join(rjd, sqshName(image)) : "";
+  const probe = await probeRemote(tunnel, rjd, wantSqsh);
+  checkRemoteJobDirOverSsh(probe, label);
+  if (probe.sbatch === "") {
+    throw new RuntimeFailure(`sbatch not found on ${label}`, {
+      hint:
+        "the cluster's non-interactive shell has no Slurm on PATH: check `ssh HOST command -v sbatch`, or add Slurm's bin directory to PATH in the cluster's ~/.bashrc",
+    });
+  }
+  const remoteProfile = { ...profile, remote_job_dir: probe.remoteJobDir };
+  let sqsh: string | null = image;
+  if (image !== null && !isSqsh) {
+    const target = path.join(probe.remoteJobDir, sqshName(image));
+    if (probe.sqshExists && !args.forceSquash) {
+      console.error(`✓ Using existing squashed image on ${label}: ${target}`);
+    } else if (squashMode(profile) === "enroot") {
+      await squashOverSsh(tunnel, image, target, remoteProfile, args.forceSquash);
+    } else {
+      throw new UsageError(
+        `container image ${image} has no squashed .sqsh on ${label} (looked for ${target})`,
+        {
+          hint:
+            `nemotron does not upload images from this machine. Squash it on the cluster: \`nemotron squash ${image} -o ${target}\` there, or set squash = "enroot" in the profile (nemotron then runs enroot import on the cluster over ssh), or set container_image to a .sqsh path on the cluster`,
+        },
+      );
+    }
+    sqsh = target;
+  }
+  const spec2: SlurmJobSpec = { ...base, profile: remoteProfile, image: sqsh, uid: probe.uid };
+  const draft = buildSlurmJob(spec2);
+  const registry = input.env.NEMOTRON_ARTIFACTS_ROOT;
+  const job = buildSlurmJob({
+    ...spec2,
+    jobKey: draft.key,
+    mounts: sqsh && registry ? [`${registry}:${registry}`] : [],
+  });
+  const script = await renderSbatch(job);
+  registerTunnelJob(job, { tunnel, stageDir: path.join(tunnelDir(), "stage", job.key) });
+  for (const w of job.warnings) console.error(`warning: ${w}`);
+  return { job, script, notes };
+}
+
+/** `enroot import` on the cluster through the tunnel (the profile's `squash = "enroot"`). */
+async function squashOverSsh(
+  tunnel: SshTunnel,
+  image: string,
+  output: string,
+  profile: Readonly<Record<string, unknown>>,
+  force: boolean,
+): Promise<void> {
+  const cmd = renderEnrootImport(image, output, path.dirname(output), profile);
+  console.error(`squashing ${image} with enroot on ${tunnelLabel(tunnel.spec)} into ${output}`);
+  const rm = force ? `rm -f -- ${shellQuote(output)} && ` : "";
+  const out = await tunnel.exec(
+    `${rm}mkdir -p -- ${shellQuote(path.dirname(output))} && ${cmd.display} 1>&2`,
+  );
+  if (out.stderr) Deno.stderr.writeSync(enc.encode(out.stderr));
+  if (out.code !== 0) {
+    throw new RuntimeFailure(
+      `Failed to squash container image on ${
+        tunnelLabel(tunnel.spec)
+      }.\nCommand: ${cmd.display}\nExit code: ${out.code}`,
+    );
+  }
+}
+
+/**
+ * Write the secrets file on the cluster from stdin, then run sbatch: one remote script, so the
+ * secret values never appear in an argv or on this machine's disk. The secrets dir must be a
+ * real directory of the remote user's (0700); the file is created with noclobber and umask 077.
+ * If sbatch fails, the file is removed again.
+ */
+function secretsThenSbatch(
+  job: SlurmJob,
+  tunnel: SshTunnel,
+): import("./slurm_state.ts").CommandRunner {
+  return async (cmd, args) => {
+    const file = job.secretsFile;
+    const values = secretValues(job);
+    const text = Object.keys(values).sort()
+      .map((k) => `export ${k}=${shellQuote(values[k])}\n`).join("");
+    const write = file === null ? ":" : [
+      `d=${shellQuote(path.dirname(file))}; f=${shellQuote(file)}`,
+      `umask 077`,
+      `mkdir -- "$d" 2>/dev/null || true`,
+      `if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c %u -- "$d")" != "$(id -u)" ]; then echo "nemotron: $d is not your private secrets directory" >&2; exit 97; fi`,
+      `chmod 700 -- "$d"`,
+      `set -C; cat > "$f" || exit 98; set +C`,
+    ].join("\n");
+    const script = `${write}\n${shellJoin([cmd, ...args])}\nrc=$?\n` +
+      (file === null ? "" : `[ "$rc" -eq 0 ] || rm -f -- "$f"\n`) + `exit "$rc"\n`;
+    const out = await tunnel.exec(script, file === null ? undefined : enc.encode(text));
+    if (out.code === 97 || out.code === 98) {
+      throw new RuntimeFailure(
+        `cannot write the secrets file on ${tunnelLabel(tunnel.spec)}: ${out.stderr.trim()}`,
+        { hint: "check free space and permissions of remote_job_dir on the cluster" },
+      );
+    }
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: out.stderr };
+  };
+}
+
+/**
+ * Submit a staged tunnel job: copy the staging dir to the cluster, write the secrets file there,
+ * `sbatch --parsable`, update job.json there, and record the job with the tunnel as its cluster.
+ * A failure at any step leaves no store row and no Slurm job; the partial job dir on the cluster
+ * is removed when the cluster is still reachable.
+ */
+export async function submitTunnelJob(
+  job: SlurmJob,
+  opts: SubmitJobOptions = {},
+): Promise<SubmittedJob & { readonly cluster: string }> {
+  const t = tunnelJobOf(job);
+  if (!t) throw new Error("submitTunnelJob: not a tunnel job");
+  const { tunnel, stageDir } = t;
+  const label = tunnelLabel(tunnel.spec);
+  const dependency = opts.after && opts.after.length ? `afterok:${opts.after.join(":")}` : null;
+  const removeRemote = async () => {
+    try {
+      await tunnel.exec(`rm -rf -- ${shellQuote(job.jobDir)}`);
+    } catch { /* unreachable: say so below */ }
+  };
+  // 1. Copy (earlier job dirs of this remote_job_dir lend their unchanged files).
+  try {
+    const prev = await tunnel.exec(
+      `cd -- ${shellQuote(path.dirname(job.jobDir))} 2>/dev/null && ls -1t | head -n 3`,
+    );
+    const linkDest = dec.decode(prev.stdout).split("\n").filter((n) => /^[A-Za-z0-9_.-]+$/.test(n))
+      .map((n) => path.join(path.dirname(job.jobDir), n));
+    await tunnel.upload(stageDir, job.jobDir, {
+      linkDest,
+      exclude: ["/code.tar.gz"],
+      mkdirParent: path.dirname(job.jobDir),
+    });
+  } catch (err) {
+    await removeRemote();
+    throw withNote(err, `nothing was submitted; the staged job dir is kept in ${stageDir}`);
+  }
+  // 2. Secrets from stdin + sbatch, in one remote script (retried like a local sbatch).
+  let id: string;
+  try {
+    id = await submitSbatch(job.scriptPath, {
+      ...opts,
+      dependency: dependency ?? undefined,
+      run: secretsThenSbatch(job, tunnel),
+    });
+  } catch (err) {
+    await removeRemote();
+    throw withNote(err, `nothing was submitted; the staged job dir is kept in ${stageDir}`);
+  }
+  // 3. job.json on the cluster says what was submitted.
+  const now = new Date().toISOString();
+  const manifestFile = path.join(stageDir, "job.json");
+  const manifest: JobManifest = {
+    ...JSON.parse(Deno.readTextFileSync(manifestFile)),
+    slurm_job_id: id,
+    submitted_at: now,
+    dependency,
+    state: "SUBMITTED",
+  };
+  const tmp = `${job.manifestPath}.${crypto.randomUUID()}.tmp`;
+  const w = await tunnel.exec(
+    `cat > ${shellQuote(tmp)} && mv -f -- ${shellQuote(tmp)} ${shellQuote(job.manifestPath)}`,
+    enc.encode(JSON.stringify(manifest, null, 2) + "\n"),
+  ).catch((err) => ({ code: 1, stderr: String(err), stdout: new Uint8Array() }));
+  if (w.code !== 0) {
+    console.error(`warning: cannot update ${label}:${job.manifestPath}: ${w.stderr}`);
+  }
+  // 4. The store row; the staging dir is no longer needed.
+  const cluster = tunnelClusterKey(tunnel.spec);
+  const store = opts.store ?? await JobStore.open();
+  try {
+    store.insert({
+      slurm_job_id: id,
+      cluster,
+      key: job.key,
+      name: job.name,
+      slurm_name: job.slurmName,
+      profile: job.profileName,
+      mode: job.mode,
+      job_dir: job.jobDir,
+      pipeline: job.pipeline?.id ?? null,
+      stage: job.pipeline?.stage ?? null,
+      stages: job.pipeline?.stages ?? null,
+      dependency,
+      state: "PENDING",
+      terminal: false,
+      exit_code: null,
+      signal: null,
+      attempts: 0,
+      nodes: null,
+      reason: null,
+      elapsed: null,
+      secrets_file: job.secretsFile,
+      submitted_at: now,
+      started_at: null,
+      ended_at: null,
+      updated_at: now,
+      note: null,
+    });
+  } finally {
+    if (!opts.store) store.close();
+  }
+  try {
+    Deno.removeSync(stageDir, { recursive: true });
+  } catch { /* best effort */ }
+  return {
+    slurm_job_id: id,
+    name: job.name,
+    key: job.key,
+    job_dir: job.jobDir,
+    script: job.scriptPath,
+    cluster,
+  };
+}
+
+function withNote(err: unknown, note: string): unknown {
+  if (err instanceof RuntimeFailure || err instanceof UsageError) {
+    const Ctor = err instanceof UsageError ? UsageError : RuntimeFailure;
+    return new Ctor(err.message, { hint: [err.hint, note].filter(Boolean).join("; ") });
+  }
+  return err;
+}
