@@ -166,6 +166,35 @@ export function tunnelDir(): string {
   return dir;
 }
 
+/**
+ * Where control sockets go: `$NEMOTRON_HOME/ssh`, unless that path is too long for a Unix socket
+ * (108 bytes, and ssh appends a temp suffix while binding); then a private
+ * `/tmp/nemotron-ssh-<uid>` (0700, must be yours).
+ */
+function controlDir(): string {
+  const dir = tunnelDir();
+  if (dir.length <= 70) return dir;
+  const alt = `/tmp/nemotron-ssh-${Deno.uid() ?? "user"}`;
+  try {
+    Deno.mkdirSync(alt, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const st = Deno.lstatSync(alt);
+  if (!st.isDirectory || st.uid !== Deno.uid() || ((st.mode ?? 0) & 0o077) !== 0) {
+    throw new RuntimeFailure(
+      `${alt} is not a private directory of yours (needed for ssh control sockets: ${dir} is too long for one)`,
+      { hint: "remove it, or set NEMOTRON_HOME to a shorter path" },
+    );
+  }
+  return alt;
+}
+
+async function shortHash(s: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  return Array.from(d.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** The ssh failure behind exit code 255, as a RuntimeFailure with a fix; undefined if none. */
 export function sshFailure(spec: TunnelSpec, stderr: string): RuntimeFailure | undefined {
   const where = tunnelLabel(spec);
@@ -248,8 +277,9 @@ export class SshTunnel {
   }
 
   private static async connect(spec: TunnelSpec): Promise<SshTunnel> {
-    const dir = tunnelDir();
-    const tunnel = new SshTunnel(spec, path.join(dir, "%C"), path.join(dir, "master.log"));
+    const dir = controlDir();
+    const id = await shortHash(tunnelClusterKey(spec));
+    const tunnel = new SshTunnel(spec, path.join(dir, id), path.join(dir, `${id}.log`));
     const check = await tunnel.ssh(["-O", "check"], { master: true });
     if (check.code === 0) return tunnel;
     try {

@@ -10,7 +10,6 @@
 import * as path from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import type { JobRecord, JobStore } from "../jobs/store.ts";
-import { isOwnSecretsFilePath } from "./job_dir.ts";
 import { exitCodeOf, type FollowOptions, type FollowResult, type FollowTarget } from "./follow.ts";
 import { cancelSlurmJobs, jobState, type SlurmJobStatus } from "./slurm_state.ts";
 import type { RefreshOptions } from "./tracking.ts";
@@ -75,13 +74,27 @@ export async function removeRemoteSecrets(
   recs: readonly JobRecord[],
 ): Promise<void> {
   const files = recs.map((r) => r.secrets_file)
-    .filter((f, i): f is string => f !== null && isOwnSecretsFilePath(f, recs[i].job_dir));
+    .filter((f, i): f is string => f !== null && isRemoteSecretsFilePath(f, recs[i].job_dir));
   if (files.length === 0) return;
   await tunnel.exec(
     `me=$(id -u); for f in "$@"; do [ -f "$f" ] && [ ! -L "$f" ] && [ "$(stat -c %u -- "$f")" = "$me" ] && rm -f -- "$f"; done; exit 0`,
     undefined,
     files,
   ).catch(() => {/* the job script removes it too */});
+}
+
+/**
+ * Whether `file` is where nemotron put the secrets file of the job in `jobDir` on the cluster:
+ * `<remote_job_dir>/.nemotron-secrets-<uid>/<32 hex>.env` with `jobDir` =
+ * `<remote_job_dir>/jobs/<key>` (the uid is the cluster account's; the remote removal checks
+ * that the file is a regular file owned by that account).
+ */
+export function isRemoteSecretsFilePath(file: string, jobDir: string): boolean {
+  const dir = path.dirname(file);
+  return /^[0-9a-f]{32}\.env$/.test(path.basename(file)) &&
+    /^\.nemotron-secrets-\d+$/.test(path.basename(dir)) &&
+    path.dirname(dir) === path.dirname(path.dirname(path.resolve(jobDir))) &&
+    path.resolve(file) === file;
 }
 
 /** Cancel jobs, each through its own cluster's tunnel (login-node ones with the local scancel). */

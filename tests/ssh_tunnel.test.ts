@@ -1,0 +1,215 @@
+/**
+ * The ssh tunnel (`tunnel = "ssh"` profiles, issue 12) end to end against real components: an
+ * OpenSSH server on a loopback port as the cluster's login node in front of the local Slurm
+ * cluster, and nemotron running as the laptop user `nemotron-laptop` with its own ~/.ssh and a
+ * PATH with no Slurm command (tests/ssh_world.ts). Ports 2222–2260.
+ */
+import * as assert from "node:assert/strict";
+import * as path from "node:path";
+import { makeSshWorld, run, sshTest, type SshWorld } from "./ssh_world.ts";
+
+const SECRET = "tok-" + crypto.randomUUID().replaceAll("-", "");
+
+async function sha16(s: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+}
+
+/** A cluster profile through the tunnel; `extra` lines are appended. */
+function profile(w: SshWorld, host: string, extra = ""): string {
+  return `[cluster]
+executor = "slurm"
+tunnel = "ssh"
+host = "${host}"
+remote_job_dir = "${w.remoteJobDir}"
+container_image = ""
+time = "00:05:00"
+env_vars = { MY_API_TOKEN = "${SECRET}" }
+startup_commands = ['echo "token-sha=$(printf %s "$MY_API_TOKEN" | sha256sum | cut -c1-16)"']
+${extra}
+`;
+}
+
+function directConfig(port: number): string {
+  return `Host cluster\n  HostName 127.0.0.1\n  Port ${port}\n  User root\n  IdentityFile ~/.ssh/id_ed25519\n`;
+}
+
+/** Every file under `dir` whose bytes contain `needle` (skipping `skip`). */
+function filesContaining(dir: string, needle: string, skip: (p: string) => boolean = () => false) {
+  const hits: string[] = [];
+  const bytes = new TextEncoder().encode(needle);
+  const walk = (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(d)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (skip(p)) continue;
+      if (e.isDirectory) walk(p);
+      else if (e.isFile) {
+        try {
+          const data = Deno.readFileSync(p);
+          if (indexOf(data, bytes) >= 0) hits.push(p);
+        } catch { /* unreadable socket etc. */ }
+      }
+    }
+  };
+  walk(dir);
+  return hits;
+}
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** Scan every process's argv until stopped; returns the argvs that contained `needle`. */
+function watchArgv(needle: string): { stop: () => Promise<string[]>; seen: () => number } {
+  let running = true;
+  let scans = 0;
+  const hits: string[] = [];
+  const loop = (async () => {
+    while (running) {
+      for (const e of Deno.readDirSync("/proc")) {
+        if (!/^\d+$/.test(e.name)) continue;
+        try {
+          const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+          if (argv.includes(needle)) hits.push(argv.replaceAll("\0", " "));
+        } catch { /* gone */ }
+      }
+      scans++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return hits;
+    },
+    seen: () => scans,
+  };
+}
+
+async function squeueHas(id: string): Promise<boolean> {
+  const r = await run("squeue", ["-h", "-j", id, "-o", "%i"]);
+  return r.stdout.trim() === id;
+}
+
+async function waitDone(w: SshWorld, id: string, ms = 120000): Promise<string> {
+  const end = Date.now() + ms;
+  let last = "";
+  while (Date.now() < end) {
+    const r = await w.nemotron(["jobs", "status", id, "--json"]);
+    if (r.code === 0) {
+      const s = JSON.parse(r.stdout);
+      last = s.state;
+      if (s.terminal) return s.state;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`job ${id} did not end: ${last}`);
+}
+
+sshTest(
+  "ssh tunnel: demo pipe --batch, jobs status/logs/cancel, secret only in the job",
+  async () => {
+    const w = await makeSshWorld();
+    try {
+      const sshd = await w.startSshd(2231);
+      w.sshConfig(directConfig(2231), sshd.knownHostsLine + "\n");
+      w.envToml(profile(w, "cluster"));
+      // The laptop has ssh but no Slurm: proof that every Slurm call goes through the tunnel.
+      const which = await run("runuser", [
+        "-u",
+        "nemotron-laptop",
+        "--",
+        "/usr/bin/env",
+        "-i",
+        `PATH=${w.binDir}`,
+        "sh",
+        "-c",
+        "command -v ssh && ! command -v sbatch && ! command -v squeue",
+      ]);
+      assert.equal(which.code, 0, which.stdout + which.stderr);
+
+      const watch = watchArgv(SECRET);
+      const sub = await w.nemotron(["demo", "pipe", "-c", "tiny", "--batch", "cluster", "--json"]);
+      const argvHits = await watch.stop();
+      assert.equal(sub.code, 0, sub.stdout + sub.stderr);
+      assert.ok(watch.seen() > 3, "the argv scan ran during the submit");
+      assert.deepEqual(argvHits, [], "the secret was in a process argv");
+      const report = JSON.parse(sub.stdout);
+      assert.equal(report.jobs.length, 2);
+      const [data, train] = report.jobs;
+      for (const j of report.jobs) {
+        assert.ok(j.job_dir.startsWith(w.remoteJobDir + "/jobs/"), j.job_dir);
+        // The job dir exists on the cluster side, private.
+        const st = Deno.statSync(j.job_dir);
+        assert.equal(st.mode! & 0o077, 0, `${j.job_dir} is private`);
+        assert.ok(Deno.statSync(path.join(j.job_dir, "code")).isDirectory);
+        const manifest = JSON.parse(Deno.readTextFileSync(path.join(j.job_dir, "job.json")));
+        assert.equal(manifest.slurm_job_id, j.slurm_job_id);
+      }
+      // The job store records the tunnel as the job's cluster.
+      const list = await w.nemotron(["jobs", "list", "--json"]);
+      assert.equal(list.code, 0, list.stderr);
+      const rows = JSON.parse(list.stdout);
+      assert.equal(rows.length, 2);
+      for (const r of rows) assert.match(r.cluster, /^ssh:\/\/cluster$/);
+      assert.equal(
+        rows.find((r: { slurm_job_id: string }) => r.slurm_job_id === train.slurm_job_id)
+          .dependency,
+        `afterok:${data.slurm_job_id}`,
+      );
+
+      // Both stages run to the end; logs come through the tunnel.
+      assert.equal(await waitDone(w, train.slurm_job_id), "COMPLETED");
+      assert.equal(await waitDone(w, data.slurm_job_id), "COMPLETED");
+      const logs = await w.nemotron(["jobs", "logs", train.slurm_job_id]);
+      assert.equal(logs.code, 0, logs.stderr);
+      assert.match(logs.stdout, new RegExp(`token-sha=${await sha16(SECRET)}`), logs.stdout);
+      const sb = await w.nemotron(["jobs", "logs", data.slurm_job_id, "--sbatch"]);
+      assert.match(sb.stdout, /\[nemotron\] attempt 0 exited with code 0/);
+
+      // The secret is in no file (but env.toml itself), on either side, nor in any output.
+      const local = filesContaining(w.home, SECRET, (p) => p === path.join(w.cwd, "env.toml"));
+      assert.deepEqual(local, [], "secret in a local file");
+      assert.deepEqual(filesContaining(w.remoteJobDir, SECRET), [], "secret in a remote file");
+      for (const out of [sub, list, logs, sb]) {
+        assert.ok(!(out.stdout + out.stderr).includes(SECRET), "secret in output");
+      }
+
+      // Cancel through the tunnel: a long job, then `jobs cancel`.
+      w.envToml(profile(w, "cluster", 'setup_lines = "sleep 300"'));
+      const long = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster", "--json"]);
+      assert.equal(long.code, 0, long.stderr);
+      const longId = JSON.parse(long.stdout).jobs[0].slurm_job_id;
+      const longDir = JSON.parse(long.stdout).jobs[0].job_dir;
+      assert.ok(await squeueHas(longId));
+      const secretsDir = path.join(w.remoteJobDir, ".nemotron-secrets-0");
+      assert.equal(
+        [...Deno.readDirSync(secretsDir)].length,
+        1,
+        "the secrets file is on the cluster",
+      );
+      assert.equal(Deno.statSync(secretsDir).mode! & 0o777, 0o700);
+      const st = await w.nemotron(["jobs", "status", longId]);
+      assert.match(st.stdout, new RegExp(`job dir:\\s+${longDir}`));
+      const cancel = await w.nemotron(["jobs", "cancel", longId]);
+      assert.equal(cancel.code, 0, cancel.stdout + cancel.stderr);
+      assert.match(cancel.stdout, /cancelled job \d+ .*CANCELLED/);
+      const sq = await run("squeue", ["-h", "-j", longId, "-o", "%T"]);
+      assert.ok(!/RUNNING|PENDING/.test(sq.stdout), sq.stdout);
+      assert.equal([...Deno.readDirSync(secretsDir)].length, 0, "cancel removed the secrets file");
+    } finally {
+      await w.close();
+    }
+  },
+);
