@@ -213,3 +213,82 @@ sshTest(
     }
   },
 );
+
+sshTest("ssh tunnel: --run streams the remote log to the end; unchanged files are not sent again", async () => {
+  const w = await makeSshWorld();
+  try {
+    const sshd = await w.startSshd(2233);
+    w.sshConfig(directConfig(2233), sshd.knownHostsLine + "\n");
+    w.envToml(profile(w, "cluster"));
+    const r = await w.nemotron(["demo", "pipe", "-c", "tiny", "--run", "cluster"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    // The train stage's log (streamed through the tunnel): the loss per step and the secret's hash.
+    assert.match(r.stdout, /loss/i, r.stdout);
+    assert.match(r.stdout, new RegExp(`token-sha=${await sha16(SECRET)}`));
+    assert.match(r.stderr, /\[nemotron\] job \d+ COMPLETED/);
+    assert.ok(!(r.stdout + r.stderr).includes(SECRET));
+    // One handshake for the whole command: sshd accepted exactly one connection.
+    const accepted = sshd.log().match(/Accepted publickey/g) ?? [];
+    assert.equal(accepted.length, 1, sshd.log());
+    // The second stage's job dir lends nothing it had to send: files that are the same in both
+    // job dirs are hard links on the cluster (rsync --link-dest), not second copies.
+    const jobs = [...Deno.readDirSync(path.join(w.remoteJobDir, "jobs"))].map((e) =>
+      path.join(w.remoteJobDir, "jobs", e.name)
+    );
+    assert.equal(jobs.length, 2);
+    let linked = 0;
+    const walk = (d: string, rel = ""): string[] =>
+      [...Deno.readDirSync(path.join(d, rel))].flatMap((e) =>
+        e.isDirectory ? walk(d, path.join(rel, e.name)) : e.isFile ? [path.join(rel, e.name)] : []
+      );
+    for (const rel of walk(jobs[0], "code")) {
+      const a = Deno.statSync(path.join(jobs[0], rel));
+      let b: Deno.FileInfo;
+      try {
+        b = Deno.statSync(path.join(jobs[1], rel));
+      } catch {
+        continue;
+      }
+      const same = Deno.readFileSync(path.join(jobs[0], rel)).join() ===
+        Deno.readFileSync(path.join(jobs[1], rel)).join();
+      if (same) {
+        assert.equal(a.ino, b.ino, `${rel} is the same in both job dirs but was copied twice`);
+        linked++;
+      }
+    }
+    assert.ok(linked > 0, "no file in common between the two job dirs");
+    // Secrets files are gone after the jobs (the script removes them).
+    assert.deepEqual(filesContaining(w.remoteJobDir, SECRET), []);
+  } finally {
+    await w.close();
+  }
+});
+
+sshTest("ssh tunnel: a Host alias with ProxyJump through a second sshd (bastion)", async () => {
+  const w = await makeSshWorld();
+  try {
+    const cluster = await w.startSshd(2234);
+    const bastion = await w.startSshd(2235, { logLevel: "DEBUG1" });
+    w.sshConfig(
+      `Host login-via-bastion\n  HostName 127.0.0.1\n  Port 2234\n  User root\n  ProxyJump bastion\n` +
+        `Host bastion\n  HostName 127.0.0.1\n  Port 2235\n  User root\n` +
+        `Host *\n  IdentityFile ~/.ssh/id_ed25519\n`,
+      cluster.knownHostsLine + "\n" + bastion.knownHostsLine + "\n",
+    );
+    w.envToml(profile(w, "login-via-bastion"));
+    const r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster", "--json"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const id = JSON.parse(r.stdout).jobs[0].slurm_job_id;
+    assert.equal(await waitDone(w, id), "COMPLETED");
+    // The connection went through the bastion: it forwarded a channel to the cluster's port.
+    assert.match(bastion.log(), /direct-tcpip.*2234|to 127\.0\.0\.1 port 2234/, bastion.log());
+    const doctor = await w.nemotron(["doctor", "cluster"]);
+    assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    assert.match(doctor.stdout, /ok\s+profile cluster: ssh login-via-bastion\s+connected in \d+ ms \(handshake\)/);
+    assert.match(doctor.stdout, /ok\s+profile cluster: remote sbatch\s+slurm(-wlm)? \d+/);
+    assert.match(doctor.stdout, /ok\s+profile cluster: remote squeue\s+slurm(-wlm)? \d+/);
+    assert.match(doctor.stdout, /ok\s+profile cluster: remote_job_dir\s+.* is safe .* and writable/);
+  } finally {
+    await w.close();
+  }
+});
