@@ -214,55 +214,58 @@ sshTest(
   },
 );
 
-sshTest("ssh tunnel: --run streams the remote log to the end; unchanged files are not sent again", async () => {
-  const w = await makeSshWorld();
-  try {
-    const sshd = await w.startSshd(2233);
-    w.sshConfig(directConfig(2233), sshd.knownHostsLine + "\n");
-    w.envToml(profile(w, "cluster"));
-    const r = await w.nemotron(["demo", "pipe", "-c", "tiny", "--run", "cluster"]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    // The train stage's log (streamed through the tunnel): the loss per step and the secret's hash.
-    assert.match(r.stdout, /loss/i, r.stdout);
-    assert.match(r.stdout, new RegExp(`token-sha=${await sha16(SECRET)}`));
-    assert.match(r.stderr, /\[nemotron\] job \d+ COMPLETED/);
-    assert.ok(!(r.stdout + r.stderr).includes(SECRET));
-    // One handshake for the whole command: sshd accepted exactly one connection.
-    const accepted = sshd.log().match(/Accepted publickey/g) ?? [];
-    assert.equal(accepted.length, 1, sshd.log());
-    // The second stage's job dir lends nothing it had to send: files that are the same in both
-    // job dirs are hard links on the cluster (rsync --link-dest), not second copies.
-    const jobs = [...Deno.readDirSync(path.join(w.remoteJobDir, "jobs"))].map((e) =>
-      path.join(w.remoteJobDir, "jobs", e.name)
-    );
-    assert.equal(jobs.length, 2);
-    let linked = 0;
-    const walk = (d: string, rel = ""): string[] =>
-      [...Deno.readDirSync(path.join(d, rel))].flatMap((e) =>
-        e.isDirectory ? walk(d, path.join(rel, e.name)) : e.isFile ? [path.join(rel, e.name)] : []
+sshTest(
+  "ssh tunnel: --run streams the remote log to the end; unchanged files are not sent again",
+  async () => {
+    const w = await makeSshWorld();
+    try {
+      const sshd = await w.startSshd(2233);
+      w.sshConfig(directConfig(2233), sshd.knownHostsLine + "\n");
+      w.envToml(profile(w, "cluster"));
+      const r = await w.nemotron(["demo", "pipe", "-c", "tiny", "--run", "cluster"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      // The train stage's log (streamed through the tunnel): the loss per step and the secret's hash.
+      assert.match(r.stdout, /loss/i, r.stdout);
+      assert.match(r.stdout, new RegExp(`token-sha=${await sha16(SECRET)}`));
+      assert.match(r.stderr, /\[nemotron\] job \d+ COMPLETED/);
+      assert.ok(!(r.stdout + r.stderr).includes(SECRET));
+      // One handshake for the whole command: sshd accepted exactly one connection.
+      const accepted = sshd.log().match(/Accepted publickey/g) ?? [];
+      assert.equal(accepted.length, 1, sshd.log());
+      // The second stage's job dir lends nothing it had to send: files that are the same in both
+      // job dirs are hard links on the cluster (rsync --link-dest), not second copies.
+      const jobs = [...Deno.readDirSync(path.join(w.remoteJobDir, "jobs"))].map((e) =>
+        path.join(w.remoteJobDir, "jobs", e.name)
       );
-    for (const rel of walk(jobs[0], "code")) {
-      const a = Deno.statSync(path.join(jobs[0], rel));
-      let b: Deno.FileInfo;
-      try {
-        b = Deno.statSync(path.join(jobs[1], rel));
-      } catch {
-        continue;
+      assert.equal(jobs.length, 2);
+      let linked = 0;
+      const walk = (d: string, rel = ""): string[] =>
+        [...Deno.readDirSync(path.join(d, rel))].flatMap((e) =>
+          e.isDirectory ? walk(d, path.join(rel, e.name)) : e.isFile ? [path.join(rel, e.name)] : []
+        );
+      for (const rel of walk(jobs[0], "code")) {
+        const a = Deno.statSync(path.join(jobs[0], rel));
+        let b: Deno.FileInfo;
+        try {
+          b = Deno.statSync(path.join(jobs[1], rel));
+        } catch {
+          continue;
+        }
+        const same = Deno.readFileSync(path.join(jobs[0], rel)).join() ===
+          Deno.readFileSync(path.join(jobs[1], rel)).join();
+        if (same) {
+          assert.equal(a.ino, b.ino, `${rel} is the same in both job dirs but was copied twice`);
+          linked++;
+        }
       }
-      const same = Deno.readFileSync(path.join(jobs[0], rel)).join() ===
-        Deno.readFileSync(path.join(jobs[1], rel)).join();
-      if (same) {
-        assert.equal(a.ino, b.ino, `${rel} is the same in both job dirs but was copied twice`);
-        linked++;
-      }
+      assert.ok(linked > 0, "no file in common between the two job dirs");
+      // Secrets files are gone after the jobs (the script removes them).
+      assert.deepEqual(filesContaining(w.remoteJobDir, SECRET), []);
+    } finally {
+      await w.close();
     }
-    assert.ok(linked > 0, "no file in common between the two job dirs");
-    // Secrets files are gone after the jobs (the script removes them).
-    assert.deepEqual(filesContaining(w.remoteJobDir, SECRET), []);
-  } finally {
-    await w.close();
-  }
-});
+  },
+);
 
 sshTest("ssh tunnel: a Host alias with ProxyJump through a second sshd (bastion)", async () => {
   const w = await makeSshWorld();
@@ -284,11 +287,246 @@ sshTest("ssh tunnel: a Host alias with ProxyJump through a second sshd (bastion)
     assert.match(bastion.log(), /direct-tcpip.*2234|to 127\.0\.0\.1 port 2234/, bastion.log());
     const doctor = await w.nemotron(["doctor", "cluster"]);
     assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
-    assert.match(doctor.stdout, /ok\s+profile cluster: ssh login-via-bastion\s+connected in \d+ ms \(handshake\)/);
+    assert.match(
+      doctor.stdout,
+      /ok\s+profile cluster: ssh login-via-bastion\s+connected in \d+ ms \(handshake\)/,
+    );
     assert.match(doctor.stdout, /ok\s+profile cluster: remote sbatch\s+slurm(-wlm)? \d+/);
     assert.match(doctor.stdout, /ok\s+profile cluster: remote squeue\s+slurm(-wlm)? \d+/);
-    assert.match(doctor.stdout, /ok\s+profile cluster: remote_job_dir\s+.* is safe .* and writable/);
+    assert.match(
+      doctor.stdout,
+      /ok\s+profile cluster: remote_job_dir\s+.* is safe .* and writable/,
+    );
   } finally {
     await w.close();
   }
 });
+
+/** Nothing was half-done: no row in the laptop's store, no job dir and no job on the cluster. */
+async function assertNothingSubmitted(w: SshWorld, jobsBefore: string): Promise<void> {
+  const list = await w.nemotron(["jobs", "list", "--all", "--json"]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout), [], "a job was recorded");
+  let dirs: string[] = [];
+  try {
+    dirs = [...Deno.readDirSync(path.join(w.remoteJobDir, "jobs"))].map((e) => e.name);
+  } catch { /* no jobs/ at all */ }
+  assert.deepEqual(dirs, [], "a job dir was left on the cluster");
+  const sq = await run("squeue", ["-h", "-o", "%i"]);
+  const now = new Set(sq.stdout.split("\n").filter((x) => x));
+  const before = new Set(jobsBefore.split("\n").filter((x) => x));
+  const added = [...now].filter((x) => !before.has(x));
+  const ours: string[] = [];
+  for (const id of added) {
+    const s = await run("scontrol", ["show", "job", id]);
+    if (s.stdout.includes(w.remoteJobDir)) ours.push(id);
+  }
+  assert.deepEqual(ours, [], "a job reached Slurm");
+}
+
+sshTest(
+  "ssh tunnel: unknown host key, wrong key, unreachable host, bad profile: clear errors, nothing done",
+  async () => {
+    const w = await makeSshWorld();
+    try {
+      const sshd = await w.startSshd(2236);
+      const before = (await run("squeue", ["-h", "-o", "%i"])).stdout;
+      w.envToml(profile(w, "cluster"));
+
+      // Unknown host key: never accepted, the error says how to check and add it.
+      w.sshConfig(directConfig(2236), "");
+      let r = await w.nemotron(["demo", "pipe", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /host key is unknown/);
+      assert.match(r.stderr, /ssh-keyscan -p 2236 127\.0\.0\.1/);
+      assert.match(r.stderr, /log in once with `ssh cluster`/);
+      assert.match(r.stderr, /ssh-keygen -lf/);
+      assert.equal(Deno.readTextFileSync(path.join(w.home, ".ssh", "known_hosts")), "");
+      await assertNothingSubmitted(w, before);
+
+      // A changed host key: refused, with how to replace it.
+      w.sshConfig(
+        directConfig(2236),
+        `[127.0.0.1]:2236 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDxl0p+z2vQ6wYkpvRk6c3c1j7m5I2mM3lQm9a2X4V5y\n`,
+      );
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /host key CHANGED/);
+      assert.match(r.stderr, /ssh-keygen -R '\[127\.0\.0\.1\]:2236'/);
+      await assertNothingSubmitted(w, before);
+
+      // Wrong key: the login fails, the error names user / identity.
+      w.sshConfig(directConfig(2236), sshd.knownHostsLine + "\n");
+      const other = await w.startSshd(2237, {
+        authorizedKeys:
+          "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDxl0p+z2vQ6wYkpvRk6c3c1j7m5I2mM3lQm9a2X4V5y x",
+      });
+      w.sshConfig(directConfig(2237), other.knownHostsLine + "\n");
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /login failed: .*Permission denied/);
+      assert.match(r.stderr, /identity/);
+      await assertNothingSubmitted(w, before);
+
+      // Unreachable: nothing listens on the port.
+      w.sshConfig(directConfig(2238), "");
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /cannot reach the cluster: .*Connection refused/);
+      const doc = await w.nemotron(["doctor", "cluster"]);
+      assert.equal(doc.code, 1);
+      assert.match(doc.stdout, /FAIL\s+profile cluster: ssh cluster\s+ssh cluster: cannot reach/);
+
+      // Bad profiles: exit 2 before anything is tried, naming the key and its line.
+      w.envToml(profile(w, "cluster").replace('host = "cluster"', 'host = ""'));
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /profile 'cluster': host: is required with tunnel = "ssh"/);
+      w.envToml(profile(w, "cluster", "port = 70000"));
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /env\.toml:\d+.*port: must be a port number/s);
+      w.envToml(profile(w, "cluster", 'tunnel = "paramiko"').replace('tunnel = "ssh"\n', ""));
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /tunnel: must be "ssh" or "local"/);
+      await assertNothingSubmitted(w, before);
+    } finally {
+      await w.close();
+    }
+  },
+);
+
+sshTest(
+  "ssh tunnel: sshd stopped mid-submit, remote disk full, unsafe remote_job_dir, images, no remote sbatch",
+  async () => {
+    const w = await makeSshWorld();
+    try {
+      const sshd = await w.startSshd(2239);
+      w.sshConfig(directConfig(2239), sshd.knownHostsLine + "\n");
+      w.envToml(profile(w, "cluster"));
+      const before = (await run("squeue", ["-h", "-o", "%i"])).stdout;
+
+      // sshd dies after the checks, when the copy starts: an rsync wrapper on the laptop's PATH
+      // waits until the test has killed sshd (listener, master session and all).
+      const mark = path.join(w.cwd, "copy-starts");
+      const go = path.join(w.cwd, "go-on");
+      Deno.removeSync(path.join(w.binDir, "rsync"));
+      Deno.writeTextFileSync(
+        path.join(w.binDir, "rsync"),
+        `#!/bin/sh\ntouch ${mark}\nwhile [ ! -e ${go} ]; do sleep 0.05; done\nexec /usr/bin/rsync "$@"\n`,
+        { mode: 0o755 },
+      );
+      const child = w.spawnNemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      const end = Date.now() + 60000;
+      while (Date.now() < end) {
+        try {
+          Deno.statSync(mark);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      await sshd.stop();
+      Deno.writeTextFileSync(go, "");
+      const out = await child.output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 1, stderr);
+      assert.match(
+        stderr,
+        /copying the job dir to cluster:.* failed: .*cannot reach|Connection refused/,
+      );
+      assert.match(stderr, /nothing was submitted/);
+      await assertNothingSubmitted(w, before);
+      Deno.removeSync(path.join(w.binDir, "rsync"));
+      Deno.symlinkSync("/usr/bin/rsync", path.join(w.binDir, "rsync"));
+
+      // Remote disk full: remote_job_dir on a tiny tmpfs on the cluster side.
+      const sshd2 = await w.startSshd(2240);
+      w.sshConfig(directConfig(2240), sshd2.knownHostsLine + "\n");
+      const m = await run("mount", [
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=12k,mode=0700",
+        "tmpfs",
+        w.remoteJobDir,
+      ]);
+      assert.equal(m.code, 0, m.stderr);
+      try {
+        const r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+        assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
+        assert.match(r.stderr, /the cluster's disk is full/);
+        assert.match(r.stderr, /nothing was submitted/);
+        await assertNothingSubmitted(w, before);
+      } finally {
+        await run("umount", [w.remoteJobDir]);
+      }
+
+      // remote_job_dir that another user on the cluster could swap: exit 2 naming the directory;
+      // `doctor` says the same.
+      const shared = path.join(w.base, "cluster", "shared");
+      Deno.mkdirSync(shared, { mode: 0o777 });
+      Deno.chmodSync(shared, 0o777);
+      w.envToml(profile(w, "cluster").replace(w.remoteJobDir, path.join(shared, "me")));
+      let r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `remote_job_dir cluster:${shared}/me is not safe: ${shared}: it is writable by everyone`,
+        ),
+      );
+      const doc = await w.nemotron(["doctor", "cluster"]);
+      assert.equal(doc.code, 1);
+      assert.match(doc.stdout, /FAIL\s+profile cluster: remote_job_dir\s+.*is not safe/);
+      assert.ok(!exists(path.join(shared, "me")), "nothing was created in the unsafe dir");
+
+      // Images: a registry image is never uploaded: without a .sqsh on the cluster it is an error
+      // saying how to squash there; a .sqsh path on the cluster is used as is.
+      w.envToml(
+        profile(w, "cluster").replace(
+          'container_image = ""',
+          'container_image = "nvcr.io/nvidia/pytorch:25.01-py3"',
+        ),
+      );
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /has no squashed \.sqsh on cluster/);
+      assert.match(r.stderr, /nemotron squash nvcr\.io\/nvidia\/pytorch:25\.01-py3 -o /);
+      w.envToml(
+        profile(w, "cluster").replace(
+          'container_image = ""',
+          'container_image = "/lustre/img/pt.sqsh"',
+        ),
+      );
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster", "--dry-run"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /--container-image=\/lustre\/img\/pt\.sqsh/);
+      await assertNothingSubmitted(w, before);
+
+      // No Slurm on the cluster account's PATH: a clear error before anything is copied.
+      const sshd3 = await w.startSshd(2241, {
+        extraConfig:
+          `ForceCommand export PATH=${w.binDir}; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"`,
+      });
+      w.sshConfig(directConfig(2241), sshd3.knownHostsLine + "\n");
+      w.envToml(profile(w, "cluster"));
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /sbatch not found on cluster/);
+      await assertNothingSubmitted(w, before);
+    } finally {
+      await w.close();
+    }
+  },
+);
+
+function exists(p: string): boolean {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -134,7 +134,10 @@ export interface SshWorld {
   /** The laptop's public key (what authorized_keys of the cluster account holds). */
   readonly publicKey: string;
   /** Start an sshd on `port` that lets the laptop's key (or `authorizedKeys`) in as root. */
-  startSshd(port: number, opts?: { authorizedKeys?: string; logLevel?: string }): Promise<Sshd>;
+  startSshd(
+    port: number,
+    opts?: { authorizedKeys?: string; logLevel?: string; extraConfig?: string },
+  ): Promise<Sshd>;
   /** Write the laptop's ~/.ssh/config and known_hosts. */
   sshConfig(config: string, knownHosts: string): void;
   /** Write the laptop's env.toml (in `cwd`). */
@@ -260,7 +263,7 @@ export async function makeSshWorld(): Promise<SshWorld> {
     publicKey,
     binDir,
     async startSshd(port, opts = {}) {
-      const dir = path.join(base, `sshd-${port}`);
+      const dir = path.join(base, `sshd-${port}-${sshds.length}`);
       Deno.mkdirSync(dir, { mode: 0o700 });
       const hostPub = await keygen(path.join(dir, "host_ed25519"), `host-${port}`);
       Deno.writeTextFileSync(
@@ -284,6 +287,7 @@ export async function makeSshWorld(): Promise<SshWorld> {
         "MaxSessions 50",
         "MaxStartups 50",
         `LogLevel ${opts.logLevel ?? "INFO"}`,
+        ...(opts.extraConfig ? [opts.extraConfig] : []),
       ].join("\n") + "\n";
       Deno.writeTextFileSync(path.join(dir, "sshd_config"), cfg);
       const logFile = path.join(dir, "sshd.log");
@@ -350,7 +354,7 @@ export async function makeSshWorld(): Promise<SshWorld> {
       const ctl = path.join(home, ".nemotron", "ssh");
       try {
         for (const e of Deno.readDirSync(ctl)) {
-          if (!/^[0-9a-f]{16}$/.test(e.name)) continue;
+          if (!/^[0-9a-f]{40}$/.test(e.name)) continue;
           await run("runuser", [
             "-u",
             LAPTOP,

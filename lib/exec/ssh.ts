@@ -173,7 +173,7 @@ export function tunnelDir(): string {
  */
 function controlDir(): string {
   const dir = tunnelDir();
-  if (dir.length <= 70) return dir;
+  if (dir.length <= 48) return dir; // + "/" + 40 hex (%C) + ssh's 17-byte temp suffix < 108
   const alt = `/tmp/nemotron-ssh-${Deno.uid() ?? "user"}`;
   try {
     Deno.mkdirSync(alt, { mode: 0o700 });
@@ -196,10 +196,16 @@ async function shortHash(s: string): Promise<string> {
 }
 
 /** The ssh failure behind exit code 255, as a RuntimeFailure with a fix; undefined if none. */
-export function sshFailure(spec: TunnelSpec, stderr: string): RuntimeFailure | undefined {
+export function sshFailure(
+  spec: TunnelSpec,
+  stderr: string,
+  resolved?: { hostname: string; port: number },
+): RuntimeFailure | undefined {
   const where = tunnelLabel(spec);
   const text = stderr.trim();
-  const port = spec.port ? `-p ${spec.port} ` : "";
+  const hostname = resolved?.hostname ?? spec.host;
+  const portNo = resolved?.port ?? spec.port ?? 22;
+  const port = portNo !== 22 ? `-p ${portNo} ` : "";
   if (
     /Host key verification failed|No \S+ host key is known|host key for .* has changed|REMOTE HOST IDENTIFICATION HAS CHANGED/i
       .test(text)
@@ -211,10 +217,14 @@ export function sshFailure(spec: TunnelSpec, stderr: string): RuntimeFailure | u
         : `ssh ${where}: the host key is unknown (not in your known_hosts); nemotron never accepts host keys by itself`,
       {
         hint: changed
-          ? `ask the cluster admins whether the key changed; if so remove the old one with \`ssh-keygen -R ${spec.host}\` and add the new one`
-          : `check the fingerprint with the admins, then add the key: \`ssh-keyscan ${port}${spec.host} > /tmp/k && ssh-keygen -lf /tmp/k\` (compare), then \`cat /tmp/k >> ~/.ssh/known_hosts\` — or log in once with \`ssh ${port}${
+          ? `ask the cluster admins whether the key changed; if so remove the old one with \`ssh-keygen -R ${
+            portNo !== 22 ? `'[${hostname}]:${portNo}'` : hostname
+          }\` and add the new one`
+          : `get the key's fingerprint from the cluster admins, then either log in once with \`ssh ${
+            spec.port ? `-p ${spec.port} ` : ""
+          }${
             where.replace(/:\d+$/, "")
-          }\` and answer yes`,
+          }\`, compare the fingerprint it shows and answer yes, or (without ProxyJump) \`ssh-keyscan ${port}${hostname} > /tmp/k && ssh-keygen -lf /tmp/k\`, compare, then \`cat /tmp/k >> ~/.ssh/known_hosts\``,
       },
     );
   }
@@ -278,8 +288,10 @@ export class SshTunnel {
 
   private static async connect(spec: TunnelSpec): Promise<SshTunnel> {
     const dir = controlDir();
-    const id = await shortHash(tunnelClusterKey(spec));
-    const tunnel = new SshTunnel(spec, path.join(dir, id), path.join(dir, `${id}.log`));
+    // %C: ssh's hash of the resolved destination (host name, port, user after ~/.ssh/config), so
+    // a changed config never reuses a connection to the old place.
+    const log = path.join(dir, `${await shortHash(tunnelClusterKey(spec))}.log`);
+    const tunnel = new SshTunnel(spec, path.join(dir, "%C"), log);
     const check = await tunnel.ssh(["-O", "check"], { master: true });
     if (check.code === 0) return tunnel;
     try {
@@ -298,11 +310,24 @@ export class SshTunnel {
       try {
         log += "\n" + Deno.readTextFileSync(tunnel.logFile);
       } catch { /* none */ }
-      throw sshFailure(spec, log) ??
+      throw sshFailure(spec, log, await tunnel.resolve()) ??
         new RuntimeFailure(`ssh ${tunnelLabel(spec)}: exit code ${out.code}`);
     }
     tunnel.started = true;
     return tunnel;
+  }
+
+  /** Host name and port after ~/.ssh/config (`ssh -G`), for messages. */
+  async resolve(): Promise<{ hostname: string; port: number } | undefined> {
+    try {
+      const out = await this.ssh(["-G"], { master: true });
+      const text = dec.decode(out.stdout);
+      const hostname = /^hostname (\S+)$/m.exec(text)?.[1];
+      const port = Number(/^port (\d+)$/m.exec(text)?.[1]);
+      return hostname && port ? { hostname, port } : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The ssh options every call uses (before the host). */

@@ -352,9 +352,9 @@ export async function tunnelDoctorChecks(
   checks.push({
     name: `profile ${name}: ssh ${label}`,
     ok: true,
-    detail: `connected in ${
-      Math.round(tunnel.handshakeMs)
-    } ms (handshake); control socket in ${path.dirname(tunnel.controlPath)}`,
+    detail: `connected in ${Math.round(tunnel.handshakeMs)} ms (handshake); control socket in ${
+      path.dirname(tunnel.controlPath)
+    }`,
     required: true,
   });
   for (const tool of ["sbatch", "squeue"]) {
