@@ -149,6 +149,8 @@ export interface SshWorld {
     args: readonly string[],
     opts?: { env?: Record<string, string> },
   ): Deno.ChildProcess;
+  /** Run a one-file bundle (`deno run -A FILE ARGS…`) as the laptop user. */
+  denoRun(file: string, args: readonly string[]): Promise<RunResult>;
   /** Directory of the laptop's PATH. */
   readonly binDir: string;
   close(): Promise<void>;
@@ -240,7 +242,11 @@ export async function makeSshWorld(): Promise<SshWorld> {
     NO_COLOR: "1",
     ...extra,
   });
-  const argvFor = (args: readonly string[], extra?: Record<string, string>) => [
+  const argvFor = (
+    args: readonly string[],
+    extra?: Record<string, string>,
+    file = bundleFile,
+  ) => [
     "-u",
     LAPTOP,
     "--",
@@ -251,7 +257,7 @@ export async function makeSshWorld(): Promise<SshWorld> {
     "run",
     "-A",
     "--quiet",
-    bundleFile,
+    file,
     ...args,
   ];
 
@@ -339,6 +345,9 @@ export async function makeSshWorld(): Promise<SshWorld> {
     },
     async nemotron(args, opts = {}) {
       return await run("runuser", argvFor(args, opts.env), { cwd });
+    },
+    async denoRun(file, args) {
+      return await run("runuser", argvFor(args, {}, file), { cwd });
     },
     spawnNemotron(args, opts = {}) {
       return new Deno.Command("runuser", {

@@ -508,6 +508,8 @@ export interface TunnelJob {
   readonly tunnel: SshTunnel;
   /** `$NEMOTRON_HOME/ssh/stage/<key>`: where the job dir is built before it is copied. */
   readonly stageDir: string;
+  /** Earlier job dirs on the cluster whose unchanged files the copy hard-links. */
+  readonly linkDest?: readonly string[];
 }
 
 const TUNNEL_JOBS = new WeakMap<object, TunnelJob>();

@@ -15,6 +15,7 @@ import { RuntimeFailure, UsageError } from "../errors.ts";
 import { shellJoin, shellQuote } from "../shell.ts";
 import { type PathFacts, type PathInspector, untrustedPathComponent } from "../trusted_path.ts";
 import { JobStore } from "../jobs/store.ts";
+import { writeFileAtomic } from "../atomic.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import type { AutoMount } from "../config/resolvers.ts";
 import { renderEnrootImport } from "../squash/enroot.ts";
@@ -53,6 +54,8 @@ export interface RemoteProbe {
   readonly sbatch: string;
   /** Whether the `.sqsh` asked about exists there. */
   readonly sqshExists: boolean;
+  /** The newest job dirs in `<remote_job_dir>/jobs` (up to 3), for rsync `--link-dest`. */
+  readonly recentJobDirs: readonly string[];
   /** Facts about every component of the paths nemotron uses in `remote_job_dir`. */
   readonly inspector: PathInspector;
 }
@@ -68,6 +71,7 @@ case $rjd in "~") rjd=$HOME;; "~/"*) rjd=$HOME/$(printf '%s' "$rjd" | cut -c3-);
 uid=$(id -u) || exit 90
 printf 'U\t%s\nH\t%s\nD\t%s\nB\t%s\n' "$uid" "$HOME" "$rjd" "$(command -v sbatch 2>/dev/null)"
 if [ -n "$sqsh" ] && [ -f "$sqsh" ]; then printf 'Q\t1\n'; else printf 'Q\t0\n'; fi
+if cd -- "$rjd/jobs" 2>/dev/null; then ls -1t | head -n 3 | sed 's/^/L\t/'; cd /; fi
 set -f
 emit() { s=$(stat -c '%u %f' -- "$1" 2>/dev/null) && printf 'S\t%s\t%s\n' "$1" "$s"; return 0; }
 chain() {
@@ -100,6 +104,7 @@ export async function probeRemote(
   const facts = new Map<string, PathFacts | undefined>();
   const reals = new Map<string, string>();
   let uid = NaN, home = "", remoteJobDir = "", sbatch = "", sqshExists = false;
+  const recent: string[] = [];
   const gathered = new Set<string>();
   for (const line of dec.decode(out.stdout).split("\n")) {
     const f = line.split("\t");
@@ -108,6 +113,7 @@ export async function probeRemote(
     else if (f[0] === "D") remoteJobDir = f[1] ?? "";
     else if (f[0] === "B") sbatch = f[1] ?? "";
     else if (f[0] === "Q") sqshExists = f[1] === "1";
+    else if (f[0] === "L" && /^[A-Za-z0-9_.-]+$/.test(f[1] ?? "")) recent.push(f[1]);
     else if (f[0] === "S") {
       const [u, hex] = (f[2] ?? "").split(" ");
       const mode = parseInt(hex, 16);
@@ -138,7 +144,8 @@ export async function probeRemote(
       return facts.has(p) ? reals.get(p) ?? p : undefined;
     },
   };
-  return { uid, home, remoteJobDir, sbatch, sqshExists, inspector };
+  const recentJobDirs = recent.map((n) => path.join(remoteJobDir, "jobs", n));
+  return { uid, home, remoteJobDir, sbatch, sqshExists, recentJobDirs, inspector };
 }
 
 /** Refuse (exit 2) a `remote_job_dir` on the cluster that other users there could swap. */
@@ -250,7 +257,11 @@ export async function planTunnelJob(
     mounts: sqsh && registry ? [`${registry}:${registry}`] : [],
   });
   const script = await renderSbatch(job);
-  registerTunnelJob(job, { tunnel, stageDir: path.join(tunnelDir(), "stage", job.key) });
+  registerTunnelJob(job, {
+    tunnel,
+    stageDir: path.join(tunnelDir(), "stage", job.key),
+    linkDest: probe.recentJobDirs,
+  });
   for (const w of job.warnings) console.error(`warning: ${w}`);
   return { job, script, notes };
 }
@@ -279,11 +290,14 @@ async function squashOverSsh(
   }
 }
 
+/** Stands for the Slurm job id in the staged job.json until sbatch has given one. */
+const ID_PLACEHOLDER = "@@NEMOTRON_SLURM_JOB_ID@@";
+
 /**
- * Write the secrets file on the cluster from stdin, then run sbatch: one remote script, so the
- * secret values never appear in an argv or on this machine's disk. The secrets dir must be a
- * real directory of the remote user's (0700); the file is created with noclobber and umask 077.
- * If sbatch fails, the file is removed again.
+ * One remote script: write the secrets file from stdin, run sbatch, and on success put the job id
+ * into job.json (copied with a placeholder). The secret values never appear in an argv or on this
+ * machine's disk. The secrets dir must be a real directory of the remote user's (0700); the file
+ * is created with noclobber and umask 077, and removed again if sbatch fails.
  */
 function secretsThenSbatch(
   job: SlurmJob,
@@ -302,8 +316,18 @@ function secretsThenSbatch(
       `chmod 700 -- "$d"`,
       `set -C; cat > "$f" || exit 98; set +C`,
     ].join("\n");
-    const script = `${write}\n${shellJoin([cmd, ...args])}\nrc=$?\n` +
-      (file === null ? "" : `[ "$rc" -eq 0 ] || rm -f -- "$f"\n`) + `exit "$rc"\n`;
+    const m = shellQuote(job.manifestPath);
+    const script = [
+      write,
+      `out=$(${shellJoin([cmd, ...args])}); rc=$?`,
+      `printf '%s\\n' "$out"`,
+      `if [ "$rc" -eq 0 ]; then`,
+      `  id=$(printf '%s\\n' "$out" | tail -n 1 | cut -d ';' -f 1)`,
+      `  case $id in *[!0-9]*|'') ;; *) sed "s/${ID_PLACEHOLDER}/$id/" ${m} > ${m}.tmp && mv -f -- ${m}.tmp ${m};; esac`,
+      file === null ? "" : `else rm -f -- "$f"`,
+      `fi`,
+      `exit "$rc"`,
+    ].join("\n");
     const out = await tunnel.exec(script, file === null ? undefined : enc.encode(text));
     if (out.code === 97 || out.code === 98) {
       throw new RuntimeFailure(
@@ -328,30 +352,59 @@ export async function submitTunnelJob(
   const t = tunnelJobOf(job);
   if (!t) throw new Error("submitTunnelJob: not a tunnel job");
   const { tunnel, stageDir } = t;
-  const label = tunnelLabel(tunnel.spec);
   const dependency = opts.after && opts.after.length ? `afterok:${opts.after.join(":")}` : null;
   const removeRemote = async () => {
     try {
       await tunnel.exec(`rm -rf -- ${shellQuote(job.jobDir)}`);
     } catch { /* unreachable: say so below */ }
   };
-  // 1. Copy (earlier job dirs of this remote_job_dir lend their unchanged files).
-  try {
-    const prev = await tunnel.exec(
-      `cd -- ${shellQuote(path.dirname(job.jobDir))} 2>/dev/null && ls -1t | head -n 3`,
+  // 1. job.json as it will be once submitted (sbatch's job id is filled in on the cluster), then
+  //    the copy; earlier job dirs of this remote_job_dir lend their unchanged files.
+  const now = new Date().toISOString();
+  const manifestFile = path.join(stageDir, "job.json");
+  const staged: JobManifest = JSON.parse(Deno.readTextFileSync(manifestFile));
+  writeFileAtomic(
+    manifestFile,
+    JSON.stringify(
+      {
+        ...staged,
+        slurm_job_id: ID_PLACEHOLDER,
+        submitted_at: now,
+        dependency,
+        state: "SUBMITTED",
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  const failed = async (err: unknown) => {
+    await removeRemote();
+    writeFileAtomic(
+      manifestFile,
+      JSON.stringify(
+        {
+          ...staged,
+          dependency,
+          state: "SUBMIT_FAILED",
+          submit_error: err instanceof Error ? err.message : String(err),
+        },
+        null,
+        2,
+      ) + "\n",
     );
-    const linkDest = dec.decode(prev.stdout).split("\n").filter((n) => /^[A-Za-z0-9_.-]+$/.test(n))
-      .map((n) => path.join(path.dirname(job.jobDir), n));
+    return withNote(err, `nothing was submitted; the staged job dir is kept in ${stageDir}`);
+  };
+  try {
     await tunnel.upload(stageDir, job.jobDir, {
-      linkDest,
+      linkDest: t.linkDest,
       exclude: ["/code.tar.gz"],
       mkdirParent: path.dirname(job.jobDir),
     });
   } catch (err) {
-    await removeRemote();
-    throw withNote(err, `nothing was submitted; the staged job dir is kept in ${stageDir}`);
+    throw await failed(err);
   }
-  // 2. Secrets from stdin + sbatch, in one remote script (retried like a local sbatch).
+  // 2. Secrets from stdin + sbatch + the id into job.json, in one remote script (retried like a
+  //    local sbatch while slurmctld is unreachable).
   let id: string;
   try {
     id = await submitSbatch(job.scriptPath, {
@@ -360,26 +413,7 @@ export async function submitTunnelJob(
       run: secretsThenSbatch(job, tunnel),
     });
   } catch (err) {
-    await removeRemote();
-    throw withNote(err, `nothing was submitted; the staged job dir is kept in ${stageDir}`);
-  }
-  // 3. job.json on the cluster says what was submitted.
-  const now = new Date().toISOString();
-  const manifestFile = path.join(stageDir, "job.json");
-  const manifest: JobManifest = {
-    ...JSON.parse(Deno.readTextFileSync(manifestFile)),
-    slurm_job_id: id,
-    submitted_at: now,
-    dependency,
-    state: "SUBMITTED",
-  };
-  const tmp = `${job.manifestPath}.${crypto.randomUUID()}.tmp`;
-  const w = await tunnel.exec(
-    `cat > ${shellQuote(tmp)} && mv -f -- ${shellQuote(tmp)} ${shellQuote(job.manifestPath)}`,
-    enc.encode(JSON.stringify(manifest, null, 2) + "\n"),
-  ).catch((err) => ({ code: 1, stderr: String(err), stdout: new Uint8Array() }));
-  if (w.code !== 0) {
-    console.error(`warning: cannot update ${label}:${job.manifestPath}: ${w.stderr}`);
+    throw await failed(err);
   }
   // 4. The store row; the staging dir is no longer needed.
   const cluster = tunnelClusterKey(tunnel.spec);
