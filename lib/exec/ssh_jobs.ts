@@ -119,7 +119,7 @@ export async function cancelTunnelJobs(recs: readonly JobRecord[]): Promise<void
 export class RemoteLogReader {
   private offsets = new Map<string, number>();
   constructor(
-    private readonly tunnel: SshTunnel,
+    private readonly tunnel: Pick<SshTunnel, "exec" | "spec">,
     private readonly jobDir: string,
     private readonly attemptPrefix: string,
   ) {}

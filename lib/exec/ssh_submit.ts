@@ -89,7 +89,7 @@ done
 
 /** Ask the cluster about `remote_job_dir` (as written in the profile) in one ssh call. */
 export async function probeRemote(
-  tunnel: SshTunnel,
+  tunnel: Pick<SshTunnel, "exec" | "spec">,
   rjd: string,
   sqsh = "",
 ): Promise<RemoteProbe> {
@@ -133,7 +133,15 @@ export async function probeRemote(
     return out;
   };
   const targets = ["jobs", "git-cache", secretsDirName(uid)].map((s) => path.join(remoteJobDir, s));
-  for (const t of [...targets, ...reals.values()]) for (const p of prefixesOf(t)) gathered.add(p);
+  for (const t of targets) {
+    for (const p of prefixesOf(t)) gathered.add(p);
+    // Below its deepest existing component e (real path r) nothing of t exists: r + the rest.
+    for (const [e, r] of reals) {
+      if (e === "/" || t === e || t.startsWith(e + "/")) {
+        for (const p of prefixesOf(path.join(r, path.relative(e, t)))) gathered.add(p);
+      }
+    }
+  }
   const inspector: PathInspector = {
     lstat(p) {
       if (!gathered.has(p)) throw new Error(`remote path check: ${p} was not inspected`);
