@@ -95,7 +95,8 @@ export function exitCodeOf(st: SlurmJobStatus | undefined): number {
   return 1;
 }
 
-async function askDetachOrCancel(): Promise<"detach" | "cancel"> {
+/** Ask on the terminal whether to detach (default) or cancel the job. */
+export async function askDetachOrCancel(): Promise<"detach" | "cancel"> {
   const enc = new TextEncoder();
   Deno.stderr.writeSync(enc.encode("\n[nemotron] detach (d, default) or cancel the job (c)? "));
   const buf = new Uint8Array(64);

@@ -10,7 +10,13 @@
 import * as path from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import type { JobRecord, JobStore } from "../jobs/store.ts";
-import { exitCodeOf, type FollowOptions, type FollowResult, type FollowTarget } from "./follow.ts";
+import {
+  askDetachOrCancel,
+  exitCodeOf,
+  type FollowOptions,
+  type FollowResult,
+  type FollowTarget,
+} from "./follow.ts";
 import { cancelSlurmJobs, jobState, type SlurmJobStatus } from "./slurm_state.ts";
 import type { RefreshOptions } from "./tracking.ts";
 import {
@@ -200,7 +206,11 @@ export async function followTunnelJob(
   const prefix = `log-${target.slurm_name}_${id}_`;
   const reader = new RemoteLogReader(tunnel, target.job_dir, prefix);
   const interrupt = new AbortController();
-  const onSigint = () => interrupt.abort();
+  let sigint = false;
+  const onSigint = () => {
+    sigint = true;
+    interrupt.abort();
+  };
   if (opts.handleSigint ?? true) Deno.addSignalListener("SIGINT", onSigint);
   opts.signal?.addEventListener("abort", () => interrupt.abort(), { once: true });
   let attempt = opts.attempt ?? -1;
@@ -237,6 +247,15 @@ export async function followTunnelJob(
       if (interrupt.signal.aborted) break;
     }
     if (interrupt.signal.aborted && !(status?.terminal)) {
+      if (sigint && (opts.interactive ?? Deno.stdin.isTerminal())) {
+        if (await askDetachOrCancel() === "cancel") {
+          const rec = opts.store?.find(id).find((r) => r.cluster === target.cluster);
+          await cancelSlurmJobs([id], run);
+          if (rec) await removeRemoteSecrets(tunnel, [rec]);
+          note(`[nemotron] cancelled job ${id}`);
+          return { exitCode: 130, status, detached: false, cancelled: true };
+        }
+      }
       note(
         `[nemotron] detached; job ${id} keeps running. Follow again: nemotron jobs logs ${id} -f`,
       );
