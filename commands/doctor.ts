@@ -171,6 +171,18 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
     for (const name of names) {
       try {
         const profile = resolveProfile(env, name);
+        if (profile.tunnel === "ssh") {
+          // ssh tunnel (issue 12): remote_job_dir is on the cluster; `doctor NAME` checks it there.
+          checks.push({
+            name: `profile ${name}`,
+            ok: true,
+            detail: `tunnel = "ssh" (${
+              String(profile.host)
+            }): \`nemotron doctor ${name}\` checks it through ssh`,
+            required: false,
+          });
+          continue;
+        }
         const rjd = profile.remote_job_dir;
         if (typeof rjd !== "string" || rjd === "") {
           if (profileName) {

@@ -175,6 +175,14 @@ sshTest(
       const logs = await w.nemotron(["jobs", "logs", train.slurm_job_id]);
       assert.equal(logs.code, 0, logs.stderr);
       assert.match(logs.stdout, new RegExp(`token-sha=${await sha16(SECRET)}`), logs.stdout);
+      const follow = await w.nemotron(["jobs", "logs", train.slurm_job_id, "-f"]);
+      assert.equal(follow.code, 0, follow.stderr);
+      assert.equal(follow.stdout, logs.stdout, "logs -f of an ended job prints the same log once");
+      const status = JSON.parse(
+        (await w.nemotron(["jobs", "status", train.slurm_job_id, "--json"])).stdout,
+      );
+      assert.equal(status.attempts, 1);
+      assert.equal(status.exit_code, 0);
       const sb = await w.nemotron(["jobs", "logs", data.slurm_job_id, "--sbatch"]);
       assert.match(sb.stdout, /\[nemotron\] attempt 0 exited with code 0/);
 
@@ -296,6 +304,12 @@ sshTest("ssh tunnel: a Host alias with ProxyJump through a second sshd (bastion)
     assert.match(
       doctor.stdout,
       /ok\s+profile cluster: remote_job_dir\s+.* is safe .* and writable/,
+    );
+    // `doctor` without a profile does not check a tunnel profile's remote_job_dir on the laptop.
+    const all = await w.nemotron(["doctor"]);
+    assert.match(
+      all.stdout,
+      /profile cluster\s+tunnel = "ssh" \(login-via-bastion\): `nemotron doctor cluster`/,
     );
   } finally {
     await w.close();

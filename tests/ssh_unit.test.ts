@@ -15,7 +15,9 @@ import {
   tunnelSpecOf,
 } from "../lib/exec/ssh.ts";
 import { checkRemoteJobDirOverSsh, probeRemote } from "../lib/exec/ssh_submit.ts";
-import { RemoteLogReader } from "../lib/exec/ssh_jobs.ts";
+import { remoteJobFiles, RemoteLogReader } from "../lib/exec/ssh_jobs.ts";
+import { readAttempts } from "../lib/exec/job_dir.ts";
+import type { JobRecord } from "../lib/jobs/store.ts";
 import { untrustedPathComponent } from "../lib/trusted_path.ts";
 import { secretsDirName } from "../lib/exec/slurm.ts";
 import { RuntimeFailure, UsageError } from "../lib/errors.ts";
@@ -233,5 +235,42 @@ Deno.test("a dry run with a tunnel profile connects nowhere and shows where the 
     assert.throws(() => Deno.statSync(path.join(dir, "home", "ssh")), "no control dir: no ssh");
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("remoteJobFiles: attempts.tsv and retries of several job dirs in one call, as read locally", async () => {
+  const base = Deno.makeTempDirSync();
+  try {
+    const mk = (name: string, tsv: string | null, retries: number | null) => {
+      const d = path.join(base, name);
+      Deno.mkdirSync(d);
+      if (tsv !== null) Deno.writeTextFileSync(path.join(d, "attempts.tsv"), tsv);
+      if (retries !== null) {
+        Deno.writeTextFileSync(
+          path.join(d, "job.json"),
+          JSON.stringify({ key: name, retries, attempts: [] }, null, 2),
+        );
+      }
+      return { key: name, job_dir: d } as unknown as JobRecord;
+    };
+    const recs = [
+      mk("a", "start\t0\t11\t1700000000\tn1\nend\t0\t3\t1700000010\n", 2),
+      mk(
+        "b",
+        "start\t0\t12\t1700000000\tn1\nend\t0\t1\t1700000005\nstart\t1\t12\t1700000100\tn2\n",
+        1,
+      ),
+      mk("c", null, null),
+    ];
+    const files = await remoteJobFiles(localTunnel, recs);
+    for (const r of recs) {
+      assert.deepEqual(files.get(r.key)?.attempts, readAttempts(r.job_dir), r.key);
+    }
+    assert.equal(files.get("a")?.retries, 2);
+    assert.equal(files.get("b")?.retries, 1);
+    assert.equal(files.get("c")?.retries, 0);
+    assert.equal(files.get("b")?.attempts.length, 2);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
   }
 });

@@ -360,6 +360,11 @@ export function readAttempts(jobDir: string): AttemptRecord[] {
   } catch {
     return [];
   }
+  return parseAttempts(text);
+}
+
+/** The attempts in the text of an `attempts.tsv` (latest record per attempt number). */
+export function parseAttempts(text: string): AttemptRecord[] {
   const byAttempt = new Map<number, AttemptRecord>();
   const iso = (s: string | undefined) =>
     s && /^\d+$/.test(s) ? new Date(Number(s) * 1000).toISOString() : null;

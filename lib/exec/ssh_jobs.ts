@@ -10,6 +10,7 @@
 import * as path from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import type { JobRecord, JobStore } from "../jobs/store.ts";
+import { type AttemptRecord, parseAttempts } from "./job_dir.ts";
 import {
   askDetachOrCancel,
   exitCodeOf,
@@ -66,12 +67,46 @@ export async function refreshTunnelJobs(
       );
       continue;
     }
-    const fresh = await refreshLocal(store, recs, { ...opts, run: tunnel.runner, cluster });
+    const files = await remoteJobFiles(tunnel, recs.filter((r) => !r.terminal));
+    const fresh = await refreshLocal(store, recs, {
+      ...opts,
+      run: tunnel.runner,
+      cluster,
+      jobFiles: (r) => files.get(r.key) ?? { attempts: [], retries: 0 },
+    });
     const ended = fresh.filter((r) => r.terminal && !recs.find((o) => o.key === r.key)?.terminal);
     await removeRemoteSecrets(tunnel, ended);
     for (const r of fresh) byKey.set(r.key, r);
   }
   return records.map((r) => byKey.get(r.key) ?? r);
+}
+
+/**
+ * attempts.tsv and the manifest's `retries` of each job dir on the cluster, in one ssh call (what
+ * a refresh needs when slurmctld has forgotten a job and there is no accounting).
+ */
+export async function remoteJobFiles(
+  tunnel: Pick<SshTunnel, "exec">,
+  recs: readonly JobRecord[],
+): Promise<Map<string, { attempts: AttemptRecord[]; retries: number }>> {
+  const out = new Map<string, { attempts: AttemptRecord[]; retries: number }>();
+  if (recs.length === 0) return out;
+  const r = await tunnel.exec(
+    `for d in "$@"; do printf '\\036%s\\n' "$d"; grep -o '"retries": *[0-9]*' "$d/job.json" 2>/dev/null | head -n 1; printf '\\035\\n'; cat "$d/attempts.tsv" 2>/dev/null; done; exit 0`,
+    undefined,
+    recs.map((x) => x.job_dir),
+  );
+  for (const chunk of dec.decode(r.stdout).split("\x1e").slice(1)) {
+    const [head, tsv = ""] = chunk.split("\x1d\n");
+    const [dir, retriesLine = ""] = head.split("\n");
+    const rec = recs.find((x) => x.job_dir === dir);
+    if (!rec) continue;
+    out.set(rec.key, {
+      attempts: parseAttempts(tsv),
+      retries: Number(/(\d+)/.exec(retriesLine)?.[1] ?? 0),
+    });
+  }
+  return out;
 }
 
 /** Remove the secrets files of ended jobs on the cluster (only files at a job's own path). */

@@ -4,7 +4,13 @@
  * failed, the later stages can never run (`afterok`), so they are cancelled and say why.
  */
 import { type JobRecord, type JobStateUpdate, JobStore } from "../jobs/store.ts";
-import { readAttempts, readManifest, removeSecretsFile, updateManifest } from "./job_dir.ts";
+import {
+  type AttemptRecord,
+  readAttempts,
+  readManifest,
+  removeSecretsFile,
+  updateManifest,
+} from "./job_dir.ts";
 import {
   cancelSlurmJobs,
   type CommandRunner,
@@ -20,6 +26,11 @@ export interface RefreshOptions {
   /** Cancel pipeline stages that can never run (default true). */
   readonly settlePipelines?: boolean;
   readonly cluster?: string;
+  /**
+   * What the job dir records (attempts.tsv, the manifest's retries) when it is not on this
+   * machine's filesystem (ssh tunnel); default: read from `job_dir`.
+   */
+  readonly jobFiles?: (rec: JobRecord) => { attempts: AttemptRecord[]; retries: number };
 }
 
 function isoOrNull(s: string | null): string | null {
@@ -29,8 +40,12 @@ function isoOrNull(s: string | null): string | null {
 }
 
 /** The store update for one job from its Slurm status and the attempts the script recorded. */
-function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpdate {
-  const attempts = readAttempts(rec.job_dir);
+function updateFrom(
+  rec: JobRecord,
+  st: SlurmJobStatus | undefined,
+  files?: RefreshOptions["jobFiles"],
+): JobStateUpdate {
+  const attempts = files ? files(rec).attempts : readAttempts(rec.job_dir);
   const attemptCount = attempts.length ? attempts[attempts.length - 1].attempt + 1 : 0;
   if (st) {
     return {
@@ -49,7 +64,7 @@ function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpd
   }
   // slurmctld forgot the job and there is no accounting: trust the script's own records.
   const last = attempts[attempts.length - 1];
-  const retries = last ? readManifest(rec.job_dir)?.retries ?? 0 : 0;
+  const retries = !last ? 0 : files ? files(rec).retries : readManifest(rec.job_dir)?.retries ?? 0;
   if (last && last.exitCode !== null && (last.exitCode === 0 || last.attempt >= retries)) {
     return {
       state: last.exitCode === 0 ? "COMPLETED" : "FAILED",
@@ -94,7 +109,9 @@ export async function refreshJobs(
   if (live.length === 0) return [...records];
   const states = await jobState(live.map((r) => r.slurm_job_id), { run });
   const updates = new Map<string, JobStateUpdate>();
-  for (const rec of live) updates.set(rec.key, updateFrom(rec, states.get(rec.slurm_job_id)));
+  for (const rec of live) {
+    updates.set(rec.key, updateFrom(rec, states.get(rec.slurm_job_id), opts.jobFiles));
+  }
   store.transaction(() => {
     for (const [key, patch] of updates) store.update(key, patch);
   });
