@@ -269,6 +269,40 @@ sshTest(
       assert.ok(linked > 0, "no file in common between the two job dirs");
       // Secrets files are gone after the jobs (the script removes them).
       assert.deepEqual(filesContaining(w.remoteJobDir, SECRET), []);
+
+      // A master killed hard leaves a stale socket: the next command replaces it; two commands at
+      // once start one master between them (no stray background connection).
+      const ctl = path.join(w.home, ".nemotron", "ssh");
+      const masters = () => {
+        const out: number[] = [];
+        for (const e of Deno.readDirSync("/proc")) {
+          if (!/^\d+$/.test(e.name)) continue;
+          try {
+            const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+            if (
+              argv[0].endsWith("ssh") && argv.includes("-N") && argv.some((a) => a.includes(ctl))
+            ) {
+              out.push(Number(e.name));
+            }
+          } catch { /* gone */ }
+        }
+        return out;
+      };
+      const before = masters();
+      assert.equal(before.length, 1, "one master after the command");
+      for (const p of before) Deno.kill(p, "SIGKILL");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(
+        [...Deno.readDirSync(ctl)].some((e) => /^[0-9a-f]{40}$/.test(e.name)),
+        "the stale socket is still there",
+      );
+      const [l1, l2] = await Promise.all([
+        w.nemotron(["jobs", "list", "--all"]),
+        w.nemotron(["jobs", "list", "--all"]),
+      ]);
+      assert.equal(l1.code, 0, l1.stderr);
+      assert.equal(l2.code, 0, l2.stderr);
+      assert.equal(masters().length, 1, "exactly one master for two commands");
     } finally {
       await w.close();
     }

@@ -290,31 +290,52 @@ export class SshTunnel {
     const dir = controlDir();
     // %C: ssh's hash of the resolved destination (host name, port, user after ~/.ssh/config), so
     // a changed config never reuses a connection to the old place.
-    const log = path.join(dir, `${await shortHash(tunnelClusterKey(spec))}.log`);
-    const tunnel = new SshTunnel(spec, path.join(dir, "%C"), log);
-    const check = await tunnel.ssh(["-O", "check"], { master: true });
-    if (check.code === 0) return tunnel;
+    const id = await shortHash(tunnelClusterKey(spec));
+    const tunnel = new SshTunnel(spec, path.join(dir, "%C"), path.join(dir, `${id}.log`));
+    // Two commands starting at once must not both start a master (the second would stay behind
+    // as a plain background connection): check-and-start under an exclusive lock.
+    const lock = Deno.openSync(path.join(dir, `${id}.lock`), {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
     try {
-      Deno.removeSync(tunnel.logFile);
+      await lock.lock(true);
+      await tunnel.startMaster();
+    } finally {
+      lock.close();
+    }
+    return tunnel;
+  }
+
+  /** Reuse a live master for this destination, or start one (timing the handshake). */
+  private async startMaster(): Promise<void> {
+    const spec = this.spec;
+    const check = await this.ssh(["-O", "check"], { master: true });
+    if (check.code === 0) return;
+    try {
+      Deno.removeSync(this.logFile);
     } catch { /* none */ }
     const t0 = performance.now();
     // -f: into the background once logged in; -E: its messages go to a private log file, so no
     // pipe of ours stays open behind it; prompts (passphrase, OTP) still reach a terminal.
-    const out = await tunnel.ssh(
-      ["-f", "-N", "-E", tunnel.logFile, "-o", "ControlMaster=yes", "-o", "ControlPersist=60"],
+    // ControlMaster=auto (under the lock, no live master): a stale socket left by a killed master
+    // is removed by ssh instead of disabling multiplexing.
+    const out = await this.ssh(
+      ["-f", "-N", "-E", this.logFile, "-o", "ControlMaster=auto", "-o", "ControlPersist=60"],
       { master: true },
     );
-    tunnel.handshakeMs = performance.now() - t0;
+    this.handshakeMs = performance.now() - t0;
     if (out.code !== 0) {
       let log = out.stderr;
       try {
-        log += "\n" + Deno.readTextFileSync(tunnel.logFile);
+        log += "\n" + Deno.readTextFileSync(this.logFile);
       } catch { /* none */ }
-      throw sshFailure(spec, log, await tunnel.resolve()) ??
+      throw sshFailure(spec, log, await this.resolve()) ??
         new RuntimeFailure(`ssh ${tunnelLabel(spec)}: exit code ${out.code}`);
     }
-    tunnel.started = true;
-    return tunnel;
+    this.started = true;
   }
 
   /** Host name and port after ~/.ssh/config (`ssh -G`), for messages. */
