@@ -6,7 +6,7 @@ import { Command } from "./lib/cli/command.ts";
 import denoJson from "./deno.json" with { type: "json" };
 import { type CliContext, extractLeadingGlobals } from "./lib/cli/args.ts";
 import { formatError, NemotronError } from "./lib/errors.ts";
-import { GLOBAL_OPTIONS_HELP } from "./lib/cli/help.ts";
+import { globalOptionsHelp } from "./lib/cli/help.ts";
 import { colorLabels, stderrColor } from "./lib/cli/color.ts";
 
 const SQUASH_DESCRIPTION =
@@ -16,7 +16,7 @@ const ARTIFACTS_DESCRIPTION =
   "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)";
 const CONFIG_DESCRIPTION = "Inspect OmegaConf-style YAML configs";
 const DOCTOR_DESCRIPTION =
-  "check what this login node has for nemotron (Slurm, tools, env.toml, job dirs)";
+  "Check what this login node has for nemotron (Slurm, tools, env.toml, profiles)";
 
 /**
  * Build the whole command tree for one invocation. Each command's module is imported explicitly
@@ -26,8 +26,12 @@ const DOCTOR_DESCRIPTION =
 export function buildProgram(cli: CliContext): Command {
   const program = new Command("nemotron")
     .description("Launch training and data recipes locally, on Slurm, or as Ray clusters on Slurm.")
-    .version(denoJson.version, "-V, --version", "print the version")
-    .addHelpText("after", GLOBAL_OPTIONS_HELP);
+    .version(
+      denoJson.version,
+      "-V, --version",
+      "Print the version, the commit and the Deno version (--json)",
+    )
+    .addHelpText("after", globalOptionsHelp());
   program.addCommand(
     new Command("demo")
       .description("CPU demo recipes: tokenize a bundled corpus, train a tiny n-gram model")
@@ -138,8 +142,8 @@ export function buildProgram(cli: CliContext): Command {
   ));
   program.addCommand(Command.lazy(
     "completion",
-    "print a shell completion script (bash, zsh or fish)",
-    async () => (await import("./commands/completion.ts")).completionCommand(cli, () => program),
+    "Print a shell completion script (bash, zsh or fish)",
+    async () => (await import("./commands/completion.ts")).completionCommand(cli),
   ));
   return program;
 }
@@ -149,7 +153,20 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   try {
     const { leading, rest } = extractLeadingGlobals(argv);
     const cli: CliContext = { argv, leading, rest };
+    // `--version [--json]`: version, the commit it was built from, the Deno runtime.
+    if ((rest[0] === "--version" || rest[0] === "-V") && rest.length <= 2) {
+      const json = rest[1] === "--json";
+      if (rest.length === 1 || json) {
+        const { versionInfo, versionLine } = await import("./lib/version.ts");
+        console.log(json ? JSON.stringify(versionInfo(), null, 2) : versionLine());
+        return 0;
+      }
+    }
     const program = buildProgram(cli);
+    // Hidden: the completion engine the shell scripts of `nemotron completion` call.
+    if (argv[0] === "__complete") {
+      return (await import("./commands/complete.ts")).runComplete(program, argv.slice(1));
+    }
     if (rest.length === 0) {
       program.outputHelp();
       return 0;
@@ -163,6 +180,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
 
 /** Print an error the way users see it and return its exit code. */
 function reportError(err: unknown): number {
+  // The reader of our output went away (`nemotron jobs logs 1 | head -1`): like git, stop quietly.
+  if (err instanceof Deno.errors.BrokenPipe) return 0;
   if (err instanceof NemotronError) {
     console.error(colorLabels(formatError(err), stderrColor()));
     return err.exitCode;

@@ -7,12 +7,11 @@
 import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/errors.ts";
-import { isSecretName, REDACTED } from "../lib/secrets.ts";
+import { redactArgv } from "../lib/secrets.ts";
 import { shellJoin } from "../lib/shell.ts";
 import { registryFromEnvironment } from "../lib/artifacts/root.ts";
 import {
   type ArtifactRegistry,
-  isSecretMetadataKey,
   type LineageNode,
   type Manifest,
   type Producer,
@@ -38,17 +37,11 @@ export function parseMetadataItem(item: string): [string, unknown] {
 }
 
 /**
- * The nemotron command line for a manifest, with `KEY=value` tokens redacted when the last dotted
- * segment of KEY names a secret (`run.env.env_vars.HF_TOKEN=…`, `api_key=…`; not `tokens=…`).
+ * The nemotron command line for a manifest, with secret values hidden by the one rule of
+ * lib/secrets.ts (`run.env.env_vars.HF_TOKEN=…`, `api_key=…`, `--password X`; not `tokens=…`).
  */
 function redactedCommand(argv: readonly string[]): string {
-  return "nemotron " + shellJoin(argv.map((t) => {
-    const eq = t.indexOf("=");
-    if (eq <= 0) return t;
-    const last = t.slice(0, eq).split(".").pop()!;
-    const secret = isSecretMetadataKey(last) || (isSecretName(last) && last === last.toUpperCase());
-    return secret ? `${t.slice(0, eq)}=${REDACTED}` : t;
-  }));
+  return "nemotron " + shellJoin(redactArgv(argv));
 }
 
 function producerLine(p: Producer): string {
@@ -116,10 +109,22 @@ function lineageJson(node: LineageNode): Record<string, unknown> {
 export function artifactsCommand(cli: CliContext): Command {
   const group = new Command("artifacts").description(
     "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)",
-  );
+  )
+    .examples([
+      ["nemotron artifacts list", "Every artifact, its versions and aliases"],
+      ["nemotron artifacts show demo-data-tiny", "The latest version: path, producer, inputs"],
+      ["nemotron artifacts lineage demo-model-tiny:v2", "What a version was made from"],
+      [
+        "nemotron artifacts publish ds ./data -t dataset",
+        "Copy ./data in as the next version of ds",
+      ],
+    ]);
 
   group.command("list")
     .description("list artifacts with their versions and aliases")
+    .examples([
+      ["nemotron artifacts list --json", "Machine-readable"],
+    ])
     .option(
       "--json",
       "print JSON: [{name, versions:[{version, path, created_at, producer}], aliases}]",
@@ -167,6 +172,10 @@ export function artifactsCommand(cli: CliContext): Command {
 
   group.command("show")
     .description("show one version: path, producer, inputs, metadata (default: latest)")
+    .examples([
+      ["nemotron artifacts show ds:v3", "Version 3"],
+      ["nemotron artifacts show ds:best --json", "The version alias best points at"],
+    ])
     .argument("<ref>", "NAME, NAME:latest, NAME:vN, NAME:N or NAME:ALIAS")
     .option("--json", "print the manifest as JSON (with metadata.json and aliases)")
     .action((ref: string, opts: { json?: boolean }) => {
@@ -183,6 +192,9 @@ export function artifactsCommand(cli: CliContext): Command {
 
   group.command("lineage")
     .description("show the tree of artifacts a version was made from")
+    .examples([
+      ["nemotron artifacts lineage demo-model-tiny", "The latest version's inputs, recursively"],
+    ])
     .argument("<ref>", "NAME[:VERSION]")
     .option("--json", "print the tree as JSON")
     .action((ref: string, opts: { json?: boolean }) => {
@@ -193,6 +205,10 @@ export function artifactsCommand(cli: CliContext): Command {
 
   group.command("publish")
     .description("publish a file or directory as the next version of NAME")
+    .examples([
+      ["nemotron artifacts publish ds ./data -m rows=1000", "With metadata"],
+      ["nemotron artifacts publish ckpt /lustre/ckpt --reference", "Record the path, copy nothing"],
+    ])
     .argument("<name>", "artifact name (letters, digits, '_', '.', '-')")
     .argument("<path>", "file or directory to publish")
     .option(
@@ -228,6 +244,9 @@ export function artifactsCommand(cli: CliContext): Command {
 
   group.command("alias")
     .description("point ALIAS of NAME at a version (e.g. `alias demo-model best v3`)")
+    .examples([
+      ["nemotron artifacts alias demo-model best v3", "best \u2192 v3"],
+    ])
     .argument("<name>", "artifact name")
     .argument("<alias>", "alias (not 'latest', 'vN' or a number)")
     .argument("<version>", "vN, N, latest or another alias")

@@ -6,6 +6,7 @@ import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/errors.ts";
 import { extendsChain, loadEnvFile, profileNames, resolveProfile } from "../lib/env_toml.ts";
+import { checkProfileKeys } from "../lib/profile_keys.ts";
 import { redactSecrets } from "../lib/secrets.ts";
 
 function requireEnvFile() {
@@ -20,15 +21,38 @@ function requireEnvFile() {
 }
 
 export function envCommand(_cli: CliContext): Command {
-  const group = new Command("env").description("Show env.toml profiles");
+  const group = new Command("env").description("Show env.toml profiles")
+    .examples([
+      ["nemotron env list", "The env.toml in use and its profiles"],
+      ["nemotron env show cluster", "One profile, resolved (secrets hidden)"],
+    ]);
 
   group.command("list")
     .description("print the env.toml in use and each profile with its extends chain")
+    .examples([
+      ["nemotron env list --json", "Machine-readable"],
+    ])
     .option("--json", "print JSON")
     .action((opts: { json?: boolean }) => {
       const env = loadEnvFile();
+      // One bad profile (an extends cycle, an unknown parent, an unknown key) must not hide the
+      // others: each is listed, a bad one with its problem.
       const profiles = env
-        ? profileNames(env).map((name) => ({ name, extends: extendsChain(env, name).slice(1) }))
+        ? profileNames(env).map((name) => {
+          let chain: string[] = [name];
+          try {
+            chain = extendsChain(env, name);
+            checkProfileKeys(
+              env.path,
+              env.lines,
+              chain.map((n) => ({ name: n, table: env.data[n] as Record<string, unknown> })),
+            );
+            return { name, extends: chain.slice(1), error: null as string | null };
+          } catch (err) {
+            if (!(err instanceof UsageError)) throw err;
+            return { name, extends: chain.slice(1), error: err.message.split("\n")[0] };
+          }
+        })
         : [];
       if (opts.json) {
         console.log(JSON.stringify({ file: env?.path ?? null, profiles }, null, 2));
@@ -42,6 +66,10 @@ export function envCommand(_cli: CliContext): Command {
       console.log(`env.toml: ${env.path}`);
       if (profiles.length === 0) console.log("  (no profiles)");
       for (const p of profiles) {
+        if (p.error !== null) {
+          console.log(`  ${p.name}  (invalid: ${p.error}; see nemotron env show ${p.name})`);
+          continue;
+        }
         console.log(
           `  ${p.name}${p.extends.length ? `  (extends ${p.extends.join(" -> ")})` : ""}`,
         );
@@ -50,6 +78,10 @@ export function envCommand(_cli: CliContext): Command {
 
   group.command("show")
     .description("print a resolved profile (secrets shown as ****** unless --reveal)")
+    .examples([
+      ["nemotron env show cluster --json", "As JSON"],
+      ["nemotron env show cluster --reveal", "Show secret-looking values too"],
+    ])
     .argument("<profile>", "profile name")
     .option("--json", "print JSON")
     .option("--reveal", "show secret-looking values")

@@ -16,10 +16,17 @@ function printWarnings(warnings: readonly RunspecWarning[]): void {
 export function runspecCommand(_cli: CliContext): Command {
   const group = new Command("runspec").description(
     "Inspect the [tool.runspec] block of recipe scripts",
-  );
+  )
+    .examples([
+      ["nemotron runspec show train.py", "The resolved [tool.runspec] of a script"],
+      ["nemotron runspec check recipes/*.py", "Check many scripts (exit 2 on a problem)"],
+    ]);
 
   group.command("show")
     .description("print the resolved runspec of SCRIPT, defaults included")
+    .examples([
+      ["nemotron runspec show train.py --json", "As JSON, with the TOML key names"],
+    ])
     .argument("<script>", "path to a recipe script")
     .option("--json", "print JSON with the TOML key names")
     .action((script: string, opts: { json?: boolean }) => {
@@ -57,6 +64,9 @@ export function runspecCommand(_cli: CliContext): Command {
 
   group.command("check")
     .description("parse each SCRIPT; print path:line:col: message per problem (exit 2 if any)")
+    .examples([
+      ["nemotron runspec check train.py eval.py", "One line per problem, path:line:col"],
+    ])
     .argument("<scripts...>", "recipe scripts")
     .action((scripts: string[]) => {
       let failed = 0;

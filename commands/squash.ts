@@ -12,7 +12,13 @@ import { UsageError } from "../lib/errors.ts";
 import { loadEnvFile, type Profile, resolveProfile } from "../lib/env_toml.ts";
 import { isAbsolute, join, resolve } from "../lib/path.ts";
 import { renderEnrootImport } from "../lib/squash/enroot.ts";
-import { defaultSqshPath, squashMode, squashWithEnroot } from "../lib/squash/ensure.ts";
+import {
+  checkReusableSqsh,
+  defaultSqshPath,
+  squashMode,
+  squashWithEnroot,
+} from "../lib/squash/ensure.ts";
+import { lstatOrUndefined } from "../lib/atomic.ts";
 import { formatPlatform, hostPlatform, parsePlatform } from "../lib/squash/manifest.ts";
 import { formatBytes, stderrReporter } from "../lib/squash/progress.ts";
 import { parseImageRef, sqshName } from "../lib/squash/reference.ts";
@@ -43,7 +49,9 @@ function statOrUndefined(path: string): Deno.FileInfo | undefined {
   try {
     return Deno.statSync(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      return undefined;
+    }
     throw e;
   }
 }
@@ -96,8 +104,10 @@ export function squashCommand(cli: CliContext): Command {
       }
       const output = outputPath(image, opts.output, profile);
       const say = (s: string) => console.error(s);
-      const existing = statOrUndefined(output);
+      // lstat: a symlink at the output is reported as itself, never followed.
+      const existing = await lstatOrUndefined(output);
       if (existing && !opts.force) {
+        checkReusableSqsh(output, existing);
         say(`Using existing squashed image: ${output} (pass --force to re-create it)`);
         if (opts.json) {
           console.log(

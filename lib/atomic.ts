@@ -8,6 +8,7 @@
  * writing through it. The file's mode honours the umask (nothing forces group/other bits on).
  */
 import * as path from "./path.ts";
+import { RuntimeFailure } from "./errors.ts";
 
 /** A random 32-hex-digit suffix for temp names (128 bits: cannot be guessed or pre-planted). */
 function randomSuffix(): string {
@@ -41,4 +42,65 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
     }
     throw err;
   }
+}
+
+/** `lstat` (a symlink is reported as itself, never followed); undefined when nothing is there
+ * (also when a parent is not a directory). */
+export async function lstatOrUndefined(file: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+/**
+ * Why an existing file (its `lstat`) must not be used as one of this user's own files, or
+ * undefined when it may: only a regular file owned by this user qualifies (never a symlink, which
+ * another user may have planted to make us write through it).
+ */
+export function notOwnFileReason(info: Deno.FileInfo): string | undefined {
+  if (info.isSymlink) return "is a symbolic link";
+  if (!info.isFile) return "is not a regular file";
+  const uid = Deno.uid();
+  if (uid !== null && info.uid !== null && info.uid !== uid) {
+    return `belongs to uid ${info.uid}, not to you (uid ${uid})`;
+  }
+  return undefined;
+}
+
+/**
+ * Open `file` for writing without ever following a symlink there: a new file is created with
+ * O_CREAT|O_EXCL (`createNew`); with `append`, an existing file is opened only if it is a regular
+ * file of this user, re-checked after opening (same inode) so a swap in between is caught. A file
+ * that may not be used is a RuntimeFailure naming it.
+ */
+export async function openOwnFileForWrite(
+  file: string,
+  options: { append?: boolean } = {},
+): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(file, { write: true, createNew: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists) || !options.append) throw e;
+  }
+  const before = await Deno.lstat(file);
+  const why = notOwnFileReason(before);
+  if (why) throw notOwnFile(file, why);
+  const f = await Deno.open(file, { write: true, append: true });
+  const after = await f.stat();
+  if (after.ino !== before.ino || after.dev !== before.dev) {
+    f.close();
+    throw notOwnFile(file, "was replaced while being opened");
+  }
+  return f;
+}
+
+function notOwnFile(file: string, why: string): RuntimeFailure {
+  return new RuntimeFailure(`${file} ${why}: refusing to write to it`, {
+    hint: "someone else may have planted it; remove it (check who made it) and run again",
+  });
 }

@@ -13,9 +13,10 @@
  * replaced); interpolations (`${oc.env:VAR,default}`, `${sibling}`) are resolved at load.
  */
 import * as path from "./path.ts";
-import { didYouMean, UsageError } from "./errors.ts";
+import { didYouMean, NemotronError, UsageError } from "./errors.ts";
 import { isTable, locateKey, parseToml } from "./toml.ts";
 import { interpolateProfileTable } from "./config/profile.ts";
+import { checkProfileKeys } from "./profile_keys.ts";
 
 export const SPECIAL_SECTIONS = ["wandb", "cli", "cache", "artifacts"] as const;
 export type SpecialSection = (typeof SPECIAL_SECTIONS)[number];
@@ -130,6 +131,25 @@ export function loadEnvFile(cwd: string = Deno.cwd()): EnvFile | undefined {
   return readEnvFile(found.path, found.source);
 }
 
+/**
+ * For `--help` of a recipe: the env.toml (to list its profiles), or — when it is broken — none, with
+ * a one-line warning, so a typo in env.toml never hides the help that explains how to fix things.
+ */
+export function loadEnvFileForHelp(cwd: string = Deno.cwd()): EnvFile | undefined {
+  try {
+    return loadEnvFile(cwd);
+  } catch (err) {
+    const where = err instanceof NemotronError && err.location
+      ? `${err.location.file}:${err.location.line}: `
+      : "";
+    const what = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    console.error(
+      `warning: ${where}${what} (profiles not listed; \`nemotron env list\` shows why)`,
+    );
+    return undefined;
+  }
+}
+
 /** Parse one env.toml file. */
 export function readEnvFile(file: string, source: EnvFile["source"] = "directory"): EnvFile {
   const text = Deno.readTextFileSync(file);
@@ -223,6 +243,11 @@ export function resolveProfile(env: EnvFile, name: string): Profile {
     });
   }
   const chain = extendsChain(env, name);
+  checkProfileKeys(
+    env.path,
+    env.lines,
+    chain.map((n) => ({ name: n, table: env.data[n] as Record<string, unknown> })),
+  );
   let merged: Record<string, unknown> = {};
   for (const n of chain.toReversed()) {
     merged = mergeTables(merged, env.data[n] as Record<string, unknown>);

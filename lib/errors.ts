@@ -11,6 +11,11 @@ export interface SourceLocation {
   readonly file: string;
   readonly line?: number;
   readonly col?: number;
+  /**
+   * The text of the source when it is not a file on disk (a command-line override, an embedded
+   * config); `formatError` shows its line `line`. Without it the line is read from `file`.
+   */
+  readonly source?: string;
 }
 
 /** Options shared by both error kinds. */
@@ -59,13 +64,70 @@ export function formatLocation(loc: SourceLocation): string {
   return out;
 }
 
+/** Longest source line shown in full; longer ones are cut around the column. */
+const SNIPPET_WIDTH = 120;
+/** Files larger than this are not read to show a line. */
+const SNIPPET_MAX_FILE = 8 * 1024 * 1024;
+
+function sourceText(loc: SourceLocation): string | undefined {
+  if (loc.source !== undefined) return loc.source;
+  try {
+    const st = Deno.statSync(loc.file);
+    if (!st.isFile || st.size > SNIPPET_MAX_FILE) return undefined;
+    return Deno.readTextFileSync(loc.file);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * The text the CLI prints for an error: `file:line:col: error: message` then `hint: …`.
- * Used by main.ts and by commands that report several problems (e.g. `runspec check`).
+ * The offending source line with a caret under the column, as rustc and uv show it:
+ * ```
+ *    |
+ *  3 |   steps: ${train.nope}
+ *    |          ^
+ * ```
+ * Empty when the location has no line or the source cannot be read.
+ */
+export function sourceSnippet(loc: SourceLocation): string {
+  // A one-line source (a command-line override) needs no line number.
+  const lineNo = loc.line ??
+    (loc.source !== undefined && !loc.source.includes("\n") ? 1 : undefined);
+  if (lineNo === undefined) return "";
+  const text = sourceText(loc);
+  if (text === undefined) return "";
+  const lines = text.split(/\r?\n/);
+  let line = lines[lineNo - 1];
+  if (line === undefined) return "";
+  let col = loc.col === undefined ? undefined : Math.max(1, Math.min(loc.col, line.length + 1));
+  if (line.length > SNIPPET_WIDTH) {
+    const start = col === undefined ? 0 : Math.max(0, col - 1 - SNIPPET_WIDTH / 2);
+    line = (start > 0 ? "…" : "") + line.slice(start, start + SNIPPET_WIDTH) + "…";
+    if (col !== undefined) col = col - start + (start > 0 ? 1 : 0);
+  }
+  // deno-lint-ignore no-control-regex
+  const shown = line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "?");
+  const num = String(lineNo);
+  const pad = " ".repeat(num.length);
+  let out = `${pad} |\n${num} | ${shown}`;
+  if (col !== undefined) {
+    // Keep tabs so the caret lines up under a tab-indented column.
+    const lead = shown.slice(0, col - 1).replace(/[^\t]/g, " ");
+    out += `\n${pad} | ${lead}^`;
+  }
+  return out;
+}
+
+/**
+ * The text the CLI prints for an error: `file:line:col: error: message`, the source line with a
+ * caret under the column (when the location has a line), then `hint: …`. Used by main.ts and by
+ * commands that report several problems (e.g. `runspec check`).
  */
 export function formatError(err: NemotronError): string {
   const where = err.location ? `${formatLocation(err.location)}: ` : "";
   let out = `${where}error: ${err.message}`;
+  const snippet = err.location ? sourceSnippet(err.location) : "";
+  if (snippet) out += `\n${snippet}`;
   if (err.hint) out += `\n  hint: ${err.hint}`;
   return out;
 }

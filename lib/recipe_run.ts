@@ -21,8 +21,12 @@ import {
 import { submissionReport, submitJob, type SubmittedJob } from "./exec/submit.ts";
 import { followJob } from "./exec/follow.ts";
 import { checkRemoteJobDir } from "./exec/job_dir.ts";
+import { preflightSbatch } from "./exec/slurm_preflight.ts";
 import { syncGitMounts } from "./exec/git_mounts.ts";
-import { buildRunEnv } from "./exec/run_env.ts";
+import { buildRunEnv, hideSecretArgs, shellJoinSecretRefs } from "./exec/run_env.ts";
+import { INTERRUPTED_EXIT_CODE } from "./exec/local_run.ts";
+import { updateManifest } from "./exec/job_dir.ts";
+import { ignoredProfileKeys } from "./profile_keys.ts";
 import { artifactsRoot } from "./artifacts/root.ts";
 import { type EnvFile, specialSection } from "./env_toml.ts";
 import type { Runspec } from "./runspec.ts";
@@ -50,7 +54,20 @@ export function executorFor(
 ): Executor {
   if (args.mode === "local" || !profile) return "local";
   const ex = profile.executor ?? "slurm";
-  if (ex === "local" || ex === "slurm") return ex;
+  if (ex === "local" && args.stage) {
+    throw new UsageError(`--stage needs a Slurm profile; '${args.profile}' runs locally`, {
+      location: envFile ? { file: envFile } : undefined,
+      hint: "use --stage with a profile whose executor is slurm, or drop --stage",
+    });
+  }
+  if (ex === "local" || ex === "slurm") {
+    for (const { key, reader } of ignoredProfileKeys(profile, ex)) {
+      console.error(
+        `warning: profile '${args.profile}': ${key} is read by ${reader}; the ${ex} executor ignores it`,
+      );
+    }
+    return ex;
+  }
   if (typeof ex === "string" && KNOWN_EXECUTORS.includes(ex)) {
     throw new UsageError(
       `executor '${ex}' (profile '${args.profile}') is not supported by this nemotron yet`,
@@ -88,6 +105,15 @@ export function plannedJobDir(base: string, name: string, now: Date = new Date()
   return path.join(base, `${stamp}-${name.replaceAll("/", "-")}-XXXXXX`);
 }
 
+/**
+ * What the script receives besides its config, for the "job dir" line of a local run:
+ * `; script arguments: --mock` (shell-quoted), or nothing.
+ */
+export function scriptArgsNote(passthrough: readonly string[]): string {
+  // Secret values (`--password=…`) are shown as ****** (lib/secrets.ts).
+  return passthrough.length ? `; script arguments: ${shellJoin(redactArgv(passthrough))}` : "";
+}
+
 /** Copy the unpacked recipe's code files (not its configs) into `dest`. */
 export function copyRecipeCode(srcDir: string, files: readonly string[], dest: string): void {
   for (const rel of files) {
@@ -107,6 +133,15 @@ export interface DryRunReport {
   readonly jobDir: string;
   readonly forRemote: boolean;
   readonly repoRoot?: string;
+  /** The directory nemotron runs in, when it is below `repoRoot` (for `${oc.env:PWD}`). */
+  readonly cwd?: string;
+  /** The planned code package (slurm): its size and what the deny list left out. */
+  readonly codePackage?: {
+    readonly root?: string;
+    readonly entries: readonly unknown[];
+    readonly totalBytes: number;
+    readonly excluded: readonly { readonly path: string; readonly reason: string }[];
+  };
   /** The rendered sbatch script (slurm), shown in full. */
   readonly script?: string;
   /** What would happen besides (e.g. "would squash IMAGE to PATH"). */
@@ -121,9 +156,19 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
         job_config: toPlain(redactTree(r.job)),
         train_config: toPlain(redactTree(r.train)),
         env_vars: redactEnv(r.env),
-        command: r.command,
+        command: redactArgv(r.command),
         executor: r.executor,
         job_dir: r.jobDir,
+        ...(r.codePackage
+          ? {
+            code_package: {
+              root: r.codePackage.root ?? null,
+              files: r.codePackage.entries.length,
+              bytes: r.codePackage.totalBytes,
+              excluded: r.codePackage.excluded,
+            },
+          }
+          : {}),
         ...(r.script !== undefined ? { sbatch_script: r.script } : {}),
         ...(r.notes?.length ? { notes: r.notes } : {}),
       },
@@ -132,11 +177,25 @@ export function printDryRun(r: DryRunReport, json: boolean): void {
     ));
     return;
   }
-  console.log(renderCompiledConfig(r.job, { forRemote: r.forRemote, repoRoot: r.repoRoot }));
+  console.log(
+    renderCompiledConfig(r.job, { forRemote: r.forRemote, repoRoot: r.repoRoot, cwd: r.cwd }),
+  );
   const env = redactEnv(r.env);
   const envText = Object.keys(env).sort().map((k) => `${k}=${env[k]}`).join("\n") || "(none)";
   console.log(renderBlock("environment", envText));
-  console.log(renderBlock(`command (${r.executor})`, shellJoin(r.command)));
+  console.log(renderBlock(`command (${r.executor})`, shellJoin(redactArgv(r.command))));
+  if (r.codePackage) {
+    const p = r.codePackage;
+    const lines = [
+      `${p.entries.length} files, ${(p.totalBytes / (1 << 20)).toFixed(1)} MB from ${
+        p.root ?? "the recipe"
+      }`,
+      ...(p.excluded.length
+        ? ["left out (never shipped):", ...p.excluded.map((x) => `  ${x.path}  (${x.reason})`)]
+        : []),
+    ];
+    console.log(renderBlock("code package", lines.join("\n")));
+  }
   if (r.script !== undefined) console.log(renderBlock("sbatch script", r.script));
   for (const n of r.notes ?? []) console.log(n);
   console.log(`job dir: ${r.jobDir}`);
@@ -187,7 +246,8 @@ export function trainConfigName(format: "omegaconf" | "yaml" | "json" | "toml"):
 
 /**
  * Report a failed local run: its exit code, the job dir, the last lines of its log and, for a
- * recipe made for a container (`image`), where it is meant to run.
+ * recipe made for a container (`image`), where it is meant to run; the last line says that the
+ * script failed. A run ended by Ctrl-C (exit code 130) prints `interrupted` and the job dir only.
  */
 export function localRunFailed(
   name: string,
@@ -196,6 +256,12 @@ export function localRunFailed(
   logPath: string,
   image?: string | null,
 ): void {
+  if (code === INTERRUPTED_EXIT_CODE) {
+    // Ctrl-C: the script saw it and said so itself (its traceback is above and in run.log).
+    console.error(`interrupted`);
+    console.error(`  job dir: ${jobDir}`);
+    return;
+  }
   let tail: string[] = [];
   try {
     const text = Deno.readTextFileSync(logPath).replace(/\n+$/, "");
@@ -213,6 +279,10 @@ export function localRunFailed(
         "and a Slurm profile, or run nemotron inside that container",
     );
   }
+  // Last line: whose failure it is (a script's exit code 2 is not nemotron's "bad usage" 2).
+  console.error(
+    `  the script failed: exit code ${code} is its own, not a nemotron error about your input`,
+  );
 }
 
 /** The effective execution settings of a job and the git repositories its mounts ask for. */
@@ -226,26 +296,43 @@ export interface RunSettings {
 /**
  * The effective execution settings of a job: its config's `run.env` (YAML `run.env`, the profile
  * over it with the recipe's resource keys kept, then `run.env.*` command-line overrides), with its
- * interpolations resolved against the whole job config. A value that cannot be resolved is a
- * usage error naming the key.
+ * interpolations resolved against the whole job config. Each key is resolved on its own and a key
+ * that cannot be resolved (`who: ${oc.env:USER}` with USER unset) fails only when it is read —
+ * OmegaConf's lazy resolution, as the original has it: a dry run that never reads that key works,
+ * a job that needs it stops with the usage error naming the key.
  */
 export function runSettingsOf(job: ConfigMap): RunSettings {
   const run = job.get("run");
   if (!(run instanceof Map) || !run.has("env")) return { env: {}, gitMounts: [] };
-  const gitMounts = new Map<string, AutoMount>();
-  const resolved = toPlain(resolveValue(job, "run.env", {
-    resolvers: { auto_mount: autoMountResolver((m) => gitMounts.set(m.name, m)) },
-  }));
-  if (resolved === null || typeof resolved !== "object" || Array.isArray(resolved)) {
+  const runEnv = run.get("env");
+  if (!(runEnv instanceof Map)) {
     throw new UsageError("run.env must be a mapping", {
       hint: "write run.env as key: value lines",
     });
   }
-  const env = { ...(resolved as Record<string, unknown>) };
-  if (Array.isArray(env.mounts)) {
-    env.mounts = env.mounts.filter((m) =>
-      !(typeof m === "string" && m.startsWith("__auto_mount__:"))
-    );
+  const gitMounts = new Map<string, AutoMount>();
+  const opts = {
+    resolvers: { auto_mount: autoMountResolver((m) => gitMounts.set(m.name, m)) },
+  };
+  const env: Record<string, unknown> = {};
+  for (const key of runEnv.keys()) {
+    let value: unknown;
+    try {
+      value = toPlain(resolveValue(job, `run.env.${key}`, opts));
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      Object.defineProperty(env, key, {
+        enumerable: true,
+        get: () => {
+          throw e;
+        },
+      });
+      continue;
+    }
+    if (key === "mounts" && Array.isArray(value)) {
+      value = value.filter((m) => !(typeof m === "string" && m.startsWith("__auto_mount__:")));
+    }
+    env[key] = value;
   }
   return { env, gitMounts: [...gitMounts.values()] };
 }
@@ -291,7 +378,10 @@ export function workdirCommand(
   const cmd = (runspec.run.cmd ?? "python3 {script} --config {config}")
     .replaceAll("{script}", script)
     .replaceAll("{config}", config);
-  const tail = passthrough.length ? " " + shellJoin(passthrough) : "";
+  // Secret arguments (`--password=X`) become `"${NEMOTRON_SECRET_ARG_<n>}"` here; planSlurmJob
+  // puts their values in the job's private env file (lib/exec/run_env.ts hideSecretArgs).
+  const hidden = hideSecretArgs(passthrough).argv;
+  const tail = hidden.length ? " " + shellJoinSecretRefs(hidden) : "";
   return (runspec.run.workdir ? `cd ${shellQuote(runspec.run.workdir)} && ` : "") + cmd + tail;
 }
 
@@ -371,7 +461,10 @@ export async function planSlurmJob(opts: {
   readonly env: Readonly<Record<string, string>>;
   readonly pipeline?: PipelineRef;
 }): Promise<PlannedSlurmJob> {
-  const { args, settings, envFile, runspec, env } = opts;
+  const { args, settings, envFile, runspec } = opts;
+  // Values of secret passthrough arguments, referenced by `workdirCommand` command lines (argv
+  // commands get theirs from buildSlurmJob): they go to the private env file only.
+  const env = { ...opts.env, ...hideSecretArgs(args.passthrough).env };
   const image = recipeImage(settings.env, runspec.image);
   const base = {
     name: runspec.name,
@@ -401,7 +494,11 @@ export async function planSlurmJob(opts: {
   }
   // ----
   // Check the profile and that no other user can swap remote_job_dir before anything is written.
-  checkRemoteJobDir(buildSlurmJob({ ...base, image: null }).remoteJobDir);
+  const bare = buildSlurmJob({ ...base, image: null });
+  checkRemoteJobDir(bare.remoteJobDir);
+  // Ask Slurm whether it would take this job (partition, account, QOS, time, resources) before
+  // anything expensive: a typo must not cost a 20 GB image download.
+  if (!args.dryRun) await checkSlurmAccepts(bare, args.profile);
   const sqsh = image === null ? null : await ensureSquashedImage(settings.env, image, {
     force: args.forceSquash,
     dryRun: args.dryRun,
@@ -413,6 +510,9 @@ export async function planSlurmJob(opts: {
   });
   const registry = env.NEMOTRON_ARTIFACTS_ROOT;
   const registryMount = sqsh && registry ? [`${registry}:${registry}`] : [];
+  // pyxis refuses a mount whose source does not exist: the first job on a fresh NEMOTRON_HOME
+  // would fail. Create the registry before anything is submitted (a dry run creates nothing).
+  if (registryMount.length && !args.dryRun) Deno.mkdirSync(registry, { recursive: true });
   const job = buildSlurmJob({
     ...spec,
     jobKey: draft.key,
@@ -423,15 +523,50 @@ export async function planSlurmJob(opts: {
   return { job, script, notes: sqsh && sqsh !== image ? [`container: ${image} → ${sqsh}`] : [] };
 }
 
+/** `sbatch --test-only` with the job's directives; a refusal is bad input (exit 2). */
+async function checkSlurmAccepts(job: SlurmJob, profile: string | undefined): Promise<void> {
+  const pre = await preflightSbatch(job.directives);
+  if (pre.ok) return;
+  throw new UsageError(`Slurm would refuse this job: ${pre.message}`, {
+    hint: `fix partition, account, qos, time or resources in profile '${profile}' (\`sinfo -s\` ` +
+      "lists partitions); `nemotron doctor " + (profile ?? "PROFILE") + "` checks the profile",
+  });
+}
+
+/**
+ * How to start a staged job by hand: `sbatch SCRIPT`, or interactively `salloc` with the job's
+ * resources running `bash SCRIPT` (its `srun` step runs in the allocation; `#SBATCH` lines are
+ * comments there).
+ */
+export function stagedInstructions(job: SlurmJob): string {
+  const notForSalloc = ["output", "open-mode", "requeue", "no-requeue", "dependency", "chdir"];
+  const allocFlags = job.directives.filter((d) => !notForSalloc.includes(d.flag))
+    .map((d) => d.value === null ? `--${d.flag}` : `--${d.flag}=${d.value}`);
+  const log = path.join(job.logsDir, `log-${job.slurmName}_<JOBID>_0.out`);
+  return [
+    `staged ${job.name} (not submitted): ${job.jobDir}`,
+    `  submit it:           sbatch --parsable ${shellQuote(job.scriptPath)}`,
+    `  or interactively:    ${shellJoin(["salloc", ...allocFlags, "bash", job.scriptPath])}`,
+    `  the task's log:      ${log}`,
+    `  edit first if you like: ${path.join(job.jobDir, "code")}/, ${job.scriptPath}`,
+  ].join("\n");
+}
+
 /**
  * Submit a written job (after the previous pipeline stage, if any). `--batch` prints how to follow
  * it (unless a pipeline reports for all stages); `--run` streams its log and returns its exit code.
+ * `--stage` submits nothing: the job dir is complete and the commands to start it are printed.
  */
 export async function submitRecipeJob(
   job: SlurmJob,
   args: RecipeArgs,
   opts: StageOptions,
 ): Promise<RecipeOutcome> {
+  if (args.stage) {
+    updateManifest(job.jobDir, { state: "STAGED" });
+    console.log(stagedInstructions(job));
+    return { code: 0, jobDir: job.jobDir, slurmJobIds: [] };
+  }
   // ssh tunnel (issue 12): a job planned for a tunnel is copied and submitted over ssh.
   const sub = tunnelJobOf(job)
     ? await (await import("./exec/ssh_submit.ts")).submitTunnelJob(job, { after: opts.after })

@@ -4,7 +4,7 @@
  * The block is found with PEP 723's rules (opener `# /// script`, content lines that are `#` or
  * start with `# `, closer `# ///`: the last one before the first non-comment line). Unlike the
  * Python original, which silently reports "no block" for these, an opener without a closer, two
- * `script` blocks and a content line that does not start with `#` are errors naming the line.
+ * `script` blocks and a content line that is not `# …` or a lone `#` are errors naming the line.
  * TOML errors point at the line and column in the script. CRLF files work.
  */
 import * as path from "./path.ts";
@@ -117,13 +117,19 @@ export function extractScriptBlock(text: string, file: string): ScriptBlock | un
     if (closer < 0) {
       const laterCloser = lines.findIndex((l, j) => j > stop && CLOSER.test(l));
       if (stop < lines.length && laterCloser > 0) {
+        const bad = lines[stop];
+        const what = bad.startsWith("#")
+          ? `starts with '#' but not with '# ' (a '#' and a space)`
+          : `does not start with '#'`;
         throw new UsageError(
-          `line inside the '# /// script' block does not start with '#': ${
-            JSON.stringify(lines[stop])
-          }`,
+          `line inside the '# /// script' block ${what}: ${JSON.stringify(bad)}`,
           {
             location: { file, line: stop + 1, col: 1 },
-            hint: "every line of the block is '#' or starts with '# ' (blank lines too)",
+            hint: bad.startsWith("#")
+              ? `PEP 723 wants each line of the block to be '# ' followed by the text, or a lone '#': write ${
+                JSON.stringify("# " + bad.slice(1))
+              }`
+              : "PEP 723 wants each line of the block to be '# ' followed by the text, or a lone '#' (blank lines too)",
           },
         );
       }

@@ -212,3 +212,28 @@ export function recipeFiles(recipe: EmbeddedRecipe): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * Every built-in config dir with the recipe name it belongs to (the runspec `name` of its script;
+ * `nano3/eval` has no script). `lib/config/load.ts` uses it for `RECIPE:CONFIG` references such
+ * as `config show demo/train:tiny` and `defaults: [demo/train:tiny]`.
+ */
+export function builtinConfigDirs(): ReadonlyArray<
+  { readonly recipe: string; readonly dir: EmbeddedConfigDir }
+> {
+  const named = (r: EmbeddedRecipe) => ({
+    recipe: /^# name = "([^"]+)"$/m.exec(r.script)?.[1] ?? r.scriptPath.replace(/\.py$/, ""),
+    dir: r,
+  });
+  return [
+    named(demoData),
+    named(demoTrain),
+    named(nano3PretrainDataPrep),
+    named(nano3Pretrain),
+    named(nano3SftDataPrep),
+    named(nano3Sft),
+    named(nano3RlDataPrep),
+    named(nano3Rl),
+    { recipe: "nano3/eval", dir: nano3Eval },
+  ];
+}

@@ -244,7 +244,7 @@ def field(ref_or_manifest, name="path", root=None):
     nested = metadata.get("metadata") if isinstance(metadata.get("metadata"), dict) else {}
     info = {
         "path": m["path"],
-        "version": m["version"],
+        "version": "v%d" % m["version"],  # "v5" like the original (W&B's artifact.version)
         "name": m["name"],
         "type": m.get("type"),
         "qualified_name": "%s:v%d" % (m["name"], m["version"]),

@@ -178,6 +178,10 @@ Deno.test("published by TS, resolved by Python: fields, aliases and errors", asy
   assert.equal(pack, 4096);
   const type = JSON.parse(await expectOk(python(["resolve", "tsdata:1", "type"], env).spawn()));
   assert.equal(type, "dataset");
+  // `version` is "vN" on both sides (the original's `${art:data,version}` gives "v5").
+  const version = JSON.parse(await expectOk(python(["resolve", "tsdata", "version"], env).spawn()));
+  assert.equal(version, "v2");
+  assert.equal(artLookupByRef(reg)("tsdata", "version"), "v2");
   const missing = await python(["resolve", "tsdata:v7"], env).output();
   assert.equal(missing.code, 2);
   assert.match(new TextDecoder().decode(missing.stderr), /has no version v7; versions: v1, v2/);

@@ -207,7 +207,7 @@ Deno.test("${art:…} fields: path/version/name/type/qualified_name, metadata.X,
   const look = artLookupByRef(reg);
   assert.equal(look("data:latest", "path"), m.path);
   assert.equal(look("data:latest", ""), m.path);
-  assert.equal(look("data", "version"), 1);
+  assert.equal(look("data", "version"), "v1");
   assert.equal(look("data", "name"), "data");
   assert.equal(look("data", "type"), "dataset");
   assert.equal(look("data", "qualified_name"), "data:v1");
@@ -235,10 +235,10 @@ Deno.test("a lookup pins each reference: later publishes do not change one confi
   const reg = new ArtifactRegistry(tempDir());
   reg.publish("data", makeSource({ "a": "" }), { producer: producer() });
   const look = artLookupByRef(reg);
-  assert.equal(look("data:latest", "version"), 1);
+  assert.equal(look("data:latest", "version"), "v1");
   reg.publish("data", makeSource({ "a": "" }), { producer: producer() });
-  assert.equal(look("data:latest", "version"), 1);
-  assert.equal(artLookupByRef(reg)("data:latest", "version"), 2);
+  assert.equal(look("data:latest", "version"), "v1");
+  assert.equal(artLookupByRef(reg)("data:latest", "version"), "v2");
 });
 
 Deno.test("secret-looking metadata key rule is word based", () => {

@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { parseRecipeArgs } from "../lib/cli/args.ts";
 import { loadConfig } from "../lib/config/load.ts";
 import { applyDotlist } from "../lib/config/dotlist.ts";
-import { buildJobConfig, extractTrainConfig, writeJobFiles } from "../lib/config/job.ts";
+import {
+  buildJobConfig,
+  extractTrainConfig,
+  renderConfig,
+  writeJobFiles,
+} from "../lib/config/job.ts";
+import type { UsageError } from "../lib/errors.ts";
 import { getPath, toPlain } from "../lib/config/tree.ts";
 import { toYaml } from "../lib/config/write.ts";
 import { parseYamlMapping } from "../lib/config/yaml.ts";
@@ -131,4 +137,41 @@ Deno.test("§3.3 profile merge: resource keys from YAML, env_vars merged, profil
   assert.ok(!text.includes("hf_secret_value"));
   assert.match(text, /HF_TOKEN: '\*\*\*\*\*\*'/);
   assert.ok(files.trainConfig.endsWith("train.json"));
+});
+
+Deno.test("JSON/TOML train configs are resolved; art and oc.env stay for the script side", () => {
+  const t = parseYamlMapping(
+    "run: {data: 'd:latest'}\nn: 5\nseed: ${n}\na: ${art:data,version}\n" +
+      "b: x_${oc.env:HOME,'a,b'}\nc: ${my.res:'q,1'}\nd: ${oc.env:V,${n}}\n" +
+      "w: ${run.wandb.project}\nt: 'n=${n}'\n",
+    "t.yaml",
+  );
+  const train = extractTrainConfig(t, { forRemote: false });
+  // Hand-checked: node interpolations resolved and typed; resolvers the script side knows (art,
+  // oc.env) and ones nobody here knows stay as written (arguments resolved when interpolated);
+  // `${run.*}` the job config cannot fill stays verbatim, as in the original.
+  assert.deepEqual(JSON.parse(renderConfig(train, "json")), {
+    n: 5,
+    seed: 5,
+    a: "${art:data,version}",
+    b: "x_${oc.env:HOME,'a,b'}",
+    c: "${my.res:'q,1'}",
+    d: "${oc.env:V,5}",
+    w: "${run.wandb.project}",
+    t: "n=5",
+    run: { data: "d:latest" },
+  });
+  assert.match(renderConfig(train, "toml"), /^seed = 5$/m);
+  // YAML keeps everything for OmegaConf in the script.
+  assert.match(renderConfig(train, "yaml"), /^seed: '\$\{n\}'$/m);
+  // An interpolation that cannot resolve fails when the train config is built (dry-run time).
+  const bad = parseYamlMapping("a: 1\nb: ${nope}\n", "bad.yaml");
+  assert.throws(() => extractTrainConfig(bad, { forRemote: false }), (e: Error) => {
+    assert.match(e.message, /Interpolation key 'nope' not found/);
+    assert.deepEqual((e as UsageError).location, { file: "bad.yaml", line: 2, col: 4 });
+    return true;
+  });
+  // An argument that cannot be written back for the script is refused for JSON.
+  const q = parseYamlMapping("n: 5\ne: '${oc.env:V,\"a,${n}\"}'\n", "q.yaml");
+  assert.throws(() => extractTrainConfig(q, { forRemote: false }), /cannot be passed on/);
 });

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
-import { applyDotlist } from "../lib/config/dotlist.ts";
+import { mergeDotlist } from "../lib/config/dotlist.ts";
 import { resolveTree } from "../lib/config/interpolate.ts";
 import { mergeConfigs } from "../lib/config/merge.ts";
 import type { ConfigMap } from "../lib/config/tree.ts";
@@ -232,7 +232,7 @@ Deno.test({
       try {
         let t: ConfigMap = parseYamlMapping(c.yaml, "case.yaml");
         for (const m of c.merges ?? []) t = mergeConfigs(t, parseYamlMapping(m, "merge.yaml"));
-        t = applyDotlist(t, c.dotlist ?? []);
+        t = mergeDotlist(t, c.dotlist ?? []);
         if (c.resolve) t = resolveTree(t, { env: (n) => c.env?.[n] });
         return { value: encode(t) };
       } catch (e) {
@@ -246,7 +246,7 @@ Deno.test({
       if (c.resolve || "error" in ours[i]) return;
       let t: ConfigMap = parseYamlMapping(c.yaml, "case.yaml");
       for (const m of c.merges ?? []) t = mergeConfigs(t, parseYamlMapping(m, "merge.yaml"));
-      trips.push({ yaml: toYaml(applyDotlist(t, c.dotlist ?? [])) });
+      trips.push({ yaml: toYaml(mergeDotlist(t, c.dotlist ?? [])) });
       tripOf.push(i);
     });
     const all = await runOracle([...cases, ...trips]);

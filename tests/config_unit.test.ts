@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UsageError } from "../lib/errors.ts";
-import { applyDotlist, parseOverride } from "../lib/config/dotlist.ts";
+import { applyDotlist, mergeDotlist, parseOverride } from "../lib/config/dotlist.ts";
 import { InterpolationError, resolveTree, resolveValue } from "../lib/config/interpolate.ts";
 import { createJobDir } from "../lib/config/jobdir.ts";
 import { findConfigFile, loadConfig } from "../lib/config/load.ts";
@@ -109,7 +109,7 @@ Deno.test("YAML typing follows OmegaConf (YAML 1.1) and keeps positions", () => 
 });
 
 Deno.test("dotlist: typed values, nested keys, malformed keys are usage errors", () => {
-  const t = applyDotlist(y("a: {b: 1}\n"), ["a.c=1e3", "e=a=b", "f=", "g.h.i=[1, 2]"]);
+  const t = mergeDotlist(y("a: {b: 1}\n"), ["a.c=1e3", "e=a=b", "f=", "g.h.i=[1, 2]"]);
   assert.deepEqual(t.get("a"), new Map<string, unknown>([["b", 1], ["c", new Float(1000)]]));
   assert.equal(t.get("e"), "a=b");
   assert.equal(t.get("f"), null);
@@ -117,13 +117,19 @@ Deno.test("dotlist: typed values, nested keys, malformed keys are usage errors",
   for (const bad of ["=x", "a..b=1", ".a=1", "a.=1"]) {
     assert.throws(() => parseOverride(bad), UsageError, bad);
   }
-  assert.throws(() => parseOverride("~a.b"), /'~key' is not supported/);
-  assert.throws(() => parseOverride("+a.b=1"), /'\+key' syntax is not supported/);
+  assert.equal(parseOverride("~a.b").op, "delete");
+  assert.equal(parseOverride("+a.b=1").op, "add");
+  assert.equal(parseOverride("++a.b=1").op, "force");
   // §3.3: dotlist into a deep key is typed int
   const ev = applyDotlist(y("evaluation: {}\n"), [
+    "++evaluation.nemo_evaluator_config.config.params.parallelism=16",
+  ]);
+  assert.equal(getPath(ev, "evaluation.nemo_evaluator_config.config.params.parallelism"), 16);
+  const ev2 = mergeDotlist(y("evaluation: {}\n"), [
     "evaluation.nemo_evaluator_config.config.params.parallelism=16",
   ]);
   assert.equal(getPath(ev, "evaluation.nemo_evaluator_config.config.params.parallelism"), 16);
+  assert.equal(getPath(ev2, "evaluation.nemo_evaluator_config.config.params.parallelism"), 16);
 });
 
 Deno.test("interpolation errors name the key, the file:line and the chain", () => {

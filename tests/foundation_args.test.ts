@@ -43,8 +43,9 @@ Deno.test("args: dotlist vs passthrough split (reference §1.2)", () => {
     "x",
     "--lr=3",
   ]);
-  assert.deepEqual([...a.dotlist], ["train.train_iters=5", "+a=1"]);
-  assert.deepEqual([...a.passthrough], ["--mock", "-t", "mmlu", "~key", "x", "--lr=3"]);
+  // `~key` (Hydra's delete) is an override here; the original passed it to the script.
+  assert.deepEqual([...a.dotlist], ["train.train_iters=5", "+a=1", "~key"]);
+  assert.deepEqual([...a.passthrough], ["--mock", "-t", "mmlu", "x", "--lr=3"]);
   assert.equal(a.mode, "local");
   assert.equal(a.profile, undefined);
 });
@@ -126,7 +127,24 @@ Deno.test("cli: --version, no arguments, unknown command, leading-global conflic
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   const v = await runCli(["--version"]);
   assert.equal(v.code, 0);
-  assert.equal(v.stdout.trim(), denoJson.version);
+  // The commit comes from git itself (the oracle), not from the code under test.
+  const head = new TextDecoder().decode(
+    new Deno.Command("git", { args: ["rev-parse", "--short=12", "HEAD"], stdout: "piped" })
+      .outputSync().stdout,
+  ).trim();
+  assert.match(
+    v.stdout.trim(),
+    new RegExp(
+      `^nemotron ${denoJson.version.replaceAll(".", "\\.")} \\(commit ${head}(\\+dirty)?, deno ${
+        Deno.version.deno.replaceAll(".", "\\.")
+      }\\)$`,
+    ),
+  );
+  const vj = await runCli(["--version", "--json"]);
+  const info = JSON.parse(vj.stdout);
+  assert.equal(info.version, denoJson.version);
+  assert.match(info.commit, new RegExp(`^${head}(\\+dirty)?$`));
+  assert.equal(info.deno, Deno.version.deno);
   const none = await runCli([]);
   assert.equal(none.code, 0);
   assert.match(none.stdout, /^Usage: nemotron/m);
@@ -142,22 +160,64 @@ Deno.test("cli: --version, no arguments, unknown command, leading-global conflic
   assert.match(missing.stderr, /missing required argument 'script'/);
 });
 
-Deno.test("cli: completion scripts cover the tree and are valid shell", async () => {
-  const bash = await runCli(["completion", "bash"]);
-  assert.equal(bash.code, 0, bash.stderr);
-  assert.match(bash.stdout, /"runspec"\) words="show check/);
-  assert.match(bash.stdout, /complete -o default -F _nemotron nemotron/);
-  const check = new Deno.Command("bash", { args: ["-n"], stdin: "piped", stderr: "piped" }).spawn();
-  const w = check.stdin.getWriter();
-  await w.write(new TextEncoder().encode(bash.stdout));
-  await w.close();
-  assert.equal((await check.output()).code, 0);
-  const fish = await runCli(["completion", "fish"]);
-  assert.match(fish.stdout, /complete -c nemotron -n '__fish_seen_subcommand_from env' -a 'show'/);
-  const zsh = await runCli(["completion", "zsh"]);
-  assert.match(zsh.stdout, /^#compdef nemotron/);
+Deno.test("cli: completion scripts are valid shell; unknown shell is exit 2", async () => {
+  for (
+    const [shell, check] of [["bash", ["bash", "-n"]], ["zsh", ["zsh", "-n"]], ["fish", [
+      "fish",
+      "--no-execute",
+    ]]] as const
+  ) {
+    const r = await runCli(["completion", shell]);
+    assert.equal(r.code, 0, r.stderr);
+    let exe: string;
+    try {
+      exe = new Deno.Command("sh", { args: ["-c", `command -v ${check[0]}`], stdout: "piped" })
+          .outputSync().stdout.length > 0
+        ? check[0]
+        : "";
+    } catch {
+      exe = "";
+    }
+    if (!exe) continue; // the shell is not installed here (the test setup installs it)
+    const child = new Deno.Command(exe, {
+      args: [...check.slice(1)],
+      stdin: "piped",
+      stderr: "piped",
+    })
+      .spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(r.stdout));
+    await w.close();
+    const out = await child.output();
+    assert.equal(out.code, 0, `${shell}: ${new TextDecoder().decode(out.stderr)}`);
+  }
   const bad = await runCli(["completion", "tcsh"]);
   assert.equal(bad.code, 2);
+});
+
+Deno.test("cli: __complete offers exactly the visible subcommands of every group", async () => {
+  const { buildProgram } = await import("../main.ts");
+  const { complete } = await import("../commands/complete.ts");
+  const cli = { argv: [], leading: [], rest: [] };
+  const program = buildProgram(cli as never);
+  await program.loadAll();
+  const groups: [string[], string[]][] = [];
+  const walk = (cmd: typeof program, at: string[]) => {
+    const subs = cmd.commands.filter((c) => !c.isHidden()).map((c) => c.name());
+    if (subs.length > 0) groups.push([at, subs]);
+    for (const c of cmd.commands) walk(c, [...at, c.name()]);
+  };
+  walk(program, []);
+  assert.ok(groups.length >= 8, `groups: ${groups.map(([g]) => g.join(" "))}`);
+  for (const [at, subs] of groups) {
+    const got = await complete(buildProgram(cli as never), at, "");
+    assert.deepEqual(
+      got.candidates.map((c) => c.split("\t")[0]).sort(),
+      [...subs].sort(),
+      at.join(" "),
+    );
+    assert.equal(got.files, false);
+  }
 });
 
 Deno.test("colour: labels coloured only when asked; never with NO_COLOR or without a terminal", async () => {

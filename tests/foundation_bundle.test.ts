@@ -79,8 +79,15 @@ Deno.test("bundle: --help and --version from an empty directory, offline", async
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /^Usage: nemotron/m);
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const version = await runBundled(["--version"]);
-  assert.equal(version.stdout.trim(), denoJson.version);
+  const version = await runBundled(["--version", "--json"]);
+  const info = JSON.parse(version.stdout);
+  assert.equal(info.version, denoJson.version);
+  // Stamped at build time: the bundle runs where no git checkout is, and still knows its commit.
+  const head = new TextDecoder().decode(
+    new Deno.Command("git", { args: ["rev-parse", "--short=12", "HEAD"], stdout: "piped" })
+      .outputSync().stdout,
+  ).trim();
+  assert.match(info.commit, new RegExp(`^${head}(\\+dirty)?$`));
 });
 
 Deno.test("bundle: runspec show and env show from an empty directory, offline", async () => {
@@ -89,7 +96,7 @@ Deno.test("bundle: runspec show and env show from an empty directory, offline", 
     "train.py":
       '# /// script\n# [tool.runspec]\n# name = "demo/x"\n# [tool.runspec.run]\n# launch = "direct"\n# ///\n',
     "env.toml":
-      '[base]\nexecutor = "slurm"\naccount = "acct"\n[dev]\nextends = "base"\npassword = "pw"\n',
+      '[base]\nexecutor = "slurm"\naccount = "acct"\n[dev]\nextends = "base"\nclient_secret = "pw"\n',
   });
   const rs = await runBundled(["runspec", "show", path.join(files, "train.py"), "--json"]);
   assert.equal(rs.code, 0, rs.stderr);
@@ -103,7 +110,7 @@ Deno.test("bundle: runspec show and env show from an empty directory, offline", 
   assert.deepEqual(JSON.parse(env.stdout), {
     executor: "slurm",
     account: "acct",
-    password: "******",
+    client_secret: "******",
   });
 });
 
@@ -137,4 +144,42 @@ Deno.test("bundle: a Slurm dry run renders the sbatch script (embedded template 
     /--container-image=\/lustre\/t\/jobs\/nvcr_io_nvidia_nemo_25_11_nemotron_3_nano\.sqsh/,
   );
   assert.match(r.stdout, /torchrun/);
+});
+
+Deno.test("compile without network: one clear error with the DENORT_BIN hint, no backtrace", async () => {
+  const cwd = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+  // A DENO_DIR that has the npm packages and esbuild (for the bundle step) but no denort.
+  const info = JSON.parse(
+    new TextDecoder().decode(
+      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+        .output()).stdout,
+    ),
+  );
+  const denoDir = await tempDir("nemotron-denodir-");
+  await Deno.symlink(path.join(info.denoDir, "npm"), path.join(denoDir, "npm"));
+  await Deno.mkdir(path.join(denoDir, "dl"));
+  for (const e of Deno.readDirSync(path.join(info.denoDir, "dl"))) {
+    if (/esbuild/.test(e.name)) {
+      await Deno.symlink(path.join(info.denoDir, "dl", e.name), path.join(denoDir, "dl", e.name));
+    }
+  }
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "tools/build.ts", "compile"],
+    cwd,
+    env: {
+      DENORT_BIN: "",
+      // Any download fails at once: the proxy port is closed, and the cache is empty.
+      HTTPS_PROXY: "http://127.0.0.1:9",
+      HTTP_PROXY: "http://127.0.0.1:9",
+      DENO_DIR: denoDir,
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 1, err);
+  assert.match(err, /^error: deno compile could not download the denort runtime/m);
+  assert.match(err, /hint: set DENORT_BIN=/);
+  assert.doesNotMatch(err, /Stack backtrace|Caused by/);
 });

@@ -31,9 +31,11 @@ Deno.test("env.toml: tables deep-merge, arrays are replaced (§3.2)", async () =
 });
 
 Deno.test("env.toml: three-level chain", async () => {
-  const env = await envFile('[a]\nx=1\ny=1\n[b]\nextends="a"\ny=2\n[c]\nextends="b"\nz=3\n');
+  const env = await envFile(
+    '[a]\nnodes=1\nretries=1\n[b]\nextends="a"\nretries=2\n[c]\nextends="b"\nsrun_wait=3\n',
+  );
   assert.deepEqual(extendsChain(env, "c"), ["c", "b", "a"]);
-  assert.deepEqual({ ...resolveProfile(env, "c") }, { x: 1, y: 2, z: 3 });
+  assert.deepEqual({ ...resolveProfile(env, "c") }, { nodes: 1, retries: 2, srun_wait: 3 });
 });
 
 Deno.test("env.toml: cycles, unknown parent, unknown profile, special section", async () => {
@@ -117,20 +119,23 @@ Deno.test("cli: env list/show with redaction, --reveal, --json and NEMOTRON_ENV_
   const dir = await tempDir();
   await writeTree(dir, {
     "custom-env.toml":
-      '[wandb]\nproject="p"\n[lepton_test]\nexecutor = "lepton"\n[dev]\nextends="lepton_test"\napi_key="s3cr3t"\nenv_vars={HF_TOKEN="hf-x", PLAIN="ok"}\n',
+      '[wandb]\nproject="p"\n[lepton_test]\nexecutor = "lepton"\n[dev]\nextends="lepton_test"\nclient_secret="s3cr3t"\nenv_vars={HF_TOKEN="hf-x", PLAIN="ok"}\n',
   });
   const env = { HOME: dir, NEMOTRON_ENV_FILE: "~/custom-env.toml" };
   const list = await runCli(["env", "list", "--json"], { env, cwd: dir });
   assert.equal(list.code, 0, list.stderr);
   assert.deepEqual(JSON.parse(list.stdout), {
     file: path.join(dir, "custom-env.toml"),
-    profiles: [{ name: "lepton_test", extends: [] }, { name: "dev", extends: ["lepton_test"] }],
+    profiles: [
+      { name: "lepton_test", extends: [], error: null },
+      { name: "dev", extends: ["lepton_test"], error: null },
+    ],
   });
   const show = await runCli(["env", "show", "dev", "--json"], { env, cwd: dir });
   assert.equal(show.code, 0, show.stderr);
   assert.deepEqual(JSON.parse(show.stdout), {
     executor: "lepton",
-    api_key: "******",
+    client_secret: "******",
     env_vars: { HF_TOKEN: "******", PLAIN: "ok" },
   });
   assert.doesNotMatch(show.stdout, /s3cr3t|hf-x/);
@@ -138,7 +143,7 @@ Deno.test("cli: env list/show with redaction, --reveal, --json and NEMOTRON_ENV_
   assert.doesNotMatch(yaml.stdout, /s3cr3t|hf-x/);
   assert.match(yaml.stdout, /executor: lepton/);
   const reveal = await runCli(["env", "show", "dev", "--json", "--reveal"], { env, cwd: dir });
-  assert.equal(JSON.parse(reveal.stdout).api_key, "s3cr3t");
+  assert.equal(JSON.parse(reveal.stdout).client_secret, "s3cr3t");
   const bad = await runCli(["env", "show", "prod"], { env, cwd: dir });
   assert.equal(bad.code, 2);
   assert.match(
@@ -152,13 +157,13 @@ Deno.test("env.toml: interpolation resolved at load (§3.2)", async () => {
   Deno.env.delete("USER_UNSET");
   try {
     const env = await envFile(
-      '[p]\nremote_job_dir="/l/j"\nhf="${remote_job_dir}/hf"\nu="${oc.env:USER_UNSET,nobody}"\n[q]\nextends="p"\nremote_job_dir="/other"\n',
+      '[p]\nremote_job_dir="/l/j"\nlustre_mount="${remote_job_dir}/hf"\ncomment="${oc.env:USER_UNSET,nobody}"\n[q]\nextends="p"\nremote_job_dir="/other"\n',
     );
     const p = resolveProfile(env, "p");
-    assert.equal(p.hf, "/l/j/hf");
-    assert.equal(p.u, "nobody");
+    assert.equal(p.lustre_mount, "/l/j/hf");
+    assert.equal(p.comment, "nobody");
     // Interpolation happens after extends: the child's sibling value is used.
-    assert.equal(resolveProfile(env, "q").hf, "/other/hf");
+    assert.equal(resolveProfile(env, "q").lustre_mount, "/other/hf");
   } finally {
     if (saved !== undefined) Deno.env.set("USER_UNSET", saved);
   }

@@ -127,10 +127,10 @@ Deno.test("command: usage errors with suggestions", async () => {
 Deno.test("command: help output lists arguments, options and commands", () => {
   const root = tree([]);
   const show = root.commands[0];
-  const text = show.helpInformation();
-  assert.match(text, /^Usage: tool show \[options\] <name> \[more\.\.\.\]/);
-  assert.match(text, /-n, --lines <n> +lines \(default: 10\)/);
-  assert.match(text, /-h, --help +show help/);
+  const text = show.helpInformation(80);
+  assert.match(text, /^Usage: tool show \[OPTIONS\] <name> \[more\.\.\.\]/);
+  assert.match(text, /-n, --lines <n> +Lines \(default: 10\)/);
+  assert.match(text, /-h, --help +Show help/);
   assert.match(root.helpInformation(), /Commands:\n {2}show <name> \[more\.\.\.\]/);
 });
 

@@ -117,6 +117,16 @@ Deno.test("runspec: a blank line inside the block names that line", () => {
   assert.equal(err.location?.line, 3);
 });
 
+Deno.test("runspec: '#name = ...' (no space) says what PEP 723 requires, not 'does not start with #'", () => {
+  const text = '# /// script\n# [tool.runspec]\n#name = "a/b"\n# ///\n';
+  const err = usageError(() => parseRunspecText(text, "s.py"));
+  assert.doesNotMatch(err.message, /does not start with '#'/);
+  assert.match(err.message, /starts with '#' but not with '# '/);
+  assert.match(err.hint ?? "", /'# ' followed by the text, or a lone '#'/);
+  assert.match(err.hint ?? "", /write "# name = \\"a\/b\\""/);
+  assert.equal(err.location?.line, 3);
+});
+
 Deno.test("runspec: two script blocks are an error at the second opener", () => {
   const block = "# /// script\n# [tool.runspec]\n# name = 'a'\n# ///\n";
   const err = usageError(() => parseRunspecText(block + "x=1\n" + block, "s.py"));

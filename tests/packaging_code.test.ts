@@ -5,7 +5,13 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { packageCode } from "../lib/packaging/code.ts";
+import {
+  checkPackageSize,
+  maxPackageMb,
+  packageCode,
+  planCodePackage,
+  writeCodePackage,
+} from "../lib/packaging/code.ts";
 import { UsageError } from "../lib/errors.ts";
 
 const GIT_ENV = {
@@ -425,6 +431,386 @@ Deno.test("code: a submodule whose recorded commit is missing is a usage error, 
         err.message.includes(`submodule ext/sub: the commit the parent records (${missing})`) &&
         /git submodule update --init --recursive/.test(err.hint ?? ""),
     );
-    assert.deepEqual([...Deno.readDirSync(jobDir)], []);
+    // Not even the job dir is created: planning writes nothing.
+    assert.throws(() => Deno.statSync(jobDir), Deno.errors.NotFound);
+  });
+});
+
+// ---- the deny list: one test per entry, tracked or untracked, whatever .gitignore says ----
+
+/** A checkout holding `files` (some committed, the rest untracked); returns the package members. */
+async function packageWith(
+  tmp: string,
+  files: Record<string, string>,
+  opts: { track?: boolean; envFile?: string; remoteJobDir?: string; jobDir?: string } = {},
+) {
+  const repo = join(tmp, "repo");
+  write(join(repo, "keep.py"), "kept\n");
+  for (const [rel, text] of Object.entries(files)) write(join(repo, rel), text);
+  await git(repo, "init", "-q");
+  // `.gitignore` un-ignores everything: the deny list does not depend on it.
+  write(join(repo, ".gitignore"), "!*\n");
+  if (opts.track) {
+    await git(repo, "add", "-f", ".");
+    await git(repo, "commit", "-qm", "with secrets");
+  }
+  const pkg = await packageCode({
+    script: { arcname: "r/t.py", text: "" },
+    trainConfig: "x: 1\n",
+    jobDir: opts.jobDir ?? join(tmp, "job"),
+    cwd: repo,
+    envFile: opts.envFile,
+    remoteJobDir: opts.remoteJobDir,
+  });
+  return { repo, pkg, names: [...(await members(pkg.tarball)).keys()] };
+}
+
+const DENIED: [string, string, RegExp][] = [
+  ["env.toml", "[p]\nenv_vars = { MY_API_KEY = 's' }\n", /env\.toml/],
+  ["conf/env.toml", "[p]\n", /env\.toml/],
+  [".env", "DB_PASS=s\n", /dotenv/],
+  ["app/.env.local", "DB_PASS=s\n", /dotenv/],
+  [".netrc", "machine h login u password s\n", /netrc/],
+  [".git-credentials", "https://u:s@example.com\n", /git credentials/],
+  ["certs/client.pem", "-----BEGIN CERTIFICATE-----\n", /PEM/],
+  ["id_rsa", "key\n", /SSH private key/],
+  ["keys/id_ed25519", "key\n", /SSH private key/],
+  ["id_ecdsa_sk", "key\n", /SSH private key/],
+  ["deploy/robot", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n", /private key \(by content\)/],
+  ["deploy/tls.key", "-----BEGIN RSA PRIVATE KEY-----\nMII\n", /private key \(by content\)/],
+  [".nemotron-secrets/0123.env", "export MY_API_KEY=s\n", /secrets directory/],
+  [".nemotron-secrets-1000/0123.env", "export MY_API_KEY=s\n", /secrets directory/],
+  [".nemotron/jobs/20260101-demo-data-abc/job.yaml", "api_key: s\n", /local job directory/],
+];
+
+for (const [rel, text, reason] of DENIED) {
+  for (const track of [false, true]) {
+    Deno.test(`code: deny list — ${rel} never ships (${track ? "tracked" : "untracked"})`, async () => {
+      await withTemp(async (tmp) => {
+        const { pkg, names } = await packageWith(tmp, { [rel]: text }, { track });
+        assert.ok(names.includes("keep.py"), names.join(" "));
+        assert.ok(!names.includes(rel), `${rel} shipped`);
+        const top = rel.startsWith(".nemotron") ? rel.split("/")[0] + "/" : rel;
+        const x = pkg.excluded.find((e) => e.path === top);
+        assert.ok(x, JSON.stringify(pkg.excluded));
+        assert.match(x.reason, reason);
+      });
+    });
+  }
+}
+
+Deno.test("code: deny list — public keys and look-alike names still ship", async () => {
+  await withTemp(async (tmp) => {
+    const files = {
+      "id_rsa.pub": "ssh-rsa AAAA\n",
+      "src/id_mapping.py": "x = 1\n",
+      "docs/env.toml.example": "[p]\n",
+      "environment.yaml": "a: 1\n",
+      "src/pem_utils.py": "x = 1\n",
+    };
+    const { pkg, names } = await packageWith(tmp, files);
+    for (const f of Object.keys(files)) assert.ok(names.includes(f), `${f} left out`);
+    assert.deepEqual(pkg.excluded, []);
+  });
+});
+
+Deno.test("code: deny list — the env.toml nemotron read, whatever its name", async () => {
+  await withTemp(async (tmp) => {
+    const { pkg, names, repo } = await packageWith(tmp, { "cluster-profiles.toml": "[p]\n" }, {
+      envFile: join(tmp, "repo", "cluster-profiles.toml"),
+    });
+    assert.ok(!names.includes("cluster-profiles.toml"));
+    assert.deepEqual(pkg.excluded, [
+      { path: "cluster-profiles.toml", reason: "the env.toml nemotron read" },
+    ]);
+    assert.ok(repo);
+  });
+});
+
+Deno.test("code: deny list — remote_job_dir and the job dir inside the checkout", async () => {
+  await withTemp(async (tmp) => {
+    const rjd = join(tmp, "repo", "runs");
+    const files = {
+      "runs/jobs/old-job/code/main.py": "old\n",
+      "runs/.nemotron-secrets/ab.env": "export X_TOKEN=s\n",
+      "runs/jobs/this/stale.txt": "x\n",
+    };
+    const { pkg, names } = await packageWith(tmp, files, {
+      remoteJobDir: rjd,
+      jobDir: join(rjd, "jobs", "this"),
+    });
+    assert.ok(names.every((n) => !n.startsWith("runs/")), names.join(" "));
+    assert.deepEqual(pkg.excluded.map((e) => e.path).sort(), ["runs/", "runs/jobs/this/"].sort());
+  });
+});
+
+Deno.test("code: deny list — NEMOTRON_HOME inside the checkout", async () => {
+  await withTemp(async (tmp) => {
+    const saved = Deno.env.get("NEMOTRON_HOME");
+    Deno.env.set("NEMOTRON_HOME", join(tmp, "repo", "state"));
+    try {
+      const { pkg, names } = await packageWith(tmp, { "state/jobs.db": "SQLite" });
+      assert.ok(!names.includes("state/jobs.db"));
+      assert.deepEqual(pkg.excluded.map((e) => e.path), ["state/"]);
+    } finally {
+      if (saved === undefined) Deno.env.delete("NEMOTRON_HOME");
+      else Deno.env.set("NEMOTRON_HOME", saved);
+    }
+  });
+});
+
+Deno.test("code: deny list — outside a checkout the script's directory is filtered too", async () => {
+  await withTemp(async (tmp) => {
+    const dir = join(tmp, "plain");
+    write(join(dir, "train.py"), "print(1)\n");
+    write(join(dir, ".env"), "DB_PASS=s\n");
+    write(join(dir, "id_rsa"), "key\n");
+    write(join(dir, ".nemotron", "jobs", "j", "job.yaml"), "api_key: s\n");
+    write(join(dir, "data", "ok.txt"), "ok\n");
+    const pkg = await packageCode({
+      script: { path: join(dir, "train.py") },
+      trainConfig: "",
+      jobDir: join(tmp, "job"),
+      cwd: dir,
+    });
+    assert.equal(pkg.source, "directory");
+    const names = [...(await members(pkg.tarball)).keys()];
+    assert.deepEqual(names, ["config.yaml", "data/ok.txt", "main.py", "train.py"]);
+    assert.deepEqual(pkg.excluded.map((e) => e.path).sort(), [".env", ".nemotron/", "id_rsa"]);
+  });
+});
+
+// ---- modes ----
+
+Deno.test("code: owner-only files stay owner-only in the archive and in the extracted code", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "public.txt"), "p\n", 0o644);
+    write(join(repo, "run.sh"), "#!/bin/sh\n", 0o755);
+    write(join(repo, "private.txt"), "secret-ish\n");
+    Deno.chmodSync(join(repo, "private.txt"), 0o600);
+    write(join(repo, "group.txt"), "g\n");
+    Deno.chmodSync(join(repo, "group.txt"), 0o640);
+    write(join(repo, "tool.sh"), "#!/bin/sh\n");
+    Deno.chmodSync(join(repo, "tool.sh"), 0o700);
+    await git(repo, "init", "-q");
+    const pkg = await packageCode({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "wandb: {api_key: k}\n",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    const m = await members(pkg.tarball);
+    const modes = Object.fromEntries([...m].map(([k, v]) => [k, v.mode]));
+    assert.deepEqual(modes, {
+      "config.yaml": 0o600,
+      "group.txt": 0o600,
+      "main.py": 0o755,
+      "private.txt": 0o600,
+      "public.txt": 0o644,
+      "r/t.py": 0o644,
+      "run.sh": 0o755,
+      "tool.sh": 0o700,
+    });
+    assert.equal(Deno.statSync(pkg.tarball).mode! & 0o777, 0o600);
+    // GNU tar as a normal user applies the umask to these modes; as root it keeps them.
+    const out = join(tmp, "out");
+    Deno.mkdirSync(out);
+    await run(tmp, "tar", "-xzf", pkg.tarball, "-C", out);
+    assert.equal(Deno.statSync(join(out, "private.txt")).mode! & 0o077, 0);
+    assert.equal(Deno.statSync(join(out, "config.yaml")).mode! & 0o077, 0);
+    assert.equal(Deno.statSync(join(out, "tool.sh")).mode! & 0o077, 0);
+  });
+});
+
+Deno.test("code: a symlink to a file outside the checkout ships as a link, never its content", async () => {
+  await withTemp(async (tmp) => {
+    const outside = join(tmp, "home", ".ssh", "id_rsa_like");
+    write(outside, "OUTSIDE-CONTENT\n");
+    const repo = join(tmp, "repo");
+    write(join(repo, "a.py"), "a\n");
+    Deno.mkdirSync(join(repo, "assets"));
+    Deno.symlinkSync(outside, join(repo, "assets", "x"));
+    await git(repo, "init", "-q");
+    const pkg = await packageCode({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    const m = await members(pkg.tarball);
+    assert.equal(m.get("assets/x")?.type, "2");
+    assert.equal(m.get("assets/x")?.link, outside);
+    for (const v of m.values()) assert.ok(!(v.data ?? "").includes("OUTSIDE-CONTENT"));
+  });
+});
+
+// ---- size guard ----
+
+Deno.test("code: size guard — over max_package_mb is a usage error listing the largest files; nothing written", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "small.py"), "x\n");
+    write(join(repo, "data", "big.bin"), new Uint8Array(3 << 20));
+    write(join(repo, "data", "mid.bin"), new Uint8Array(1 << 19));
+    await git(repo, "init", "-q");
+    const jobDir = join(tmp, "job");
+    const plan = await planCodePackage({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "",
+      jobDir,
+      cwd: repo,
+    });
+    assert.ok(plan.totalBytes > 3 << 20);
+    const err = usageErrorOf(() => checkPackageSize(plan, 2, false));
+    assert.equal(err.exitCode, 2);
+    assert.match(err.message, /would be 3\.5 MB, over the limit of 2 MB/);
+    const lines = err.message.split("\n").slice(1).map((l) => l.trim());
+    assert.deepEqual(lines.slice(0, 2), ["3.0 MB  data/big.bin", "0.5 MB  data/mid.bin"]);
+    assert.ok(lines.length <= 10);
+    assert.match(err.hint ?? "", /\.gitignore.*max_package_mb.*--force-package/s);
+    assert.throws(() => Deno.statSync(jobDir), Deno.errors.NotFound);
+    // Forced, or under a higher limit: fine.
+    checkPackageSize(plan, 2, true);
+    checkPackageSize(plan, 4, false);
+    const pkg = await writeCodePackage(plan);
+    assert.ok((await members(pkg.tarball)).has("data/big.bin"));
+  });
+});
+
+Deno.test("code: size guard — only the 10 largest files are listed", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    for (let i = 1; i <= 12; i++) write(join(repo, `f${i}.bin`), new Uint8Array(i * 1024));
+    await git(repo, "init", "-q");
+    const plan = await planCodePackage({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    const err = usageErrorOf(() => checkPackageSize(plan, 0.01, false));
+    const listed = err.message.split("\n").slice(1).map((l) => l.trim().split(/\s+/).pop());
+    assert.deepEqual(listed, [
+      "f12.bin",
+      "f11.bin",
+      "f10.bin",
+      "f9.bin",
+      "f8.bin",
+      "f7.bin",
+      "f6.bin",
+      "f5.bin",
+      "f4.bin",
+      "f3.bin",
+    ]);
+  });
+});
+
+Deno.test("code: max_package_mb — default 100, a positive number, anything else refused", () => {
+  assert.equal(maxPackageMb(undefined), 100);
+  assert.equal(maxPackageMb({}), 100);
+  assert.equal(maxPackageMb({ max_package_mb: 250 }), 250);
+  assert.equal(maxPackageMb({ max_package_mb: 0.5 }), 0.5);
+  for (const bad of [0, -1, "100", true]) {
+    assert.equal(usageErrorOf(() => maxPackageMb({ max_package_mb: bad })).exitCode, 2);
+  }
+});
+
+function usageErrorOf(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof UsageError, `expected UsageError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected a UsageError");
+}
+
+Deno.test("code: deny list — any nemotron job dir (another profile's remote_job_dir) is left out", async () => {
+  await withTemp(async (tmp) => {
+    const files = {
+      "old-runs/jobs/k1/job.json": '{\n  "format": "nemotron-job/1",\n  "key": "k1"\n}\n',
+      "old-runs/jobs/k1/configs/train.yaml": "wandb: {api_key: s}\n",
+      "data/job.json": '{"format": "something-else"}\n',
+    };
+    const { pkg, names } = await packageWith(tmp, files);
+    assert.ok(!names.some((n) => n.startsWith("old-runs/jobs/k1/")), names.join(" "));
+    assert.ok(names.includes("data/job.json"));
+    assert.deepEqual(pkg.excluded, [{ path: "old-runs/jobs/k1/", reason: "a nemotron job dir" }]);
+  });
+});
+
+Deno.test("code: the diff next to the package leaves out changes to denied files", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "a.py"), "v1\n");
+    write(join(repo, ".env"), "DB_PASS=old\n");
+    write(join(repo, "conf", "env.toml"), "[p]\n");
+    await git(repo, "init", "-q");
+    await git(repo, "add", "-f", ".");
+    await git(repo, "commit", "-qm", "one");
+    write(join(repo, "a.py"), "v2\n");
+    write(join(repo, ".env"), "DB_PASS=new-diff-secret\n");
+    write(join(repo, "conf", "env.toml"), "[p]\nenv_vars = { X_TOKEN = 'toml-diff-secret' }\n");
+    const pkg = await packageCode({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    const diff = Deno.readTextFileSync(pkg.diffFile!);
+    assert.match(diff, /^\+v2$/m);
+    assert.ok(!diff.includes("new-diff-secret") && !diff.includes("toml-diff-secret"), diff);
+    assert.equal(Deno.statSync(pkg.diffFile!).mode! & 0o777, 0o600);
+    assert.ok(pkg.dirty);
+  });
+});
+
+Deno.test("code: a symlink to a fifo is shipped as a link and never opened", async () => {
+  await withTemp(async (tmp) => {
+    const repo = join(tmp, "repo");
+    write(join(repo, "a.py"), "a\n");
+    await run(tmp, "mkfifo", join(tmp, "pipe"));
+    Deno.symlinkSync(join(tmp, "pipe"), join(repo, "link"));
+    await git(repo, "init", "-q");
+    const pkg = await packageCode({
+      script: { arcname: "r/t.py", text: "" },
+      trainConfig: "",
+      jobDir: join(tmp, "job"),
+      cwd: repo,
+    });
+    assert.equal((await members(pkg.tarball)).get("link")?.type, "2");
+  });
+});
+
+Deno.test("code: config.format json/toml ships config.json/config.toml and the launcher passes it", async () => {
+  await withTemp(async (tmp) => {
+    for (const [format, name] of [["json", "config.json"], ["toml", "config.toml"]] as const) {
+      const jobDir = join(tmp, `job-${format}`);
+      const pkg = await packageCode({
+        script: {
+          arcname: "recipes/x/show.py",
+          text: "import sys\nprint(sys.argv[1:])\nprint(open(sys.argv[2]).read())\n",
+        },
+        trainConfig: format === "json" ? '{"a": 1}\n' : "a = 1\n",
+        configFormat: format,
+        jobDir,
+        cwd: tmp,
+      });
+      const m = await members(pkg.tarball);
+      assert.deepEqual([...m.keys()], [name, "main.py", "recipes/x/show.py"]);
+      const dir = join(tmp, `x-${format}`);
+      Deno.mkdirSync(dir);
+      const tar = await new Deno.Command("tar", { args: ["-xzf", pkg.tarball, "-C", dir] })
+        .output();
+      assert.equal(tar.code, 0);
+      const out = await new Deno.Command("/usr/bin/python3", {
+        args: [join(dir, "main.py"), "--mock"],
+        stdout: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.ok(text.startsWith(`['--config', '${join(dir, name)}', '--mock']\n`), text);
+      assert.ok(text.includes(format === "json" ? '{"a": 1}' : "a = 1"), text);
+    }
   });
 });

@@ -366,3 +366,87 @@ print(nemotron.a.f(), b.h(), gg(), K.kf(), K().m(), os.sep, sys.argv[1:])
     assert.equal(inlined.stdout, expected);
   });
 });
+
+Deno.test("inline: a config path whose symlink leads out of the repository is refused (exit 2), nothing written", async () => {
+  await withTemp(async (tmp) => {
+    const key = join(tmp, "home", ".ssh", "id_rsa");
+    write(key, "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRET-KEY-BYTES\n");
+    const repo = join(tmp, "repo");
+    write(join(repo, "assets", "ok.txt"), "fine\n");
+    Deno.symlinkSync(key, join(repo, "assets", "x"));
+    // A symlink that stays inside the repository is fine.
+    Deno.symlinkSync("ok.txt", join(repo, "assets", "inside"));
+    const jobDir = join(tmp, "job");
+    await assert.rejects(
+      packageSelfContained({
+        script: { arcname: "recipes/train.py", text: "print(1)\n" },
+        trainConfig: "a: /nemo_run/code/assets/inside\nb: /nemo_run/code/assets/x\n",
+        jobDir,
+        repoRoot: repo,
+      }),
+      (err) =>
+        err instanceof UsageError && err.exitCode === 2 &&
+        err.message.includes(`resolves to ${key}, outside the repository`),
+    );
+    assert.throws(() => Deno.statSync(jobDir), Deno.errors.NotFound);
+    const ok = await packageSelfContained({
+      script: { arcname: "recipes/train.py", text: "print(1)\n" },
+      trainConfig: "a: /nemo_run/code/assets/inside\n",
+      jobDir,
+      repoRoot: repo,
+    });
+    assert.equal(await extract(ok.tarball, "assets/inside"), "fine\n");
+  });
+});
+
+Deno.test("inline: a config naming a denied file (env.toml, .netrc, a key) is refused", async () => {
+  await withTemp(async (repo) => {
+    for (const rel of ["env.toml", "conf/.netrc", "keys/id_ed25519", ".env"]) {
+      write(join(repo, rel), "secret\n");
+      await assert.rejects(
+        packageSelfContained({
+          script: { arcname: "recipes/train.py", text: "print(1)\n" },
+          trainConfig: `f: /nemo_run/code/${rel}\n`,
+          jobDir: join(repo, "job"),
+          repoRoot: repo,
+        }),
+        (err) => err instanceof UsageError && /is never shipped/.test(err.message),
+        rel,
+      );
+    }
+  });
+});
+
+Deno.test("inline: a local module symlinked out of the repository is refused", async () => {
+  await withTemp(async (tmp) => {
+    write(join(tmp, "elsewhere", "helper.py"), "X = 1\n");
+    const repo = join(tmp, "repo");
+    Deno.mkdirSync(join(repo, "src", "nemotron"), { recursive: true });
+    write(join(repo, "src", "nemotron", "__init__.py"), "");
+    Deno.symlinkSync(join(tmp, "elsewhere", "helper.py"), join(repo, "src", "nemotron", "h.py"));
+    await assert.rejects(
+      inlineImports({
+        source: "from nemotron.h import X\nprint(X)\n",
+        path: "t.py",
+        repoRoot: repo,
+      }),
+      (err) => err instanceof UsageError && /outside the repository/.test(err.message),
+    );
+  });
+});
+
+Deno.test("inline: the shipped config.yaml is owner-only", async () => {
+  await withTemp(async (repo) => {
+    const pkg = await packageSelfContained({
+      script: { arcname: "recipes/train.py", text: "print(1)\n" },
+      trainConfig: "wandb: {api_key: k}\n",
+      jobDir: join(repo, "job"),
+      repoRoot: repo,
+    });
+    const out = await new Deno.Command("tar", { args: ["-tvzf", pkg.tarball], stdout: "piped" })
+      .output();
+    const listing = new TextDecoder().decode(out.stdout);
+    assert.match(listing, /^-rw------- .* config\.yaml$/m);
+    assert.match(listing, /^-rw-r--r-- .* main\.py$/m);
+  });
+});

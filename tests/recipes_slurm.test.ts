@@ -154,7 +154,9 @@ slurmTest(
       "tiny",
       "-b",
       "cluster",
-      "corpus=/nonexistent",
+      // Every stage gets every override; `corpus` is demo data's only, so `++` (Hydra's add or
+      // override) lets demo train take it too.
+      "++corpus=/nonexistent",
     );
     const first = await waitTerminal(s, data.slurm_job_id);
     assert.equal(first.state, "FAILED");

@@ -76,6 +76,27 @@ const GOLDEN_SPECS: Record<string, SlurmJobSpec> = {
       gpus_per_node: 1,
       mounts: ["/data/datasets:/datasets:ro"],
       env_vars: { NCCL_DEBUG: "WARN" },
+      // NeMo-Run SlurmExecutor keys users migrate with
+      cpus_per_task: 4,
+      cpus_per_gpu: 4,
+      gpus_per_task: "1",
+      mem_per_gpu: "80G",
+      exclude: "node[01-02]",
+      nodelist: "node07",
+      reservation: "maint window",
+      comment: "ada's run",
+      signal: "B:USR1@300",
+      network: "sharp",
+      dependency: "afterany:123:124",
+      job_name_prefix: "coreai_dlalgo_llm-llm.",
+      srun_args: ["--mpi=pmix", "--export=ALL,X=a b"],
+      additional_parameters: {
+        mail_type: "END",
+        mail_user: "ada@example.com",
+        hint: "nomultithread",
+        overcommit: true,
+        contiguous: false,
+      },
     },
     image: "/lustre/fs1/users/ada/nemotron/nvcr.io_nvidia_pytorch_25.01-py3.sqsh",
     command: ["python3", "main.py", "--config", "config.yaml", "--mock", "train.lr=3e-4"],
@@ -147,7 +168,38 @@ Deno.test("golden facts checked by hand: flags, requeue, torchrun rank per task,
   assert.match(single, /^#SBATCH --partition=batch$/m); // batch mode uses partition
   assert.match(single, /^#SBATCH --no-requeue$/m);
   assert.doesNotMatch(single, /scontrol requeue|--requeue|--exclusive|NEMOTRON_HEAD_NODE/);
-  assert.match(single, /--container-mounts=\/data\/datasets:\/datasets:ro,\/lustre:\/lustre,/);
+  // no /lustre mount unless lustre_mount is set (pyxis fails the job when the source is missing)
+  assert.match(
+    single,
+    /--container-mounts=\/data\/datasets:\/datasets:ro,\/lustre\/fs1\/users\/ada\/nemotron\/jobs\//,
+  );
+  assert.doesNotMatch(single, /\/lustre:\/lustre/);
+  // the migrated NeMo-Run keys, one #SBATCH line each, values quoted
+  for (
+    const line of [
+      "--job-name=coreai_dlalgo_llm-llm.demo-train",
+      "--cpus-per-task=4",
+      "--cpus-per-gpu=4",
+      "--gpus-per-task=1",
+      "--mem-per-gpu=80G",
+      "--exclude='node[01-02]'",
+      "--nodelist=node07",
+      "--reservation='maint window'",
+      `--comment='ada'"'"'s run'`,
+      "--signal=B:USR1@300",
+      "--network=sharp",
+      "--dependency=afterany:123:124",
+    ]
+  ) assert.ok(single.includes(`\n#SBATCH ${line}\n`), line);
+  assert.doesNotMatch(single, /contiguous/); // additional_parameters: false adds nothing
+  assert.match(single, /^#SBATCH --mail-type=END$/m);
+  assert.match(single, /^#SBATCH --mail-user=ada@example\.com$/m);
+  assert.match(single, /^#SBATCH --hint=nomultithread$/m);
+  assert.match(single, /^#SBATCH --overcommit$/m);
+  // srun: --wait (default 60), --cpus-per-task (srun does not inherit it), srun_args quoted
+  assert.match(single, /^ {2}--wait=60 --cpus-per-task=4 --mpi=pmix '--export=ALL,X=a b' \\$/m);
+  // the log files keep the plain name (jobs logs finds them without the prefix)
+  assert.match(single, /log-demo-train_%j_/);
   assert.match(single, /--container-workdir=\/nemo_run\/code/);
   assert.match(
     single,
@@ -168,6 +220,7 @@ Deno.test("golden facts checked by hand: flags, requeue, torchrun rank per task,
   );
   assert.match(multi, /-lt 2 \]; then\n.*\n {2}scontrol requeue "\$\{SLURM_JOB_ID\}"/);
   assert.doesNotMatch(multi, /\/lustre:\/lustre/); // lustre_mount = "" disables it
+  assert.match(multi, /^ {2}--wait=60 \\$/m); // no cpus_per_task, no srun_args
 
   const custom = await renderSbatch(buildSlurmJob(GOLDEN_SPECS["custom_template.sh"]));
   assert.match(custom, /^#SBATCH --mail-type=FAIL$/m);
@@ -199,6 +252,21 @@ Deno.test("profile problems are UsageErrors naming the key; nothing is half-buil
   bad({ startup_commands: "echo hi" }, /startup_commands: must be a list of strings/);
   bad({ sbatch_template: "/nonexistent/x.j2" }, /sbatch_template: cannot read/);
   bad({ nodes: 2 }, /launch = "ray" on 2 Slurm nodes is not supported yet/, { launch: "ray" });
+  bad({ array: "0-3" }, /array: job arrays are not supported for recipes: a recipe run is one job/);
+  bad({ dependency: "afterok" }, /dependency: "afterok" is not TYPE:JOBID/);
+  bad({ dependency: "afterok:12x" }, /dependency: "afterok:12x" is not TYPE:JOBID/);
+  bad({ dependency: "whenever:1" }, /dependency: "whenever:1" is not TYPE:JOBID/);
+  bad({ dependency: "afterok:1,afterany:2?afterok:3" }, /mixes ','/);
+  bad({ signal: "USR1 now" }, /signal: "USR1 now" is not/);
+  bad({ additional_parameters: { output: "/x" } }, /--output is set by nemotron/);
+  bad({ additional_parameters: { "mail type": "END" } }, /"mail type" is not an sbatch option/);
+  bad({ additional_parameters: { qos: "x" }, qos: "y" }, /--qos is already set/);
+  bad({ additional_parameters: { mail_type: "a\nb" } }, /mail_type: must be one non-empty line/);
+  bad({ additional_parameters: ["--x"] }, /additional_parameters: must be a table/);
+  bad({ srun_args: "--mpi=pmix" }, /srun_args: must be a list of strings/);
+  bad({ srun_args: ["a\nb"] }, /srun_args: bad argument/);
+  bad({ srun_wait: -1 }, /srun_wait: must be an integer >= 0/);
+  bad({ cpus_per_gpu: 0 }, /cpus_per_gpu: must be an integer >= 1/);
   // The locator's place is attached to the error.
   try {
     buildSlurmJob({
@@ -231,6 +299,43 @@ Deno.test("flags only when true; exclusive false and retries 0 add nothing", asy
   assert.match(script, /^#SBATCH --gres=gpu:a100:2$/m);
   assert.match(script, /^#SBATCH --constraint=a100$/m);
   assert.doesNotMatch(script, /^if \[ "\$\{_nemotron_rc\}" -ne 0 \]/m);
+});
+
+Deno.test("srun_wait = 0 drops --wait; dependency accepts ',' and '?' lists and singleton", async () => {
+  const job = buildSlurmJob({
+    ...GOLDEN_SPECS["container_single.sh"],
+    profile: { ...BASE_PROFILE, srun_wait: 0, dependency: "afterok:1:2_3,afterany:4+60" },
+  });
+  const script = await renderSbatch(job);
+  assert.doesNotMatch(script, /--wait=/);
+  assert.match(script, /^#SBATCH --dependency=afterok:1:2_3,afterany:4\+60$/m);
+  assert.equal(job.dependency, "afterok:1:2_3,afterany:4+60");
+  const single = buildSlurmJob({
+    ...GOLDEN_SPECS["container_single.sh"],
+    profile: { ...BASE_PROFILE, dependency: "singleton" },
+  });
+  assert.equal(single.dependency, "singleton");
+});
+
+Deno.test("ntasks_per_node > 1: one task per node for direct and ray (with a warning), torchrun too", () => {
+  for (const launch of ["direct", "ray", "torchrun"] as const) {
+    const job = buildSlurmJob({
+      ...GOLDEN_SPECS["container_single.sh"],
+      launch,
+      profile: { ...BASE_PROFILE, ntasks_per_node: 2 },
+    });
+    assert.equal(job.ntasksPerNode, 1, launch);
+    assert.ok(job.directives.some((d) => d.flag === "ntasks-per-node" && d.value === "1"));
+    if (launch === "torchrun") {
+      assert.deepEqual(job.warnings, []);
+      assert.ok(job.taskArgv.includes("--nproc-per-node=2")); // the workers, inside one task
+    } else {
+      assert.match(
+        job.warnings.join("\n"),
+        /ntasks_per_node = 2 ignored: launch = ".*" runs one task/,
+      );
+    }
+  }
 });
 
 Deno.test("a broken user template is a UsageError with its file and line", async () => {

@@ -3,7 +3,7 @@
  * (nemotron-features §3.5), the enroot command and build_* precedence vectors, and credentials.
  */
 import assert from "node:assert/strict";
-import { parseImageRef, sqshName } from "../lib/squash/reference.ts";
+import { parseImageRef, splitRegistry, sqshName } from "../lib/squash/reference.ts";
 import {
   buildSallocArgs,
   renderEnrootImport,
@@ -13,10 +13,11 @@ import {
   resolveBuildTime,
 } from "../lib/squash/enroot.ts";
 import { lookupCredentials, parseNetrc } from "../lib/squash/credentials.ts";
-import { parseWwwAuthenticate } from "../lib/squash/registry.ts";
+import { checkRemoteUrl, parseWwwAuthenticate } from "../lib/squash/registry.ts";
+import { openDockerArchive } from "../lib/squash/archive.ts";
 import { parsePlatform, selectPlatform } from "../lib/squash/manifest.ts";
 import { defaultSqshPath, ensureSquashedImage } from "../lib/squash/ensure.ts";
-import { UsageError } from "../lib/errors.ts";
+import { RuntimeFailure, UsageError } from "../lib/errors.ts";
 import { SILENT } from "../lib/squash/progress.ts";
 import { nemotron } from "./fixtures/squash/registry.ts";
 
@@ -395,5 +396,78 @@ Deno.test("nemotron squash: usage errors exit 2 and write nothing", async () => 
     /^salloc --nodes=1 --ntasks-per-node=1 --time=04:00:00 srun --export=ALL bash -c .*enroot import --output .*x\.sqsh dockerd:\/\/img:1'\n$/,
   );
   assert.deepEqual([...Deno.readDirSync(dir)], []);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("registry hosts are parsed strictly: HOST[:PORT], no '@', no userinfo (issue 15 §2)", () => {
+  assert.deepEqual(splitRegistry("nvcr.io"), { host: "nvcr.io", port: undefined });
+  assert.deepEqual(splitRegistry("NVCR.io:443"), { host: "nvcr.io", port: 443 });
+  assert.deepEqual(splitRegistry("127.0.0.1:5000"), { host: "127.0.0.1", port: 5000 });
+  assert.deepEqual(splitRegistry("[::1]:5000"), { host: "[::1]", port: 5000 });
+  assert.deepEqual(splitRegistry("localhost"), { host: "localhost", port: undefined });
+  for (
+    const bad of [
+      "nvcr.io:443@evil-host",
+      "user@nvcr.io",
+      "nvcr.io:",
+      "nvcr.io:0",
+      "nvcr.io:65536",
+      "nvcr.io/x",
+      "-a.io",
+      "a..io",
+      "nvcr.io:443:1",
+      "",
+    ]
+  ) {
+    assert.equal(splitRegistry(bad), undefined, bad);
+  }
+  for (
+    const bad of [
+      "docker://$oauthtoken@nvcr.io:443@evil-host#nvidia/nemo:1",
+      "docker://u@nvcr.io@evil#nvidia/nemo:1",
+      "docker://u@a.io:1:2#x/y",
+      "nvcr.io:99999/nvidia/nemo:1",
+    ]
+  ) {
+    assert.throws(() => parseImageRef(bad), /is not a registry host/, bad);
+  }
+  const ok = parseImageRef("docker://$oauthtoken@nvcr.io:443#nvidia/nemo:1");
+  assert.equal(
+    ok.kind === "registry" && `${ok.user}|${ok.registry}|${ok.repository}`,
+    "$oauthtoken|nvcr.io:443|nvidia/nemo",
+  );
+  // Credentials are never looked up for a host that is not well-formed (no cutting at ':').
+  const env = (k: string) => ({ HOME: "/nonexistent", ENROOT_CONFIG_PATH: "/nonexistent" })[k];
+  assert.throws(() => lookupCredentials("nvcr.io:443@evil-host", undefined, env), UsageError);
+});
+
+Deno.test("redirects and token realms: https only (http to loopback or with --allow-http)", () => {
+  const ok = (u: string, allow = false) => checkRemoteUrl(new URL(u), "x", allow);
+  ok("https://auth.docker.io/token");
+  ok("http://127.0.0.1:5000/token");
+  ok("http://localhost/token");
+  ok("http://registry.lan/token", true);
+  assert.throws(() => ok("http://registry.lan/token"), /uses plain HTTP.*/);
+  for (const u of ["file:///etc/passwd", "file:///dev/zero", "data:,x", "ftp://a/b", "blob:x"]) {
+    assert.throws(() => ok(u, true), /has the URL scheme .*: refused/, u);
+  }
+});
+
+Deno.test("docker-archive: an oversized manifest.json is refused, not read into memory", async () => {
+  const dir = await Deno.makeTempDir();
+  const py = "import tarfile,io,sys\n" +
+    "t=tarfile.open(sys.argv[1],'w')\n" +
+    "d=b' '*(5*1024*1024)\n" +
+    "i=tarfile.TarInfo('manifest.json'); i.size=len(d); t.addfile(i, io.BytesIO(d)); t.close()\n";
+  const o = await new Deno.Command("/usr/bin/python3", { args: ["-c", py, `${dir}/a.tar`] })
+    .output();
+  assert.equal(o.code, 0);
+  await assert.rejects(
+    openDockerArchive(`${dir}/a.tar`),
+    (e) =>
+      e instanceof RuntimeFailure && /manifest\.json is 5242880 bytes, larger than 4194304/.test(
+        e.message,
+      ),
+  );
   await Deno.remove(dir, { recursive: true });
 });

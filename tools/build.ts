@@ -40,7 +40,7 @@ async function run(args: string[], quiet = false): Promise<number> {
  */
 export async function buildBundle(outFile: string, quiet = false): Promise<number> {
   const main = new URL("../main.ts", import.meta.url).pathname;
-  return await run([
+  const code = await run([
     "bundle",
     ...(quiet ? ["--quiet"] : []),
     ...BUNDLE_FLAGS,
@@ -48,6 +48,25 @@ export async function buildBundle(outFile: string, quiet = false): Promise<numbe
     outFile,
     main,
   ], quiet);
+  if (code !== 0) return code;
+  // Stamp the commit the bundle is built from (lib/version.ts holds the placeholder).
+  const text = await Deno.readTextFile(outFile);
+  const stamped = text.replaceAll("@@NEMOTRON_BUILD_COMMIT@@", sourceCommit());
+  await Deno.writeTextFile(outFile, stamped);
+  return 0;
+}
+
+/** `git rev-parse --short=12 HEAD` of this checkout, `+dirty` with uncommitted changes. */
+function sourceCommit(): string {
+  const root = new URL("..", import.meta.url).pathname;
+  const git = (args: string[]) =>
+    new Deno.Command("git", { args: ["-C", root, ...args], stdout: "piped", stderr: "null" })
+      .outputSync();
+  const head = git(["rev-parse", "--short=12", "HEAD"]);
+  if (!head.success) return "unknown";
+  const sha = new TextDecoder().decode(head.stdout).trim();
+  const dirty = git(["status", "--porcelain", "--untracked-files=no"]);
+  return dirty.success && dirty.stdout.length > 0 ? `${sha}+dirty` : sha;
 }
 
 async function main(mode: string | undefined): Promise<number> {
@@ -67,13 +86,32 @@ async function main(mode: string | undefined): Promise<number> {
       }
       console.error(`using DENORT_BIN=${denort}`);
     }
-    const code = await run(["compile", ...PERMISSIONS, "--output", "dist/nemotron", "main.ts"]);
-    if (code !== 0 && !denort) {
+    // The binary is compiled from the stamped bundle, so it reports the same commit.
+    const bundleCode = await buildBundle("dist/nemotron.js");
+    if (bundleCode !== 0) return bundleCode;
+    console.error("$ deno compile … --output dist/nemotron dist/nemotron.js");
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["compile", "--quiet", ...PERMISSIONS, "--output", "dist/nemotron", "dist/nemotron.js"],
+      stdout: "inherit",
+      stderr: "piped",
+    }).output();
+    if (r.code === 0) return 0;
+    const err = new TextDecoder().decode(r.stderr);
+    if (/denort|dl\.deno\.land|error sending request|dns error/i.test(err)) {
       console.error(
-        "hint: deno compile downloads the denort runtime; on an air-gapped host set DENORT_BIN=/path/to/denort (same Deno version)",
+        denort
+          ? `error: deno compile could not use DENORT_BIN=${denort}`
+          : "error: deno compile could not download the denort runtime (no network?)",
       );
+      console.error(
+        "  hint: set DENORT_BIN=/path/to/denort (the denort binary of Deno 2.9.6), or use " +
+          "`deno task bundle` and run dist/nemotron.js with deno",
+      );
+      return 1;
     }
-    return code;
+    // Anything else: deno's own message, without its internal backtrace.
+    console.error(err.replace(/\n*Stack backtrace:[\s\S]*$/, "").trimEnd());
+    return 1;
   }
   console.error("usage: deno run -A tools/build.ts bundle|compile");
   return 2;

@@ -29,6 +29,9 @@ const APT_PACKAGES = [
   "apache2-utils",
   "zstd",
   "openssl",
+  "zsh",
+  "fish",
+  "tmux",
   "openssh-server",
   "openssh-client",
   "rsync",
@@ -99,9 +102,10 @@ async function ensureSlurm(): Promise<void> {
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
  */
 // multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
+// secrets_slurm: real Slurm runs scanned for leaked secrets.
 // ssh_tunnel: sshd in front of the shared Slurm cluster, a local user of its own (the "laptop").
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|multiuser_\w+|ssh_tunnel)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|ssh_tunnel)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -5,6 +5,7 @@
  * At the end it prints where the artifacts went.
  */
 import { Command } from "../../lib/cli/command.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { type CliContext, leafTokens, parseRecipeArgs } from "../../lib/cli/args.ts";
 import { registryFromEnvironment } from "../../lib/artifacts/root.ts";
 import { runDemoData } from "./data.ts";
@@ -23,6 +24,12 @@ export function demoPipeCommand(cli: CliContext): Command {
       if (args.help) {
         console.log(PIPE_HELP);
         return;
+      }
+      if (args.stage) {
+        throw new UsageError("--stage stages one job, not a pipeline", {
+          hint:
+            "stage each stage on its own: nemotron demo data --stage -b PROFILE, then nemotron demo train --stage -b PROFILE",
+        });
       }
       // On Slurm both stages are submitted now, as one pipeline: train waits for data (afterok);
       // if data fails, nemotron cancels train and `jobs status` says which stage failed.

@@ -19,7 +19,13 @@ import {
 import { createJobDir } from "../../lib/config/jobdir.ts";
 import { configNames, findConfigFile, loadConfig } from "../../lib/config/load.ts";
 import { getPath } from "../../lib/config/tree.ts";
-import { loadEnvFile, profileFrom, profileNames, specialSection } from "../../lib/env_toml.ts";
+import {
+  loadEnvFile,
+  loadEnvFileForHelp,
+  profileFrom,
+  profileNames,
+  specialSection,
+} from "../../lib/env_toml.ts";
 import {
   launchArgv,
   runLocal,
@@ -41,13 +47,21 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   type StageOptions,
   submitRecipeJob,
   trainConfigName,
 } from "../../lib/recipe_run.ts";
 import { parseRunspecText } from "../../lib/runspec.ts";
 import { prepareJobDir } from "../../lib/exec/job_dir.ts";
-import { LAUNCHER_NAME, packageCode } from "../../lib/packaging/code.ts";
+import {
+  checkPackageSize,
+  codePackageRoot,
+  LAUNCHER_NAME,
+  maxPackageMb,
+  planCodePackage,
+  writeCodePackage,
+} from "../../lib/packaging/code.ts";
 import { builtinConfigNames, demoTrain, recipeFiles } from "../../recipes/index.ts";
 
 const COMMAND = "nemotron demo train";
@@ -72,7 +86,7 @@ export async function runDemoTrain(
   // 1. Arguments, env.toml, the profile, the config name and the overrides' syntax: bad input
   //    fails here, before anything is written.
   const args = parseRecipeArgs(tokens, cli);
-  const envFile = loadEnvFile();
+  const envFile = args.help ? loadEnvFileForHelp() : loadEnvFile();
   const profile = args.help ? undefined : profileFrom(envFile, args.profile);
   const executor = executorFor(args, profile, envFile?.path);
   if (!args.help) checkRecipeInput(args, builtinConfigNames(demoTrain), COMMAND);
@@ -130,7 +144,14 @@ export async function runDemoTrain(
     if (executor === "slurm") {
       // 5s. Slurm: the train config with remote paths, the command run in the job's code dir, and
       // the job (image squashed for pyxis, git mounts synced, sbatch script rendered).
-      const train = extractTrainConfig(job, { forRemote: true, repoRoot: Deno.cwd() });
+      // Remote paths map into the code package, whose root is the git checkout's top (else the
+      // cwd): from a subdirectory `<top>/sub/x` becomes `/nemo_run/code/sub/x`, as packaged.
+      const codeRoot = await codePackageRoot(Deno.cwd());
+      const train = extractTrainConfig(job, {
+        forRemote: true,
+        repoRoot: codeRoot,
+        cwd: Deno.cwd(),
+      });
       const command = ["python3", LAUNCHER_NAME, ...args.passthrough];
       const { job: slurmJob, script, notes } = await planSlurmJob({
         args,
@@ -141,6 +162,21 @@ export async function runDemoTrain(
         env,
         pipeline: opts.pipeline,
       });
+      // The code package, decided before anything is written: what the deny list leaves out
+      // (shown in a dry run) and the size guard (max_package_mb, --force-package).
+      const plan = await planCodePackage({
+        script: { arcname: `_nemotron/${demoTrain.scriptPath}`, text: demoTrain.script },
+        trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
+        jobDir: slurmJob.jobDir,
+        extraFiles: Object.entries(demoTrain.files).map(([rel, text]) => ({
+          arcname: `_nemotron/${path.dirname(demoTrain.scriptPath)}/${rel}`,
+          text,
+        })),
+        envFile: envFile?.path,
+        remoteJobDir: slurmJob.remoteJobDir,
+      });
+      checkPackageSize(plan, maxPackageMb(settings.env), args.forcePackage ?? false);
       if (args.dryRun) {
         printDryRun({
           job,
@@ -150,7 +186,9 @@ export async function runDemoTrain(
           executor,
           jobDir: slurmJob.jobDir,
           forRemote: true,
-          repoRoot: Deno.cwd(),
+          repoRoot: codeRoot,
+          cwd: Deno.cwd(),
+          codePackage: plan,
           script,
           notes,
         }, args.json);
@@ -161,15 +199,7 @@ export async function runDemoTrain(
       // the code package (the user's checkout + the recipe + a launcher) unpacked into code/.
       const prepared = prepareJobDir(slurmJob, script);
       writeJobFiles(prepared.configsDir, job, train, runspec.config.format);
-      const pkg = await packageCode({
-        script: { arcname: `_nemotron/${demoTrain.scriptPath}`, text: demoTrain.script },
-        trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: prepared.jobDir,
-        extraFiles: Object.entries(demoTrain.files).map(([rel, text]) => ({
-          arcname: `_nemotron/${path.dirname(demoTrain.scriptPath)}/${rel}`,
-          text,
-        })),
-      });
+      const pkg = await writeCodePackage(plan, prepared.jobDir);
       for (const w of pkg.warnings) console.error(`warning: ${w}`);
       await extractTarball(pkg.tarball, prepared.codeDir);
 
@@ -212,7 +242,9 @@ export async function runDemoTrain(
       config: files.trainConfig,
       passthrough: args.passthrough,
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });

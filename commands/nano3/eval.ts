@@ -20,7 +20,13 @@ import { createJobDir } from "../../lib/config/jobdir.ts";
 import { configNames, findConfigFile, loadConfig } from "../../lib/config/load.ts";
 import { artResolver } from "../../lib/config/resolvers.ts";
 import { type ConfigMap, getPath } from "../../lib/config/tree.ts";
-import { loadEnvFile, profileFrom, profileNames, specialSection } from "../../lib/env_toml.ts";
+import {
+  loadEnvFile,
+  loadEnvFileForHelp,
+  profileFrom,
+  profileNames,
+  specialSection,
+} from "../../lib/env_toml.ts";
 import { RuntimeFailure, UsageError } from "../../lib/errors.ts";
 import { runLocal } from "../../lib/exec/local_run.ts";
 import { buildRunEnv } from "../../lib/exec/run_env.ts";
@@ -33,6 +39,7 @@ import {
   plannedJobDir,
   printDryRun,
   runSettingsOf,
+  scriptArgsNote,
 } from "../../lib/recipe_run.ts";
 import { ensureSquashedImage } from "../../lib/squash/ensure.ts";
 import { nano3Eval } from "../../recipes/index.ts";
@@ -74,11 +81,14 @@ export function taskFlags(passthrough: readonly string[]): string[] {
   return tasks;
 }
 
-/** W&B export configured: `execution.auto_export.destinations` has wandb, or `export.wandb` exists. */
+/**
+ * W&B export configured: `execution.auto_export.destinations` has wandb, or `export.wandb` is set
+ * (`export: {wandb: null}` switches it off, as in the original).
+ */
 function needsWandb(cfg: ConfigMap): boolean {
   const dest = getPath(cfg, "execution.auto_export.destinations");
-  return (Array.isArray(dest) && dest.includes("wandb")) ||
-    getPath(cfg, "export.wandb") !== undefined;
+  const wandb = getPath(cfg, "export.wandb");
+  return (Array.isArray(dest) && dest.includes("wandb")) || (wandb !== undefined && wandb !== null);
 }
 
 /** Add `NAME: NAME` mappings (the launcher forwards these variables) without overwriting. */
@@ -98,7 +108,7 @@ function injectEnvNames(cfg: ConfigMap, dotted: string, names: readonly string[]
 async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise<number> {
   // 1. Arguments: --stage is rejected, script arguments are -t/--task only.
   const args = parseRecipeArgs(tokens, cli);
-  const envFile = loadEnvFile();
+  const envFile = args.help ? loadEnvFileForHelp() : loadEnvFile();
   const files = Object.fromEntries(
     Object.entries(nano3Eval.configs).map(([n, t]) => [`${nano3Eval.configDir}/${n}`, t]),
   );
@@ -167,8 +177,12 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
       }
     }
 
-    // 4. The eval config: `run` stripped, `${run.*}` resolved; a dry run stops here.
-    const evalConfig = extractTrainConfig(job, { forRemote: false });
+    // 4. The eval config: `${run.*}` resolved, `run` stripped (the launcher has no use for it and
+    //    the original strips it; `${art:…}` is resolved below from the job config's run refs);
+    //    a dry run stops here.
+    const withRefs = extractTrainConfig(job, { forRemote: false });
+    const evalConfig = new Map(withRefs);
+    evalConfig.delete("run");
     const env = { ...buildRunEnv({ profile: runEnv, wandb, recipeName: "nano3/eval" }) };
     const jobsBase = localJobsBase();
     if (args.dryRun) {
@@ -194,9 +208,10 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
 
     // 5. Resolve artifacts and every interpolation for the launcher, which knows neither.
     const registry = registryFromEnvironment();
-    const resolved = resolveTree(evalConfig, {
+    const resolved = resolveTree(withRefs, {
       resolvers: { art: artResolver(artLookupByRef(registry)) },
     });
+    resolved.delete("run");
 
     // 6. Job dir with job.yaml and eval.yaml; run the launcher.
     const jobDir = createJobDir(jobsBase, "nano3/eval");
@@ -204,7 +219,7 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
     const evalPath = path.join(jobDir, "eval.yaml");
     Deno.renameSync(written.trainConfig, evalPath);
     const argv = [LAUNCHER, "run", "--config", evalPath, ...tasks.flatMap((t) => ["-t", t])];
-    console.error(`[nemotron] nano3/eval: job dir ${jobDir}`);
+    console.error(`[nemotron] nano3/eval: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`);
     const logPath = path.join(jobDir, "run.log");
     let code: number;
     try {

@@ -37,6 +37,12 @@ export function nano3PipeCommand(cli: CliContext): Command {
         console.log(PIPE_HELP);
         return;
       }
+      if (args.stage) {
+        throw new UsageError("--stage stages one job, not a pipeline", {
+          hint:
+            "stage each stage on its own: nemotron nano3 pretrain --stage -b PROFILE, then nemotron nano3 sft --stage -b PROFILE",
+        });
+      }
       if (args.mode === "local") {
         throw new UsageError("pipe requires --run or --batch (remote execution)", {
           hint: "add --batch PROFILE (or --run PROFILE to wait for the last stage)",

@@ -21,7 +21,13 @@ import {
 import { createJobDir } from "../../lib/config/jobdir.ts";
 import { configNames, findConfigFile, loadConfig } from "../../lib/config/load.ts";
 import { getPath } from "../../lib/config/tree.ts";
-import { loadEnvFile, profileFrom, profileNames, specialSection } from "../../lib/env_toml.ts";
+import {
+  loadEnvFile,
+  loadEnvFileForHelp,
+  profileFrom,
+  profileNames,
+  specialSection,
+} from "../../lib/env_toml.ts";
 import {
   launchArgv,
   runLocal,
@@ -43,6 +49,7 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   type StageOptions,
   submitRecipeJob,
   trainConfigName,
@@ -75,7 +82,7 @@ export async function runNano3Rl(
   // 1. Arguments, env.toml, the profile, the config name and the overrides' syntax: bad input
   //    fails here, before anything is written.
   const args = parseRecipeArgs(tokens, cli);
-  const envFile = loadEnvFile();
+  const envFile = args.help ? loadEnvFileForHelp() : loadEnvFile();
   const profile = args.help ? undefined : profileFrom(envFile, args.profile);
   const executor = executorFor(args, profile, envFile?.path);
   if (!args.help) checkRecipeInput(args, builtinConfigNames(nano3Rl), COMMAND);
@@ -223,7 +230,9 @@ export async function runNano3Rl(
       config: files.trainConfig,
       passthrough: args.passthrough,
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });

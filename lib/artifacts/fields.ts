@@ -4,7 +4,7 @@
  *
  * FIELD (default `path`):
  * - `metadata.X`: key X of the version's metadata.json;
- * - an info field: `path`, `version`, `name`, `type`, `qualified_name`, `created_at`, `storage`,
+ * - an info field: `path`, `version` (the string `vN`), `name`, `type`, `qualified_name`, `created_at`, `storage`,
  *   `iteration` (the latter only when the metadata has one);
  * - else a top-level key of metadata.json, else a key of a nested `metadata` map in it.
  * Values keep their JSON type.
@@ -26,7 +26,9 @@ export function artifactField(
   const nested = isRecord(metadata.metadata) ? metadata.metadata : {};
   const info: Record<string, unknown> = {
     path: manifest.path,
-    version: manifest.version,
+    // "v5", as the original gives it (W&B's artifact.version), so `ckpt_${art:data,version}` is
+    // `ckpt_v5`; the manifest keeps the number.
+    version: `v${manifest.version}`,
     name: manifest.name,
     type: manifest.type,
     qualified_name: qualifiedName(manifest),

@@ -21,6 +21,7 @@ import { basename, join, resolve as resolvePath } from "../path.ts";
 import { didYouMean, RuntimeFailure, UsageError } from "../errors.ts";
 import { copyTree, listDir, readTextIfExists } from "./fsutil.ts";
 import { writeFileAtomic } from "../atomic.ts";
+import { isSecretName } from "../secrets.ts";
 import { ensureNemotronHome, nemotronHome } from "../home.ts";
 import {
   type ArtifactRef,
@@ -97,24 +98,13 @@ export interface LineageNode {
 }
 
 const VERSION_DIR = /^v(\d+)$/;
-const SECRET_WORDS = new Set([
-  "TOKEN",
-  "SECRET",
-  "PASSWORD",
-  "PASSWD",
-  "CREDENTIAL",
-  "CREDENTIALS",
-  "APIKEY",
-]);
-
 /**
- * Whether a metadata key names a secret: one of its words (split at `_`, `-`, `.`, case changes are
- * ignored) is TOKEN, SECRET, PASSWORD, PASSWD, CREDENTIAL(S) or APIKEY, or KEY next to another word
- * (`api_key`, `access-key`). Word-based, unlike env var names, so `tokens` and `key` stay usable.
+ * Whether a metadata key names a secret: the one rule of lib/secrets.ts (`hf_token`, `api_key`,
+ * `access-key`, `db_pass`; not `tokens`), except that the bare word `key` stays usable as a
+ * metadata field name.
  */
 export function isSecretMetadataKey(key: string): boolean {
-  const words = key.toUpperCase().split(/[^A-Z0-9]+/).filter((w) => w !== "");
-  return words.some((w) => SECRET_WORDS.has(w)) || (words.length > 1 && words.includes("KEY"));
+  return key.toUpperCase() !== "KEY" && isSecretName(key);
 }
 
 /** `2025-01-01T00:00:00+00:00` for now (the format the Python helper writes too). */

@@ -1,10 +1,11 @@
 /**
  * The argument model of nemotron.
  *
- * Global options (`-c/--config`, `-r/--run`, `-b/--batch`, `-d/--dry-run`, `--stage`, `--force-squash`)
+ * Global options (`-c/--config`, `-r/--run`, `-b/--batch`, `-d/--dry-run`, `--stage`,
+ * `--force-squash`, `--force-package`)
  * may stand before the group (`nemotron -d nano3 pretrain`) or anywhere after a recipe leaf
  * (`nemotron nano3 pretrain -c tiny -d`). After the leaf, a token with `=` that does not start with `-`
- * is a dotlist override, `--` ends option parsing (everything later is passthrough) and every other
+ * is a dotlist override (so is Hydra's `~key`, which deletes a key and needs no `=`), `--` ends option parsing (everything later is passthrough) and every other
  * token is passthrough for the script. `--run=P`, `-r=P`, `--config=X`, `-c=X`, `--batch=P`, `-b=P`
  * are recognised too (the Python original silently passed them to the script).
  */
@@ -18,6 +19,8 @@ export interface GlobalOptions {
   readonly dryRun: boolean;
   readonly stage: boolean;
   readonly forceSquash: boolean;
+  /** `--force-package`: ship a code package over `max_package_mb`. */
+  readonly forcePackage?: boolean;
 }
 
 /** Where a job goes: `local` without a profile, `run` (attached) or `batch` (detached). */
@@ -54,6 +57,7 @@ export const NO_GLOBALS: GlobalOptions = Object.freeze({
   dryRun: false,
   stage: false,
   forceSquash: false,
+  forcePackage: false,
 });
 
 const VALUE_OPTIONS: Readonly<Record<string, "config" | "run" | "batch">> = {
@@ -65,11 +69,14 @@ const VALUE_OPTIONS: Readonly<Record<string, "config" | "run" | "batch">> = {
   "--batch": "batch",
 };
 
-const FLAG_OPTIONS: Readonly<Record<string, "dryRun" | "stage" | "forceSquash">> = {
+const FLAG_OPTIONS: Readonly<
+  Record<string, "dryRun" | "stage" | "forceSquash" | "forcePackage">
+> = {
   "-d": "dryRun",
   "--dry-run": "dryRun",
   "--stage": "stage",
   "--force-squash": "forceSquash",
+  "--force-package": "forcePackage",
 };
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -118,6 +125,65 @@ function readGlobal(tokens: readonly string[], i: number, into: Mutable<GlobalOp
     return 2;
   }
   return 0;
+}
+
+/** The long options a recipe command knows after its leaf (for near-miss detection). */
+const RECIPE_LONG_OPTIONS: readonly string[] = [
+  ...Object.keys(VALUE_OPTIONS),
+  ...Object.keys(FLAG_OPTIONS),
+  "--json",
+  "--help",
+].filter((o) => o.startsWith("--"));
+
+/** An option name folded for comparison: no leading dashes, `_` and `-` dropped, lower case. */
+function foldOption(name: string): string {
+  return name.replace(/^-+/, "").replace(/[-_]/g, "").toLowerCase();
+}
+
+/** Levenshtein distance with adjacent transpositions counted as one edit (`btach` → `batch`). */
+function optionDistance(a: string, b: string): number {
+  const d: number[][] = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The option of ours that `tok` (a token starting with `-`, not one of ours) looks like a typo of:
+ * the same letters with other dashes/underscores/case (`--dry_run`, `-dry-run`, `--forcesquash`),
+ * or a letter changed or swapped (`--btach`, `--rum`; for names of 6+ letters up to two edits with
+ * the length within one: `--dryrn`). Undefined otherwise, so script options such as `--stages`,
+ * `--jsonl` or `--batch-size` still pass through.
+ */
+export function nearMissOption(tok: string): string | undefined {
+  if (!tok.startsWith("-") || tok === "-" || tok === "--") return undefined;
+  const name = tok.includes("=") ? tok.slice(0, tok.indexOf("=")) : tok;
+  const folded = foldOption(name);
+  if (folded.length < 3) return undefined;
+  let best: string | undefined;
+  let bestDist = Infinity;
+  for (const opt of RECIPE_LONG_OPTIONS) {
+    const target = foldOption(opt);
+    const dist = optionDistance(folded, target);
+    // short names: a changed or swapped letter; longer ones: up to two edits, length within one
+    const long = target.length >= 6;
+    const lengthOk = Math.abs(folded.length - target.length) <= (long ? 1 : 0);
+    if (lengthOk && dist <= (long ? 2 : 1) && dist < bestDist) {
+      best = opt;
+      bestDist = dist;
+    }
+  }
+  return best;
 }
 
 /** Reject option combinations the original also rejects (with its messages). */
@@ -183,8 +249,17 @@ export function parseRecipeArgs(tokens: readonly string[], cli: CliContext): Rec
       i += used;
       continue;
     }
-    if (!tok.startsWith("-") && tok.includes("=")) dotlist.push(tok);
-    else passthrough.push(tok);
+    if ((!tok.startsWith("-") && tok.includes("=")) || /^~[A-Za-z_]/.test(tok)) dotlist.push(tok);
+    else {
+      const near = nearMissOption(tok);
+      if (near !== undefined) {
+        throw new UsageError(`unknown option '${tok}': did you mean ${near}?`, {
+          hint: `to pass '${tok}' to the script unchanged, put it after '--' ` +
+            `(e.g. nemotron … -- ${tok})`,
+        });
+      }
+      passthrough.push(tok);
+    }
     i++;
   }
   if (!help) validateGlobals(g);

@@ -13,6 +13,7 @@
  * whose action receives every token untouched.
  */
 import { closestMatch, UsageError } from "../errors.ts";
+import { helpColor, helpRows, helpWidth, styleHelp, wrapWords } from "./layout.ts";
 
 // deno-lint-ignore no-explicit-any
 type ActionFn = (...args: any[]) => void | Promise<void>;
@@ -97,6 +98,7 @@ export class Command {
   };
   private _version?: { value: string; option: Option };
   private _after: string[] = [];
+  private _examples: (readonly [string, string])[] = [];
   private _usage?: string;
   private _hidden = false;
   private _values: Record<string, unknown> = {};
@@ -231,6 +233,11 @@ export class Command {
     return this;
   }
 
+  /** True for commands left out of help and completion (e.g. `__complete`). */
+  isHidden(): boolean {
+    return this._hidden;
+  }
+
   allowUnknownOption(allow = true): this {
     this._allowUnknown = allow;
     return this;
@@ -274,6 +281,12 @@ export class Command {
     return this;
   }
 
+  /** Example command lines with what each does, shown as the Examples section of the help. */
+  examples(rows: readonly (readonly [string, string])[]): this {
+    this._examples.push(...rows);
+    return this;
+  }
+
   addHelpText(_position: "after" | "afterAll", text: string): this {
     this._after.push(text);
     return this;
@@ -295,8 +308,8 @@ export class Command {
   private usageLine(): string {
     if (this._usage) return this._usage;
     const parts: string[] = [];
-    if (this.options.length > 0 || this._help) parts.push("[options]");
-    if (this.commands.length > 0) parts.push("[command]");
+    if (this.options.length > 0 || this._help) parts.push("[OPTIONS]");
+    if (this.commands.length > 0) parts.push("<COMMAND>");
     for (const a of this._arguments) {
       const n = a.variadic ? `${a.name}...` : a.name;
       parts.push(a.required ? `<${n}>` : `[${n}]`);
@@ -304,24 +317,30 @@ export class Command {
     return parts.join(" ");
   }
 
-  /** The help text of this node. */
-  helpInformation(): string {
-    const lines: string[] = [`Usage: ${this.commandPath()} ${this.usageLine()}`.trimEnd(), ""];
-    if (this._description) lines.push(this._description, "");
+  /** The help text of this node, laid out for `width` columns (words never broken). */
+  helpInformation(width: number = helpWidth()): string {
+    const usage = `Usage: ${this.commandPath()} ${this.usageLine()}`.trimEnd();
+    const lines: string[] = [...wrapWords(usage, width).map((l, i) => i ? `       ${l}` : l), ""];
+    if (this._description) lines.push(...wrapWords(this._description, width), "");
     const table = (title: string, rows: [string, string][]) => {
       if (rows.length === 0) return;
-      const width = Math.min(30, Math.max(...rows.map(([k]) => k.length)));
-      lines.push(`${title}:`);
-      for (const [k, v] of rows) {
-        lines.push(
-          k.length > width ? `  ${k}\n  ${" ".repeat(width)}  ${v}` : `  ${k.padEnd(width)}  ${v}`,
-        );
-      }
-      lines.push("");
+      lines.push(`${title}:`, ...helpRows(rows, width), "");
     };
     table(
       "Arguments",
       this._arguments.filter((a) => a.description).map((a) => [a.name, a.description]),
+    );
+    table(
+      "Commands",
+      this.commands.filter((c) => !c._hidden).map((c) => {
+        const args = c._arguments.map((
+          a,
+        ) => (a.required
+          ? `<${a.name}${a.variadic ? "..." : ""}>`
+          : `[${a.name}${a.variadic ? "..." : ""}]`)
+        );
+        return [[c._name, ...args].join(" "), c._description.split("\n")[0]];
+      }),
     );
     const optRows: [string, string][] = this.options.map((o) => {
       const empty = o.defaultValue === undefined || o.defaultValue === false ||
@@ -339,25 +358,17 @@ export class Command {
       ]);
     }
     table("Options", optRows);
-    table(
-      "Commands",
-      this.commands.filter((c) => !c._hidden).map((c) => {
-        const args = c._arguments.map((
-          a,
-        ) => (a.required
-          ? `<${a.name}${a.variadic ? "..." : ""}>`
-          : `[${a.name}${a.variadic ? "..." : ""}]`)
-        );
-        return [[c._name, ...args].join(" "), c._description.split("\n")[0]];
-      }),
-    );
+    if (this._examples.length > 0) {
+      // An example line longer than the key column gets its description on the next line.
+      lines.push("Examples:", ...helpRows(this._examples, width, 40), "");
+    }
     let text = lines.join("\n").trimEnd() + "\n";
     for (const t of this._after) text += t.startsWith("\n") ? t : `\n${t}`;
     return text;
   }
 
   outputHelp(): void {
-    console.log(this.helpInformation().trimEnd());
+    console.log(styleHelp(this.helpInformation().trimEnd(), helpColor()));
   }
 
   private isHelp(tok: string): boolean {

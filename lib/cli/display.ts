@@ -3,33 +3,25 @@
  * (unresolved) and `config` (everything else; local runs resolve `${run.*}`, remote runs show the
  * remote path rewrites), with secret-looking values redacted; plus the command that would run.
  */
-import { resolveRunInterpolations, rewritePathsForRemote } from "../config/run_refs.ts";
+import {
+  remotePwdFor,
+  resolveRunInterpolations,
+  rewritePathsForRemote,
+} from "../config/run_refs.ts";
 import type { ConfigMap, ConfigNode } from "../config/tree.ts";
 import { toYaml } from "../config/write.ts";
-import { isSecretName, REDACTED } from "../secrets.ts";
+import { redactEnv as redactSecretEnv, redactSecrets } from "../secrets.ts";
 
 /**
- * A copy of a config tree where non-empty string values under secret-looking keys read `******`.
- * Numbers and booleans are never credentials, so `batch_tokens: 256` stays visible.
+ * A copy of a config tree with secret-looking values shown as `******`, at any depth (the one
+ * rule of lib/secrets.ts).
  */
 export function redactTree(node: ConfigNode): ConfigNode {
-  if (node instanceof Map) {
-    const out: ConfigMap = new Map();
-    for (const [k, v] of node) {
-      out.set(k, isSecretName(k) && typeof v === "string" && v !== "" ? REDACTED : redactTree(v));
-    }
-    return out;
-  }
-  if (Array.isArray(node)) return node.map(redactTree);
-  return node;
+  return redactSecrets(node);
 }
 
-/** Redact secret-looking entries of a name → value map. */
-export function redactEnv(env: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(env).map(([k, v]) => [k, isSecretName(k) && v ? REDACTED : v]),
-  );
-}
+/** Redact secret-looking entries of a name → value map (lib/secrets.ts). */
+export const redactEnv = redactSecretEnv;
 
 function box(title: string, body: string): string {
   const rule = "─".repeat(Math.max(4, 76 - title.length));
@@ -39,11 +31,12 @@ function box(title: string, body: string): string {
 /** The config the display shows under `config`: job config minus `run`, local or remote view. */
 export function displayedConfig(
   job: ConfigMap,
-  opts: { forRemote: boolean; repoRoot?: string },
+  opts: { forRemote: boolean; repoRoot?: string; cwd?: string },
 ): ConfigMap {
   const rest: ConfigMap = new Map([...job].filter(([k]) => k !== "run"));
+  const root = opts.repoRoot ?? Deno.cwd();
   const shown = opts.forRemote
-    ? rewritePathsForRemote(rest, opts.repoRoot ?? Deno.cwd())
+    ? rewritePathsForRemote(rest, root, remotePwdFor(root, opts.cwd))
     : resolveRunInterpolations(rest, job.get("run"));
   return shown as ConfigMap;
 }
@@ -51,7 +44,7 @@ export function displayedConfig(
 /** "Compiled Configuration" with the `run` and `config` panels. */
 export function renderCompiledConfig(
   job: ConfigMap,
-  opts: { forRemote: boolean; repoRoot?: string },
+  opts: { forRemote: boolean; repoRoot?: string; cwd?: string },
 ): string {
   const run = job.get("run") ?? new Map();
   return [

@@ -79,6 +79,7 @@ export function renderRecipeHelp(s: RecipeHelpSpec): string {
       ["-d, --dry-run", "Preview config and command without execution"],
       ["--stage", "Stage files for interactive debugging"],
       ["--force-squash", "Re-import the container .sqsh"],
+      ["--force-package", "Ship a code package over max_package_mb"],
       ["--json", "With --dry-run or --batch: machine-readable output"],
       ["-h, --help", "Show this help"],
     ]),

@@ -62,7 +62,30 @@ export interface ResolveOptions {
   readonly env?: (name: string) => string | undefined;
   /** A `???` value anywhere in the result is an error (default false: kept as "???"). */
   readonly throwOnMissing?: boolean;
+  /**
+   * Resolvers whose calls are kept as text (`${art:data,path}`) for the script side to resolve
+   * (recipes/nemotron_artifacts.py resolves `art` and `oc.env` where the job runs). Their
+   * arguments are resolved first.
+   */
+  readonly defer?: readonly string[];
+  /** Calls of resolvers nobody registered here are kept as text too (the script may know them). */
+  readonly deferUnknownResolvers?: boolean;
+  /** A node interpolation to a missing key for which this is true is kept as text (`${run.x}`). */
+  readonly keepMissing?: (key: string) => boolean;
 }
+
+/**
+ * Longest string an interpolation may produce (`"${a}${a}…"` fan-outs grow exponentially): 16 MiB,
+ * far above any real config value.
+ */
+export const MAX_RESOLVED_STRING = 16 * 1024 * 1024;
+
+/**
+ * Largest resolved config, in units of one value or 64 characters of a string: node
+ * interpolations are shared while resolving, but a list of ten `${a}`s of a list of ten … is
+ * written out in full, so the size is counted as written.
+ */
+export const MAX_RESOLVED_UNITS = 1 << 22;
 
 /** An interpolation that cannot be resolved. Exit code 2 like every bad-input error. */
 export class InterpolationError extends UsageError {
@@ -95,6 +118,8 @@ class Session {
   readonly raw = new WeakSet<Container>();
   readonly memo = new Map<Container, Map<string | number, ConfigNode | typeof IN_PROGRESS>>();
   readonly resolvedContainers = new Map<Container, ConfigNode>();
+  /** Size (see MAX_RESOLVED_UNITS) of each resolved container, as it would be written. */
+  readonly sizes = new WeakMap<Container, number>();
   readonly stack: string[] = [];
   readonly resolvers: ResolverRegistry;
   readonly env: (name: string) => string | undefined;
@@ -184,6 +209,7 @@ class Session {
       const p = pieces[i];
       if (p.t !== "tok") {
         out += this.str(this.evalInter(p, parent, key));
+        if (out.length > MAX_RESOLVED_STRING) throw tooLong();
         continue;
       }
       const next = pieces[i + 1];
@@ -222,6 +248,8 @@ class Session {
           k += v;
         }
       }
+      const keep = this.opts.keepMissing;
+      if (keep && keep(k) && this.select(k, parent, false) === undefined) return `\${${k}}`;
       return this.selectForInterpolation(k, parent);
     }
     let name = "";
@@ -240,6 +268,15 @@ class Session {
       }
       name += (i ? "." : "") + part;
     });
+    const deferred = this.opts.defer?.includes(name) ||
+      (this.opts.deferUnknownResolvers === true && !this.resolvers[name]);
+    if (deferred) {
+      // Literal arguments: the call as written. Arguments with interpolations: resolved here,
+      // then written back (plain text only, which the script side can parse).
+      if (!p.args.some(hasInterpolation)) return p.src;
+      const args = p.args.map((a) => deferredArg(this.evalElement(a, parent, key), name));
+      return `\${${name}:${args.join(",")}}`;
+    }
     const fn = this.resolvers[name];
     if (!fn) {
       const known = Object.keys(this.resolvers).sort();
@@ -426,6 +463,24 @@ class Session {
     } else {
       out = c.map((_, i) => this.resolveChild(c, i));
     }
+    let size = 1;
+    for (const v of out instanceof Map ? out.values() : out) {
+      size += v instanceof Map || Array.isArray(v)
+        ? (this.sizes.get(v) ?? 1)
+        : typeof v === "string"
+        ? 1 + (v.length >> 6)
+        : 1;
+    }
+    if (size > MAX_RESOLVED_UNITS) {
+      throw new InterpolationError(
+        "ResourceLimit",
+        `the resolved config${this.fullKey(c) ? ` at '${this.fullKey(c)}'` : ""} is too large ` +
+          `(more than ${MAX_RESOLVED_UNITS} values): interpolations repeat each other`,
+        undefined,
+        "a config this large is a mistake or a hostile config: check its ${…} references",
+      );
+    }
+    this.sizes.set(out, size);
     this.resolvedContainers.set(c, out);
     return out;
   }
@@ -454,6 +509,42 @@ class Session {
     this.parents.set(c, { parent, key: "<created>" });
     return c;
   }
+}
+
+function hasInterpolation(el: Element): boolean {
+  switch (el.t) {
+    case "empty":
+      return false;
+    case "prim":
+    case "quoted":
+      return el.items.some((p) => p.t !== "tok");
+    case "list":
+      return el.items.some(hasInterpolation);
+    case "dict":
+      return el.pairs.some(([k, v]) => k.some((p) => p.t !== "tok") || hasInterpolation(v));
+  }
+}
+
+function tooLong(): EvalFailure {
+  return new EvalFailure(
+    "ResourceLimit",
+    `the resolved value is longer than ${MAX_RESOLVED_STRING / 1024 / 1024} MiB ` +
+      "(interpolations that repeat each other grow exponentially)",
+    "a config value this large is a mistake or a hostile config: check the interpolations it uses",
+  );
+}
+
+/** An argument of a deferred resolver call, written back as text the script side can parse. */
+function deferredArg(v: ConfigNode, name: string): string {
+  const text = v === null ? "null" : pyStr(v);
+  if (/[,{}'"\\]|\$\{/.test(text) || text !== text.trim()) {
+    throw new EvalFailure(
+      "InterpolationResolutionError",
+      `the argument ${JSON.stringify(text)} of ${name} cannot be passed on to the script`,
+      `${name} is resolved where the job runs; give it plain arguments (no , { } quotes or \\)`,
+    );
+  }
+  return text;
 }
 
 function unescapeOdd(s: string): string {

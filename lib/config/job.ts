@@ -6,12 +6,13 @@
 import { join } from "../path.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import { UsageError } from "../errors.ts";
-import { isSecretName, redactArgv, REDACTED } from "../secrets.ts";
+import { redactArgv, redactSecrets } from "../secrets.ts";
 import { applyDotlist } from "./dotlist.ts";
 import { type ResolveOptions, resolveTree } from "./interpolate.ts";
 import { mergeConfigs } from "./merge.ts";
 import {
   isArtifactReference,
+  remotePwdFor,
   resolveRunInterpolations,
   rewritePathsForRemote,
 } from "./run_refs.ts";
@@ -133,7 +134,7 @@ export function buildJobConfig(input: JobConfigInput): ConfigMap {
       for (const [k, v] of fromEnv) if (!existing.has(k)) existing.set(k, v);
     } else if (existing === undefined) job.set("artifacts", fromEnv);
   }
-  return applyDotlist(job, args.dotlist);
+  return applyDotlist(job, args.dotlist, { reapply: true });
 }
 
 /** Options of `extractTrainConfig`. */
@@ -142,23 +143,49 @@ export interface TrainConfigOptions {
   readonly forRemote: boolean;
   /** Local repository root for the path rewrite (default: the cwd). */
   readonly repoRoot?: string;
+  /** The directory nemotron runs in, when it is a subdirectory of `repoRoot` (maps `${oc.env:PWD}`). */
+  readonly cwd?: string;
+}
+
+/**
+ * How a train config is resolved before it is written as JSON/TOML, and checked (whatever its
+ * format) when it is built: every interpolation is resolved except `${art:…}` and `${oc.env:…}`
+ * (kept as text: recipes/nemotron_artifacts.py resolves them where the job runs, when the
+ * artifact exists and the job's environment is set), calls of resolvers not known here (the
+ * script may register them) and `${run.…}` references that the job config cannot fill (kept
+ * verbatim, as the original does).
+ */
+export function trainResolveOptions(resolve: ResolveOptions = {}): ResolveOptions {
+  return {
+    ...resolve,
+    defer: ["art", "oc.env"].filter((n) => !resolve.resolvers?.[n]),
+    deferUnknownResolvers: true,
+    keepMissing: (key) => key === "run" || key.startsWith("run."),
+  };
 }
 
 /**
  * The train config the script receives: the job config without `run`, local paths rewritten for
  * remote jobs, `${run.*}` resolved textually, and a minimal `run` holding only the artifact
- * references (so `${art:NAME,…}` still resolves in the script). Other interpolations are kept.
+ * references (so `${art:NAME,…}` still resolves in the script). Other interpolations are kept
+ * (JSON/TOML get them resolved when written, see `renderConfig`), but checked here: an
+ * interpolation that cannot resolve (`${train.nope}`) is an `InterpolationError` (exit 2) before
+ * a dry run prints or anything is written.
  */
 export function extractTrainConfig(job: ConfigMap, opts: TrainConfigOptions): ConfigMap {
   let train: ConfigNode = cloneTree(job);
   const run = (train as ConfigMap).get("run");
   (train as ConfigMap).delete("run");
-  if (opts.forRemote) train = rewritePathsForRemote(train, opts.repoRoot ?? Deno.cwd());
+  if (opts.forRemote) {
+    const root = opts.repoRoot ?? Deno.cwd();
+    train = rewritePathsForRemote(train, root, remotePwdFor(root, opts.cwd));
+  }
   const out = resolveRunInterpolations(train, run) as ConfigMap;
   if (run instanceof Map) {
     const refs = new Map([...run].filter(([, v]) => isArtifactReference(v)));
     if (refs.size > 0) out.set("run", refs);
   }
+  resolveTree(out, trainResolveOptions()); // fail fast; the result is made again when written
   return out;
 }
 
@@ -171,8 +198,9 @@ export function configExtension(format: ConfigFormat): string {
 }
 
 /**
- * Text of a config in `format`. yaml/omegaconf keep interpolations; json keeps them as strings;
- * toml resolves them first (TOML has none) with `resolve` options (e.g. the `art` resolver).
+ * Text of a config in `format`. yaml/omegaconf keep interpolations (OmegaConf resolves them in the
+ * script); json and toml, which have none, are resolved first (`trainResolveOptions`: `${art:…}`
+ * and `${oc.env:…}` stay for the script side unless `resolve` registers them).
  */
 export function renderConfig(
   tree: ConfigMap,
@@ -184,41 +212,20 @@ export function renderConfig(
     case "omegaconf":
       return toYaml(tree);
     case "json":
-      return toJson(tree);
+      return toJson(resolveTree(tree, trainResolveOptions(resolve)));
     case "toml":
-      return toToml(resolveTree(tree, { ...resolve, throwOnMissing: true }));
+      return toToml(resolveTree(tree, { ...trainResolveOptions(resolve), throwOnMissing: true }));
   }
-}
-
-function redactNode(v: ConfigNode): ConfigNode {
-  if (v instanceof Map) {
-    const out: ConfigMap = new Map();
-    for (const [k, x] of v) {
-      out.set(
-        k,
-        isSecretName(k) && typeof x === "string" && x !== "" && !x.includes("${")
-          ? REDACTED
-          : redactNode(x),
-      );
-    }
-    return out;
-  }
-  return Array.isArray(v) ? v.map(redactNode) : v;
 }
 
 /**
- * The job config as it may be shown or written: literal secret values (keys with KEY/TOKEN/SECRET/
- * PASSWORD/PASSWD/CREDENTIAL) under `run.env` and `run.wandb` replaced by `******`. References such
- * as `${oc.env:HF_TOKEN}` are kept. Training keys (`tokenizer_model` …) are never touched.
+ * The job config as it may be shown or written: literal values of secret-looking keys (lib/secrets.ts)
+ * replaced by `******` ANYWHERE in the tree (run.env, run.wandb, and e.g. a `wandb.api_key=…`
+ * override). References such as `${oc.env:HF_TOKEN}` are kept; numbers and booleans too.
+ * The train config is never redacted (the script needs the values): see `writeJobFiles`.
  */
 export function redactJobConfig(job: ConfigMap): ConfigMap {
-  const run = job.get("run");
-  if (!(run instanceof Map)) return job;
-  const out = new Map(job);
-  const r = new Map(run);
-  for (const k of ["env", "wandb"]) if (r.has(k)) r.set(k, redactNode(r.get(k)!));
-  out.set("run", r);
-  return out;
+  return redactSecrets(job);
 }
 
 /** Paths of the files `writeJobFiles` wrote. */
@@ -228,7 +235,8 @@ export interface JobFiles {
 }
 
 /**
- * Write `job.yaml` (secrets redacted, see `redactJobConfig`) and `train.<ext>` into `dir` atomically. Everything is rendered before the
+ * Write `job.yaml` (secrets redacted, see `redactJobConfig`) and `train.<ext>` (unredacted, mode
+ * 0600) into `dir` atomically. Everything is rendered before the
  * first write, so a config that cannot be rendered leaves the directory untouched.
  */
 export function writeJobFiles(
@@ -243,6 +251,8 @@ export function writeJobFiles(
   const jobConfig = join(dir, "job.yaml");
   const trainConfig = join(dir, `train.${configExtension(format)}`);
   writeFileAtomic(jobConfig, jobText);
-  writeFileAtomic(trainConfig, trainText);
+  // Owner-only: the train config carries what the script needs, secret-looking values included
+  // (e.g. a `wandb.api_key=…` override); job.yaml is the redacted copy for everyone else.
+  writeFileAtomic(trainConfig, trainText, 0o600);
   return { jobConfig, trainConfig };
 }

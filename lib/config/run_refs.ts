@@ -2,7 +2,17 @@
  * Helpers for the train config the script receives: textual `${run.*}` resolution, remote path
  * rewrites, and recognising artifact references under `run`.
  */
-import { type ConfigNode, pyStr } from "./tree.ts";
+import { type ConfigNode, type Container, positionOf, pyStr, setPosition } from "./tree.ts";
+
+/** Copy where each value of `from` was written onto `to` (same keys), so errors keep file:line. */
+function keepPositions<T extends Container>(from: Container, to: T): T {
+  const keys = from instanceof Map ? [...from.keys()] : from.map((_, i) => i);
+  for (const k of keys) {
+    const pos = positionOf(from, k);
+    if (pos) setPosition(to, k, pos);
+  }
+  return to;
+}
 
 const RUN_REF = /\$\{run\.([^}]+)\}/g;
 const WHOLE_RUN_REF = /^\$\{run\.([^}]+)\}$/;
@@ -31,9 +41,11 @@ export function resolveRunInterpolations(
   if (value instanceof Map) {
     const out = new Map<string, ConfigNode>();
     for (const [k, v] of value) out.set(k, resolveRunInterpolations(v, run));
-    return out;
+    return keepPositions(value, out);
   }
-  if (Array.isArray(value)) return value.map((v) => resolveRunInterpolations(v, run));
+  if (Array.isArray(value)) {
+    return keepPositions(value, value.map((v) => resolveRunInterpolations(v, run)));
+  }
   if (typeof value !== "string" || !value.includes("${run.")) return value;
   const whole = WHOLE_RUN_REF.exec(value);
   if (whole) {
@@ -51,17 +63,24 @@ export function resolveRunInterpolations(
  * Rewrite local paths for the remote side, first matching rule per string: `${oc.env:PWD}` →
  * `/nemo_run/code`; a leading `${oc.env:NEMO_RUN_DIR…}` → `/nemo_run`; a path under `repoRoot`
  * → `/nemo_run/code/…`. The repo test is a real path-prefix test: `/local/repo2/x` is not under
- * `/local/repo`.
+ * `/local/repo`. `remotePwd` is what `${oc.env:PWD}` becomes (default `/nemo_run/code`; the code
+ * packager passes `/nemo_run/code/<sub>` when run from a subdirectory `<sub>` of the checkout).
  */
-export function rewritePathsForRemote(value: ConfigNode, repoRoot: string): ConfigNode {
+export function rewritePathsForRemote(
+  value: ConfigNode,
+  repoRoot: string,
+  remotePwd = "/nemo_run/code",
+): ConfigNode {
   if (value instanceof Map) {
     const out = new Map<string, ConfigNode>();
-    for (const [k, v] of value) out.set(k, rewritePathsForRemote(v, repoRoot));
-    return out;
+    for (const [k, v] of value) out.set(k, rewritePathsForRemote(v, repoRoot, remotePwd));
+    return keepPositions(value, out);
   }
-  if (Array.isArray(value)) return value.map((v) => rewritePathsForRemote(v, repoRoot));
+  if (Array.isArray(value)) {
+    return keepPositions(value, value.map((v) => rewritePathsForRemote(v, repoRoot, remotePwd)));
+  }
   if (typeof value !== "string") return value;
-  if (value.includes("${oc.env:PWD}")) return value.replaceAll("${oc.env:PWD}", "/nemo_run/code");
+  if (value.includes("${oc.env:PWD}")) return value.replaceAll("${oc.env:PWD}", remotePwd);
   if (value.startsWith("${oc.env:NEMO_RUN_DIR")) {
     const end = value.indexOf("}");
     if (end > 0) return "/nemo_run" + value.slice(end + 1);
@@ -72,6 +91,17 @@ export function rewritePathsForRemote(value: ConfigNode, repoRoot: string): Conf
     return rest ? `/nemo_run/code/${rest}` : "/nemo_run/code";
   }
   return value;
+}
+
+/**
+ * What `${oc.env:PWD}` becomes remotely when nemotron runs in `cwd` and the code package is rooted
+ * at `repoRoot`: `/nemo_run/code/<cwd relative to repoRoot>` (or `/nemo_run/code`).
+ */
+export function remotePwdFor(repoRoot: string, cwd: string | undefined): string {
+  if (cwd === undefined) return "/nemo_run/code";
+  const root = repoRoot.length > 1 ? repoRoot.replace(/\/+$/, "") : repoRoot;
+  if (cwd.startsWith(root + "/")) return `/nemo_run/code/${cwd.slice(root.length + 1)}`;
+  return "/nemo_run/code";
 }
 
 /**

@@ -36,6 +36,8 @@ export interface Position {
   readonly file: string;
   readonly line: number;
   readonly col: number;
+  /** The source text when it is not a file (a command-line override), for error display. */
+  readonly source?: string;
 }
 
 const positions = new WeakMap<Container, Map<string | number, Position>>();

@@ -155,7 +155,20 @@ function checked<T>(v: T): T {
   return v;
 }
 
+/**
+ * Most nodes a document may build through aliases and `<<` merges (an "alias bomb" of a few
+ * hundred bytes expands to billions): 100 000, far above what a config repeats by aliases.
+ */
+export const MAX_ALIAS_EXPANSION = 100_000;
+
 class Builder {
+  /** Nodes built inside alias expansions and pairs copied by merges so far. */
+  expanded = 0;
+  /** > 0 while building the target of an alias. */
+  inAlias = 0;
+  /** The outermost alias being expanded (where an error points). */
+  outerAlias: unknown = undefined;
+
   constructor(
     readonly doc: Document,
     readonly lc: LineCounter,
@@ -172,10 +185,30 @@ class Builder {
     throw new UsageError(msg, { location: this.pos(node) });
   }
 
+  /** Count `n` expanded nodes; past MAX_ALIAS_EXPANSION the document is refused. */
+  expand(n: number, node: unknown): void {
+    this.expanded += n;
+    if (this.expanded > MAX_ALIAS_EXPANSION) {
+      this.fail(
+        `YAML aliases expand to more than ${MAX_ALIAS_EXPANSION} nodes (an alias bomb?)`,
+        (this.outerAlias ?? node) as YamlNode,
+      );
+    }
+  }
+
   build(node: unknown, depth = 0): ConfigNode {
     if (depth > 500) this.fail("YAML nesting too deep (alias loop?)", node as YamlNode);
     if (node === null || node === undefined) return null;
-    if (isAlias(node)) return this.build(node.resolve(this.doc), depth + 1);
+    if (this.inAlias > 0) this.expand(1, node);
+    if (isAlias(node)) {
+      if (this.inAlias === 0) this.outerAlias = node;
+      this.inAlias++;
+      try {
+        return this.build(node.resolve(this.doc), depth + 1);
+      } finally {
+        this.inAlias--;
+      }
+    }
     if (isScalar(node)) return this.scalar(node);
     if (isSeq(node)) {
       if (node.tag && node.tag !== "tag:yaml.org,2002:seq") {
@@ -206,13 +239,19 @@ class Builder {
       if (isScalar(k) && k.type === "PLAIN" && !k.tag && k.source === "<<") {
         let v: unknown = pair.value;
         if (isAlias(v)) v = v.resolve(this.doc);
-        if (isMap(v)) merged.push(...this.flatten(v.items as Pair[], depth + 1));
-        else if (isSeq(v)) {
+        if (depth > 500) this.fail("YAML merges nested too deep", v as YamlNode);
+        if (isMap(v)) {
+          const pairs = this.flatten(v.items as Pair[], depth + 1);
+          this.expand(pairs.length, v);
+          merged.push(...pairs);
+        } else if (isSeq(v)) {
           const subs: Array<Array<[unknown, unknown]>> = [];
           for (let sub of v.items) {
             if (isAlias(sub)) sub = sub.resolve(this.doc);
             if (!isMap(sub)) this.fail("expected a mapping for merging", sub as YamlNode);
-            subs.push(this.flatten(sub.items as Pair[], depth + 1));
+            const pairs = this.flatten(sub.items as Pair[], depth + 1);
+            this.expand(pairs.length, sub);
+            subs.push(pairs);
           }
           for (const s of subs.reverse()) merged.push(...s);
         } else {
@@ -302,10 +341,45 @@ export function parseYamlWithPackage(text: string, file: string): ConfigNode {
   const err = doc.errors[0];
   if (err) {
     const { line, col } = lc.linePos(err.pos[0]);
+    if (err.code === "BLOCK_AS_IMPLICIT_KEY" || err.code === "MULTILINE_IMPLICIT_KEY") {
+      const over = overIndentedLine(text, line);
+      if (over) {
+        throw new UsageError(
+          `invalid YAML: this line is indented more than the line above, whose key '${over.key}' ` +
+            "already has a value",
+          {
+            location: { file, line: over.line, col: over.col },
+            hint: `indent it like the '${over.key}' line, or, to nest it under ${over.key}, ` +
+              `leave ${over.key} without a value ('${over.key}:')`,
+          },
+        );
+      }
+    }
     const msg = err.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new UsageError(`invalid YAML: ${msg}`, { location: { file, line, col } });
   }
   return new Builder(doc, lc, file).build(doc.contents);
+}
+
+/**
+ * The yaml package reports an over-indented line (`  steps: 2` then `    batch: 3`) at the value
+ * of the line above, as a multi-line key. Find the line that is really wrong: the first content
+ * line after `errLine` indented deeper than it, when `errLine` is a `key: value` line.
+ */
+function overIndentedLine(
+  text: string,
+  errLine: number,
+): { line: number; col: number; key: string } | undefined {
+  const lines = text.split("\n");
+  const head = /^( *)(?:- +)?([^\s#:][^:#]*?):[ ]+[^\s#]/.exec(lines[errLine - 1] ?? "");
+  if (!head) return undefined;
+  const indent = head[1].length;
+  for (let i = errLine; i < lines.length; i++) {
+    const m = /^( *)(\S)/.exec(lines[i]);
+    if (!m || m[2] === "#") continue;
+    return m[1].length > indent ? { line: i + 1, col: m[1].length + 1, key: head[2] } : undefined;
+  }
+  return undefined;
 }
 
 /**

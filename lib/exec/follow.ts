@@ -75,6 +75,14 @@ export interface FollowOptions {
   readonly attempt?: number;
   /** Aborts the follow (as a detach). */
   readonly signal?: AbortSignal;
+  /**
+   * Shows the one-line status while the job waits to start (`null` clears it). Default: on a
+   * terminal the line is redrawn in place on stderr; otherwise a line is printed when the state or
+   * the reason changes.
+   */
+  readonly live?: (line: string | null) => void;
+  /** Clock for the waited time (tests). */
+  readonly now?: () => number;
 }
 
 /** How following ended. */
@@ -84,6 +92,66 @@ export interface FollowResult {
   readonly status: SlurmJobStatus | undefined;
   readonly detached: boolean;
   readonly cancelled: boolean;
+}
+
+/** `1m05s`, `42s`, `2h03m`. */
+function waited(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+}
+
+/**
+ * The live status of a job that waits to start: state, Slurm's reason, how long we have waited, and
+ * Slurm's estimated start time (squeue's StartTime of a pending job) when it has one.
+ */
+export function pendingStatusLine(
+  id: string,
+  st: SlurmJobStatus,
+  waitedMs: number,
+): string {
+  const reason = st.reason && st.reason !== "None" ? ` (${st.reason})` : "";
+  let estimate = "";
+  if (st.startTime && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/.test(st.startTime)) {
+    estimate = `, Slurm estimates the start at ${st.startTime.replace("T", " ")}`;
+  }
+  return `[nemotron] job ${id} ${st.state}${reason}, waiting ${waited(waitedMs)}${estimate}`;
+}
+
+/** The default `live` writer: redraw in place on a terminal, print changes otherwise. */
+function liveWriter(note: (line: string) => void): (line: string | null) => void {
+  let tty = false;
+  try {
+    tty = Deno.stderr.isTerminal();
+  } catch {
+    tty = false;
+  }
+  const enc = new TextEncoder();
+  let shown = false;
+  let lastKey = "";
+  return (line) => {
+    if (tty) {
+      if (line === null) {
+        if (shown) Deno.stderr.writeSync(enc.encode("\r\x1b[2K"));
+        shown = false;
+        return;
+      }
+      let cols = 80;
+      try {
+        cols = Deno.consoleSize().columns;
+      } catch {
+        cols = 80;
+      }
+      Deno.stderr.writeSync(enc.encode(`\r\x1b[2K${line.slice(0, Math.max(20, cols - 1))}`));
+      shown = true;
+      return;
+    }
+    if (line === null) return;
+    const key = line.replace(/, waiting [^,]*/, "");
+    if (key !== lastKey) note(line);
+    lastKey = key;
+  };
 }
 
 /** The process exit code for a finished job. */
@@ -132,6 +200,10 @@ export async function followJob(
   const run = opts.run ?? runCommand;
   const pollMs = opts.pollMs ?? 1000;
   const id = target.slurm_job_id;
+  const live = opts.live ?? liveWriter(note);
+  const now = opts.now ?? Date.now;
+  const started = now();
+  let pendingShown = false;
   const interrupt = new AbortController();
   let sigint = false;
   const onSigint = () => {
@@ -163,6 +235,14 @@ export async function followJob(
       );
       if (attempt < 0) attempt = opts.attempt ?? current;
       if (!tail) tail = new LogTail(attemptLogPath(target.job_dir, target.slurm_name, id, attempt));
+      // Waiting to start: one live status line, replaced by the log once the job runs.
+      if (status && status.phase === "pending" && !status.terminal) {
+        live(pendingStatusLine(id, status, now() - started));
+        pendingShown = true;
+      } else if (pendingShown) {
+        live(null);
+        pendingShown = false;
+      }
       drain();
       while (attempt < current) {
         attempt++;
@@ -175,6 +255,7 @@ export async function followJob(
       await sleep(pollMs, interrupt.signal);
       if (interrupt.signal.aborted) break;
     }
+    if (pendingShown) live(null);
     if (interrupt.signal.aborted && !(status?.terminal)) {
       let choice: "detach" | "cancel" = "detach";
       if (sigint && (opts.interactive ?? Deno.stdin.isTerminal())) {

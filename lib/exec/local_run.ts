@@ -4,9 +4,12 @@
  */
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import type { Runspec } from "../runspec.ts";
-import { shellJoin, shellQuote } from "../shell.ts";
+import { shellQuote } from "../shell.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
+
+/** The exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
+export const INTERRUPTED_EXIT_CODE = 130;
 
 /** The Python interpreter for local runs: $NEMOTRON_PYTHON, else `python3` from PATH. */
 export function localPython(): string {
@@ -44,7 +47,8 @@ export function prependStartup(commands: readonly string[], cmd: string): string
 
 /**
  * The argv that runs `script` with `config`:
- * - `run.cmd` set → `bash -c '<cmd with {script}/{config} filled in, shell-quoted> <passthrough>'`;
+ * - `run.cmd` set → `bash -c '<cmd with {script}/{config} filled in, shell-quoted> "$@"'
+ *   nemotron-cmd <passthrough…>` (just `bash -c '<cmd>'` without passthrough);
  * - `torchrun` → `python3 -m torch.distributed.run --nproc_per_node=N script --config cfg …`;
  * - `direct`/`ray` → `python3 script --config cfg …`.
  */
@@ -62,8 +66,10 @@ export function launchArgv(opts: {
     const cmd = runspec.run.cmd
       .replaceAll("{script}", shellQuote(opts.script))
       .replaceAll("{config}", shellQuote(opts.config));
-    const tail = opts.passthrough.length ? " " + shellJoin(opts.passthrough) : "";
-    return ["bash", "-c", cmd + tail];
+    // Passthrough arguments are bash's positional parameters, not text of the command line: they
+    // stay separate argv words, so a dry run redacts secret ones (`--password=…`) like any other.
+    if (opts.passthrough.length === 0) return ["bash", "-c", cmd];
+    return ["bash", "-c", `${cmd} "$@"`, "nemotron-cmd", ...opts.passthrough];
   }
   const tail = [opts.script, "--config", opts.config, ...opts.passthrough];
   if (runspec.run.launch === "torchrun") {
@@ -102,8 +108,9 @@ export async function runStartupLocal(
 
 /**
  * Run `argv` with `env` added to ours, in `cwd`; stdout and stderr go to the terminal and to
- * `logPath`. SIGINT/SIGTERM are forwarded to the child. Returns its exit code (128+signal when it
- * was killed by a signal).
+ * `logPath`. Ctrl-C (SIGINT to the process group) reaches the child directly and makes the result
+ * 130 (`INTERRUPTED_EXIT_CODE`) whatever the child exits with; a second SIGINT and SIGTERM are sent
+ * on as SIGTERM. Returns the child's exit code (128+signal when it was killed by a signal).
  */
 export async function runLocal(opts: {
   readonly argv: readonly string[];
@@ -133,27 +140,43 @@ export async function runLocal(opts: {
     }
     throw err;
   }
-  const forward = (sig: Deno.Signal) => () => {
+  const kill = (sig: Deno.Signal) => {
     try {
       child.kill(sig);
     } catch { /* already gone */ }
   };
-  const onInt = forward("SIGINT");
-  const onTerm = forward("SIGTERM");
+  // Ctrl-C goes to the whole foreground process group, the child included: passing it on again
+  // would interrupt the script's own clean-up (a second KeyboardInterrupt inside the first
+  // traceback). A second Ctrl-C stops the child with SIGTERM; SIGTERM is passed on as is.
+  let interrupts = 0;
+  const onInt = () => {
+    if (++interrupts > 1) kill("SIGTERM");
+  };
+  const onTerm = () => kill("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  // A reader that goes away (`… | head -1`) stops the echo, not the run: run.log stays complete.
   const pump = async (
     stream: ReadableStream<Uint8Array>,
     out: { write(p: Uint8Array): Promise<number> },
   ) => {
+    let echo = true;
     for await (const chunk of stream) {
-      await writeAll(out, chunk);
+      if (echo) {
+        try {
+          await writeAll(out, chunk);
+        } catch (err) {
+          if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+          echo = false;
+        }
+      }
       await writeAll(log, chunk);
     }
   };
   try {
     await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
     const status = await child.status;
+    if (interrupts > 0) return INTERRUPTED_EXIT_CODE;
     return status.signal ? 128 + signalNumber(status.signal) : status.code;
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);

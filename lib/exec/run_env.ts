@@ -8,6 +8,8 @@
  * names are split off by the caller with `isSecretName` and never written anywhere visible.
  */
 import * as path from "../path.ts";
+import { secretArgs } from "../secrets.ts";
+import { shellQuote } from "../shell.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
 
@@ -111,4 +113,57 @@ export function buildRunEnv(opts: {
     }
   }
   return out;
+}
+
+/**
+ * Secret passthrough arguments (`--password=X`, `--hf-token X`, `DB_PASS=X`: option names the one
+ * rule of lib/secrets.ts calls secret) never enter a script, a job file or a launcher's argv: the
+ * value moves to an environment variable `NEMOTRON_SECRET_ARG_<n>` (itself secret-named, so it goes
+ * to the job's private env file, loaded with tracing off) and the token becomes a reference,
+ * `--password=${NEMOTRON_SECRET_ARG_1}`, that the task expands right before it starts the script
+ * (`SECRET_ARG_EXPANDER`, or the shell of a `bash -c` command line). The script still receives the
+ * real value.
+ */
+export const SECRET_ARG_PREFIX = "NEMOTRON_SECRET_ARG_";
+
+const SECRET_REF = /^([\s\S]*)\$\{(NEMOTRON_SECRET_ARG_[0-9]+)\}$/;
+
+/** `tokens` with secret values replaced by `${NEMOTRON_SECRET_ARG_<n>}` references, and the values. */
+export function hideSecretArgs(
+  tokens: readonly string[],
+): { argv: string[]; env: Record<string, string> } {
+  const argv = [...tokens];
+  const env: Record<string, string> = {};
+  secretArgs(tokens).forEach((s, i) => {
+    const name = `${SECRET_ARG_PREFIX}${i + 1}`;
+    env[name] = s.value;
+    argv[s.index] = `${s.prefix}\${${name}}`;
+  });
+  return { argv, env };
+}
+
+/** True when some token is a secret-argument reference made by `hideSecretArgs`. */
+export function hasSecretArgRefs(tokens: readonly string[]): boolean {
+  return tokens.some((t) => SECRET_REF.test(t));
+}
+
+/**
+ * A bash program (`bash -c PROGRAM nemotron-args ARGV…`) that replaces each argument ending in a
+ * `${NEMOTRON_SECRET_ARG_<n>}` reference by its prefix plus that variable's value, then execs the
+ * result: the value exists only in the environment until the script's own argv.
+ */
+export const SECRET_ARG_EXPANDER = '_a=(); for _x in "$@"; do ' +
+  "if [[ $_x =~ ^(.*)\\$\\{(NEMOTRON_SECRET_ARG_[0-9]+)\\}$ ]]; then " +
+  '_a+=("${BASH_REMATCH[1]}${!BASH_REMATCH[2]}"); else _a+=("$_x"); fi; done; exec "${_a[@]}"';
+
+/**
+ * Shell words for tokens from `hideSecretArgs`, for a `bash -c` command line: a reference becomes
+ * `'<prefix>'"${NEMOTRON_SECRET_ARG_<n>}"` (expanded by that shell), everything else is quoted.
+ */
+export function shellJoinSecretRefs(tokens: readonly string[]): string {
+  return tokens.map((t) => {
+    const m = SECRET_REF.exec(t);
+    if (!m) return shellQuote(t);
+    return `${m[1] === "" ? "" : shellQuote(m[1])}"\${${m[2]}}"`;
+  }).join(" ");
 }

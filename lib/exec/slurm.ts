@@ -21,8 +21,10 @@ import { isSecretName } from "../secrets.ts";
 import { shellQuote } from "../shell.ts";
 import type { Launch } from "../runspec.ts";
 import { renderJinja } from "./jinja.ts";
+import { hasSecretArgRefs, hideSecretArgs, SECRET_ARG_EXPANDER } from "./run_env.ts";
 import { type EnvFile, extendsChain } from "../env_toml.ts";
 import { locateKey } from "../toml.ts";
+import { PROFILE_KEYS } from "../profile_keys.ts";
 
 /** A resolved env.toml profile (plain data). */
 export type Profile = Readonly<Record<string, unknown>>;
@@ -132,6 +134,8 @@ export interface SlurmJob {
   /** The template context (plain data, JSON-serialisable). */
   readonly context: Readonly<Record<string, unknown>>;
   readonly pipeline: PipelineRef | null;
+  /** The profile's `dependency` (`TYPE:ID[:ID…]`, checked), joined with a pipeline's `afterok`. */
+  readonly dependency: string | null;
   /** Notes for the user (e.g. mounts ignored in bare-metal mode). */
   readonly warnings: readonly string[];
 }
@@ -144,43 +148,15 @@ export function secretValues(job: SlurmJob): Readonly<Record<string, string>> {
   return SECRET_VALUES.get(job) ?? {};
 }
 
-/** Profile keys this module reads (others are left to other executors and commands). */
-export const SLURM_PROFILE_KEYS = [
-  "account",
-  "partition",
-  "run_partition",
-  "batch_partition",
-  "time",
-  "nodes",
-  "gpus_per_node",
-  "ntasks_per_node",
-  "nproc_per_node",
-  "cpus_per_task",
-  "mem",
-  "exclusive",
-  "gres",
-  "qos",
-  "constraint",
-  "mounts",
-  "lustre_mount",
-  "env_vars",
-  "startup_commands",
-  "setup_lines",
-  "container_image",
-  "remote_job_dir",
-  "retries",
-  "sbatch_template",
-  "rdzv_port",
-  "tunnel",
-  "host",
-  "user",
-  "port",
-  "identity",
-  "job_dir_group",
-] as const;
+/**
+ * Profile keys of the Slurm executor: derived from the one table of known keys
+ * (`lib/profile_keys.ts`), where a new key is added (with its README line).
+ */
+export const SLURM_PROFILE_KEYS: readonly string[] = PROFILE_KEYS
+  .filter((k) => k.group === "slurm" || k.group === "profile").map((k) => k.key);
 
 const DEFAULT_TIME = "04:00:00";
-const DEFAULT_LUSTRE_MOUNT = "/lustre:/lustre";
+const DEFAULT_SRUN_WAIT = 60;
 const DEFAULT_RDZV_PORT = 29500;
 const CONTAINER_JOB_DIR = "/nemo_run";
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -365,6 +341,8 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const scriptPath = path.join(jobDir, "sbatch.sh");
   const manifestPath = path.join(jobDir, "job.json");
 
+  const warnings: string[] = [];
+
   // ---- resources ----
   const nodes = r.int("nodes", 1) ?? spec.resources?.nodes ?? 1;
   let gpusPerNode: number | "gpu" | undefined = r.int("gpus_per_node", 0);
@@ -383,7 +361,15 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     }
     launch = "direct";
   }
-  const ntasksPerNode = launch === "torchrun" ? 1 : profileTasks ?? 1;
+  // One Slurm task per node for every launch: torchrun starts nproc_per_node workers itself, and a
+  // direct/ray script is one driver (N tasks would run N copies, e.g. publish N artifact versions).
+  const ntasksPerNode = 1;
+  if (launch !== "torchrun" && profileTasks !== undefined && profileTasks > 1) {
+    warnings.push(
+      `ntasks_per_node = ${profileTasks} ignored: launch = "${spec.launch}" runs one task per node ` +
+        `(one copy of the script); use launch = "torchrun" with nproc_per_node for several ranks`,
+    );
+  }
   const retries = r.int("retries", 0) ?? 0;
   const rdzvPort = r.int("rdzv_port", 1) ?? DEFAULT_RDZV_PORT;
 
@@ -396,10 +382,14 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   }
   const taskJobDir = image === null ? jobDir : CONTAINER_JOB_DIR;
   const taskCodeDir = path.join(taskJobDir, "code");
-  const warnings: string[] = [];
 
   // ---- environment: public exports vs. the private file ----
   const envAll: Record<string, string> = { ...(spec.env ?? {}) };
+  // Secret passthrough arguments (`--password=X`): the value moves to the private env file, the
+  // command keeps a `${NEMOTRON_SECRET_ARG_<n>}` reference (see lib/exec/run_env.ts).
+  const hiddenArgs = hideSecretArgs(spec.command);
+  const command = hiddenArgs.argv;
+  Object.assign(envAll, hiddenArgs.env);
   const envVars = p.env_vars;
   if (envVars !== undefined && envVars !== null) {
     if (typeof envVars !== "object" || Array.isArray(envVars)) {
@@ -431,7 +421,8 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   // ---- mounts (container mode only) ----
   const mounts: string[] = [];
   const profileMounts = r.stringList("mounts") ?? [];
-  const lustre = r.string("lustre_mount") ?? DEFAULT_LUSTRE_MOUNT;
+  // No default: a /lustre mount on a cluster without /lustre makes pyxis fail the job.
+  const lustre = r.string("lustre_mount") ?? "";
   const userMounts = [...profileMounts, ...(spec.mounts ?? [])]
     .filter((m) => !m.startsWith("__auto_mount__:"));
   if (image !== null) {
@@ -452,7 +443,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
       `${startupPrefix}exec torchrun --nnodes="$SLURM_NNODES" --node-rank="$SLURM_NODEID"` +
       ` --nproc-per-node=${shellQuote(String(nprocPerNode))} --rdzv-backend=c10d` +
       ` --rdzv-endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv-id="$SLURM_JOB_ID" "$@"`;
-    taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...spec.command];
+    taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...command];
   } else {
     const argv = launch === "torchrun"
       ? [
@@ -460,12 +451,17 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
         "--standalone",
         "--nnodes=1",
         `--nproc-per-node=${nprocPerNode}`,
-        ...spec.command,
+        ...command,
       ]
-      : [...spec.command];
+      : [...command];
     taskArgv = startup.length
       ? ["bash", "-c", `${startupPrefix}exec "$@"`, "nemotron-task", ...argv]
       : argv;
+  }
+  // Secret argument references are expanded inside the task, never by the batch shell (whose
+  // `set -x` trace and srun argv would show the value).
+  if (hasSecretArgRefs(taskArgv)) {
+    taskArgv = ["bash", "-c", SECRET_ARG_EXPANDER, "nemotron-args", ...taskArgv];
   }
 
   // ---- #SBATCH directives, in a fixed order ----
@@ -476,7 +472,8 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const add = (flag: string, value: string | null | undefined) => {
     if (value !== undefined) directives.push({ flag, value });
   };
-  add("job-name", slurmName);
+  const prefix = r.string("job_name_prefix") ?? "";
+  add("job-name", prefix === "" ? slurmName : slurmJobName(prefix + spec.name));
   add("account", r.sbatchString("account"));
   add("partition", partition ?? undefined);
   add("qos", r.sbatchString("qos"));
@@ -497,10 +494,54 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   ) {
     r.fail("exclusive", `must be true, false or a string, got ${JSON.stringify(exclusive)}`);
   }
+  // NeMo-Run SlurmExecutor keys users migrate with (one #SBATCH line each)
+  add("cpus-per-gpu", r.int("cpus_per_gpu", 1)?.toString());
+  add("gpus-per-task", r.sbatchString("gpus_per_task"));
+  add("mem-per-gpu", r.sbatchString("mem_per_gpu"));
+  add("mem-per-cpu", r.sbatchString("mem_per_cpu"));
+  add("exclude", r.sbatchString("exclude"));
+  add("nodelist", r.sbatchString("nodelist"));
+  add("reservation", r.sbatchString("reservation"));
+  add("comment", r.sbatchString("comment"));
+  add("signal", readSignal(r));
+  add("network", r.sbatchString("network"));
+  const dependency = readDependency(r) ?? null;
+  if (dependency?.includes("?") && spec.pipeline && spec.pipeline.stage > 0) {
+    r.fail(
+      "dependency",
+      `${JSON.stringify(dependency)} ("any of") cannot be combined with the pipeline's afterok`,
+      "use ',' (all of) in the profile's dependency",
+    );
+  }
+  add("dependency", dependency ?? undefined);
+  if (r.has("array")) {
+    r.fail(
+      "array",
+      "job arrays are not supported for recipes: a recipe run is one job with one job dir, and N " +
+        "array tasks would run the same script N times (e.g. publish N artifact versions)",
+      "remove array; to sweep, submit one run per setting (e.g. a shell loop over key=value overrides)",
+    );
+  }
   add("chdir", jobDir);
   add("output", `${slurmPatternEscape(logsDir)}/sbatch-${slurmName}_%j.out`);
   add("open-mode", "append");
   add(retries > 0 ? "requeue" : "no-requeue", null);
+  for (const d of readAdditionalParameters(r, p, directives)) directives.push(d);
+
+  // ---- srun flags: --wait, --cpus-per-task (srun does not inherit it since Slurm 22.05), srun_args
+  const srunWait = r.int("srun_wait", 0) ?? DEFAULT_SRUN_WAIT;
+  const cpusPerTask = r.int("cpus_per_task", 1);
+  const srunArgs = r.stringList("srun_args") ?? [];
+  for (const a of srunArgs) {
+    if (a === "" || CONTROL.test(a)) {
+      r.fail("srun_args", `bad argument ${JSON.stringify(a)}: one non-empty line per list item`);
+    }
+  }
+  const srunFlags = [
+    ...(srunWait > 0 ? [`--wait=${srunWait}`] : []),
+    ...(cpusPerTask !== undefined ? [`--cpus-per-task=${cpusPerTask}`] : []),
+    ...srunArgs,
+  ];
 
   // ---- template ----
   let template: SlurmJob["template"] = {
@@ -554,6 +595,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     retries,
     nodes,
     ntasks_per_node: ntasksPerNode,
+    srun_flags: srunFlags,
     secrets_file: secretsFile,
     env: Object.entries(publicEnv).map(([name, value]) => ({ name, value })),
     setup_lines: readSetupLines(r, p),
@@ -566,7 +608,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     },
     chdir: image === null ? taskCodeDir : null,
     task_argv: taskArgv,
-    command: [...spec.command],
+    command: [...command],
   };
 
   const job: SlurmJob = deepFreeze({
@@ -592,16 +634,133 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     ntasksPerNode,
     retries,
     image,
-    command: [...spec.command],
+    command: [...command],
     taskArgv,
     directives,
     template,
     context,
     pipeline: spec.pipeline ? { ...spec.pipeline } : null,
+    dependency,
     warnings,
   });
   SECRET_VALUES.set(job, Object.freeze({ ...secretEnv }));
   return job;
+}
+
+const SIGNAL = /^(?:(?:R|B|RB|BR):)?(?:SIG)?[A-Z0-9]+(?:@\d+)?$/i;
+const DEPENDENCY_TYPES = [
+  "after",
+  "afterany",
+  "afterburstbuffer",
+  "aftercorr",
+  "afternotok",
+  "afterok",
+];
+const DEPENDENCY_ITEM = new RegExp(
+  `^(?:singleton|(?:${DEPENDENCY_TYPES.join("|")})(?::\\d+(?:_\\d+)?(?:\\+\\d+)?)+)$`,
+);
+
+/** `signal`: sbatch's `[{R|B}:]SIG[@TIME]`, e.g. `B:USR1@300`. */
+function readSignal(r: ProfileReader): string | undefined {
+  const s = r.sbatchString("signal");
+  if (s !== undefined && !SIGNAL.test(s)) {
+    r.fail(
+      "signal",
+      `${JSON.stringify(s)} is not [R:|B:]SIGNAL[@SECONDS]`,
+      'e.g. signal = "B:USR1@300"',
+    );
+  }
+  return s;
+}
+
+/** `dependency`: `TYPE:ID[:ID…]` items joined by `,` (all) or `?` (any), or `singleton`. */
+function readDependency(r: ProfileReader): string | undefined {
+  const s = r.sbatchString("dependency");
+  if (s === undefined) return undefined;
+  const items = s.split(/[,?]/);
+  if (s.includes(",") && s.includes("?")) {
+    r.fail("dependency", "mixes ',' (all of) and '?' (any of); sbatch takes one of them");
+  }
+  for (const item of items) {
+    if (!DEPENDENCY_ITEM.test(item)) {
+      r.fail(
+        "dependency",
+        `${JSON.stringify(item)} is not TYPE:JOBID[:JOBID…] (TYPE one of ${
+          DEPENDENCY_TYPES.join(", ")
+        }) or singleton`,
+        'e.g. dependency = "afterany:123"',
+      );
+    }
+  }
+  return s;
+}
+
+/** Flags nemotron itself sets or manages; `additional_parameters` may not set them. */
+const MANAGED_FLAGS = [
+  "job-name",
+  "output",
+  "error",
+  "chdir",
+  "open-mode",
+  "requeue",
+  "no-requeue",
+  "nodes",
+  "ntasks-per-node",
+  "ntasks",
+  "array",
+  "parsable",
+  "wrap",
+];
+
+/**
+ * `additional_parameters`: a table of extra `#SBATCH` flags (`mail_type = "END"` → `--mail-type=END`;
+ * `true` → a bare flag, `false` → nothing). Names are checked, values quoted like every other.
+ */
+function readAdditionalParameters(
+  r: ProfileReader,
+  p: Profile,
+  existing: readonly SbatchDirective[],
+): SbatchDirective[] {
+  const v = p.additional_parameters;
+  if (v === undefined || v === null) return [];
+  if (typeof v !== "object" || Array.isArray(v) || v instanceof Date) {
+    r.fail("additional_parameters", 'must be a table of sbatch flags, e.g. { mail_type = "END" }');
+  }
+  const out: SbatchDirective[] = [];
+  for (const [name, value] of Object.entries(v as Record<string, unknown>).sort()) {
+    const flag = name.replace(/^-+/, "").replaceAll("_", "-").toLowerCase();
+    if (!/^[a-z][a-z0-9-]*$/.test(flag)) {
+      r.fail("additional_parameters", `${JSON.stringify(name)} is not an sbatch option name`);
+    }
+    if (MANAGED_FLAGS.includes(flag)) {
+      r.fail("additional_parameters", `--${flag} is set by nemotron and cannot be overridden`);
+    }
+    const profileKey = flag.replaceAll("-", "_");
+    if (existing.some((d) => d.flag === flag)) {
+      r.fail(
+        "additional_parameters",
+        `--${flag} is already set (by the profile key ${profileKey} or nemotron)`,
+        `set ${profileKey} in the profile instead`,
+      );
+    }
+    if (value === false) continue;
+    if (value === true) {
+      out.push({ flag, value: null });
+      continue;
+    }
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "bigint") {
+      r.fail("additional_parameters", `${name}: must be a string, number or true/false`);
+    }
+    const s = String(value);
+    if (s === "" || CONTROL.test(s) || s.includes("\\")) {
+      r.fail(
+        "additional_parameters",
+        `${name}: must be one non-empty line without control characters or backslashes`,
+      );
+    }
+    out.push({ flag, value: s });
+  }
+  return out;
 }
 
 function deepFreeze<T>(value: T): T {

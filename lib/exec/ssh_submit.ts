@@ -31,6 +31,7 @@ import {
 } from "./slurm.ts";
 import type { JobManifest } from "./job_dir.ts";
 import { type SubmitJobOptions, submitSbatch, type SubmittedJob } from "./submit.ts";
+import { preflightSbatch } from "./slurm_preflight.ts";
 import {
   registerTunnelJob,
   SshTunnel,
@@ -206,6 +207,14 @@ export async function planTunnelJob(
       { hint: "clone the repository on the cluster yourself and use a plain mount of that path" },
     );
   }
+  if (args.stage) {
+    throw new UsageError(
+      `--stage is not supported with tunnel = "ssh" yet (profile '${args.profile}')`,
+      {
+        hint: "run nemotron with --stage on the cluster's login node",
+      },
+    );
+  }
   if (profile.job_dir_group !== undefined && profile.job_dir_group !== null) {
     throw new UsageError(
       `job_dir_group is not supported with tunnel = "ssh" yet (profile '${args.profile}')`,
@@ -238,6 +247,17 @@ export async function planTunnelJob(
     });
   }
   const remoteProfile = { ...profile, remote_job_dir: probe.remoteJobDir };
+  // As on a login node: ask Slurm (there) whether it would take the job before anything costly.
+  const pre = await preflightSbatch(
+    buildSlurmJob({ ...base, profile: remoteProfile, image: null, uid: probe.uid }).directives,
+    tunnel.runner,
+  );
+  if (!pre.ok) {
+    throw new UsageError(`Slurm on ${label} would refuse this job: ${pre.message}`, {
+      hint: `fix partition, account, qos, time or resources in profile '${args.profile}'; ` +
+        `\`nemotron doctor ${args.profile ?? "PROFILE"}\` checks the profile`,
+    });
+  }
   let sqsh: string | null = image;
   if (image !== null && !isSqsh) {
     const target = path.join(probe.remoteJobDir, sqshName(image));

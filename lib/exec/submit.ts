@@ -132,7 +132,9 @@ export async function clusterName(run: CommandRunner = runCommand): Promise<stri
  * removed, no store row is written, and the RuntimeFailure propagates (exit 1).
  */
 export async function submitJob(job: SlurmJob, opts: SubmitJobOptions = {}): Promise<SubmittedJob> {
-  const dependency = opts.after && opts.after.length ? `afterok:${opts.after.join(":")}` : null;
+  // sbatch's --dependency replaces the script's #SBATCH one: join the profile's `dependency` in.
+  const after = opts.after && opts.after.length ? `afterok:${opts.after.join(":")}` : null;
+  const dependency = [after, job.dependency].filter((d) => d).join(",") || null;
   let id: string;
   try {
     id = await submitSbatch(job.scriptPath, {

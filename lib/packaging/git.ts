@@ -120,9 +120,24 @@ export async function headCommit(root: string): Promise<string | undefined> {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
-/** `git diff HEAD --binary`: every uncommitted change to tracked files, binary-safe. */
-export function diffAgainstHead(root: string): Promise<Uint8Array> {
-  return git(root, ["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--"]);
+/**
+ * `git diff HEAD --binary`: every uncommitted change to tracked files, binary-safe, except under
+ * the `exclude` paths (relative to `root`; a trailing `/` names a directory).
+ */
+export function diffAgainstHead(
+  root: string,
+  exclude: readonly string[] = [],
+): Promise<Uint8Array> {
+  const specs = exclude.map((p) => `:(exclude,literal)${p.replace(/\/+$/, "")}`);
+  return git(root, [
+    "diff",
+    "HEAD",
+    "--binary",
+    "--no-color",
+    "--no-ext-diff",
+    "--",
+    ...(specs.length ? [".", ...specs] : []),
+  ]);
 }
 
 /** True if `commit` exists as a commit object in the repository at `dir`. */

@@ -29,7 +29,7 @@ import type { SyntaxNode } from "@lezer/common";
 import { dirname, isWithin, join, relative, resolve } from "../path.ts";
 import { UsageError } from "../errors.ts";
 import type { ExtraFile, ScriptSource } from "./code.ts";
-import { CONFIG_NAME } from "./code.ts";
+import { CONFIG_NAME, deniedReason } from "./code.ts";
 import { compareNames, type TarEntry, writeTarGz } from "./tar.ts";
 
 /** Name of the single file the self-contained package runs. */
@@ -107,6 +107,30 @@ function isDir(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Refuse `file` (exit 2) unless its real path (symlinks followed) stays inside the real path of
+ * one of `roots`: a symlink such as `assets/x → ~/.ssh/id_rsa` must never ship what it points to.
+ */
+function checkInside(file: string, roots: readonly string[], what: string): void {
+  const real = Deno.realPathSync(file);
+  for (const r of roots) {
+    let rootReal: string;
+    try {
+      rootReal = Deno.realPathSync(r);
+    } catch {
+      continue;
+    }
+    if (isWithin(rootReal, real)) return;
+  }
+  throw new UsageError(
+    `${what} ${file} resolves to ${real}, outside the repository (${roots.join(" or ")})`,
+    {
+      hint: "a symlink must not lead out of the repository: copy the file into the repository, " +
+        "or refer to it by a path that is mounted in the job",
+    },
+  );
 }
 
 function lineCol(text: string, offset: number): { line: number; col: number } {
@@ -582,6 +606,7 @@ export async function inlineImports(opts: InlineOptions): Promise<InlineResult> 
     if (state.has(name)) return; // done, or a cycle: Python would see a partly run module too
     state.set(name, "active");
     const r = finder.find(name)!;
+    checkInside(r.file, dirs, `module ${name}:`);
     const m = analyse(
       parser,
       { name, file: r.file, text: Deno.readTextFileSync(r.file), isPackage: r.isPackage },
@@ -680,7 +705,8 @@ function strings(value: unknown, out: string[]): void {
 
 /**
  * Write `<jobDir>/<name>.tar.gz` holding `main.py` (the inlined script), `config.yaml`, and every
- * repository file the config refers to as `/nemo_run/code/<path>`. The job runs
+ * repository file the config refers to as `/nemo_run/code/<path>` (refused, exit 2, when its real
+ * path leaves the repository or it is on the code packager's deny list). The job runs
  * `python main.py --config config.yaml` in the extracted directory. Always rebuilt.
  */
 export async function packageSelfContained(
@@ -718,12 +744,22 @@ export async function packageSelfContained(
       const rest = s.slice("/nemo_run/code/".length);
       const file = join(resolve(opts.repoRoot), rest);
       if (rest.split("/").includes("..") || !isFile(file) || entries.has(rest)) continue;
+      checkInside(file, [opts.repoRoot], `the config names /nemo_run/code/${rest}, but`);
+      const denied = deniedReason(rest);
+      if (denied !== undefined) {
+        throw new UsageError(
+          `the config names /nemo_run/code/${rest}, which is never shipped (${denied})`,
+          { hint: "keep secrets out of the job's code: pass them as env_vars in env.toml" },
+        );
+      }
+      const st = Deno.statSync(file);
       entries.set(rest, {
         kind: "file",
         name: rest,
         path: file,
-        size: Deno.statSync(file).size,
+        size: st.size,
         executable: false,
+        ownerOnly: st.mode !== null && (st.mode & 0o004) === 0,
       });
       configFiles.push(rest);
     }
@@ -747,6 +783,7 @@ export async function packageSelfContained(
     name: CONFIG_NAME,
     data: enc.encode(opts.trainConfig),
     executable: false,
+    ownerOnly: true, // may carry secret-looking values the script needs
   });
 
   const jobDir = resolve(opts.jobDir);

@@ -3,10 +3,12 @@
  *
  * The same entries give byte-identical archives (and so the same sha256): entries are written in
  * the order given (callers sort them), every header carries the same mtime, uid/gid 0, uname/gname
- * `root`, and a normalised mode (0644, or 0755 for executables). Names that do not fit a ustar
+ * `root`, and a normalised mode: 0644, or 0755 for executables; entries marked `ownerOnly` (files
+ * others cannot read on disk, the train config) get 0600, or 0700. Names that do not fit a ustar
  * header, long symlink targets and sizes of 8 GiB or more get a PAX extended header. The gzip
  * header has mtime 0 and no file name. The archive is written to a temporary file next to its
- * destination and renamed into place, so a reader never sees a half-written package.
+ * destination and renamed into place, so a reader never sees a half-written package. The archive
+ * file itself is created 0600 (it may hold owner-only files).
  */
 
 import { basename, dirname, join } from "../path.ts";
@@ -22,12 +24,16 @@ export type TarEntry =
     readonly path: string;
     readonly size: number;
     readonly executable: boolean;
+    /** Mode 0600/0700 instead of 0644/0755 (private content). */
+    readonly ownerOnly?: boolean;
   }
   | {
     readonly kind: "bytes";
     readonly name: string;
     readonly data: Uint8Array;
     readonly executable: boolean;
+    /** Mode 0600/0700 instead of 0644/0755 (private content). */
+    readonly ownerOnly?: boolean;
   }
   | { readonly kind: "symlink"; readonly name: string; readonly target: string }
   | {
@@ -37,6 +43,8 @@ export type TarEntry =
     readonly size: number;
     readonly executable: boolean;
     readonly open: () => AsyncIterable<Uint8Array>;
+    /** Mode 0600/0700 instead of 0644/0755 (private content). */
+    readonly ownerOnly?: boolean;
   };
 
 /** The result of writing an archive. */
@@ -234,7 +242,7 @@ async function writeEntry(out: TarStream, e: TarEntry): Promise<void> {
     for (const h of entryHeaders(e.name, 0o777, 0, "2", e.target)) await out.write(h);
     return;
   }
-  const mode = e.executable ? 0o755 : 0o644;
+  const mode = e.ownerOnly ? (e.executable ? 0o700 : 0o600) : (e.executable ? 0o755 : 0o644);
   const size = e.kind === "bytes" ? e.data.length : e.size;
   for (const h of entryHeaders(e.name, mode, size, "0", "")) await out.write(h);
   let written = 0;
@@ -297,7 +305,7 @@ async function* readLargeFile(path: string): AsyncIterable<Uint8Array> {
 export async function writeTarGz(dest: string, entries: Iterable<TarEntry>): Promise<TarResult> {
   const dir = dirname(dest);
   const tmp = join(dir, `.${basename(dest)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
-  const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+  const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
   // node:crypto is the one streaming sha256 available; loaded here, never at start-up.
   const { createHash } = await import("node:crypto");
   const hash = createHash("sha256");

@@ -16,6 +16,7 @@ import {
   sha256Hex,
 } from "./manifest.ts";
 import { sniffCompression } from "./layers.ts";
+import { MAX_MANIFEST_BYTES } from "./registry.ts";
 
 /** Where a member's content is inside the archive file. */
 export interface MemberRange {
@@ -80,7 +81,14 @@ export async function indexTarFile(path: string): Promise<Map<string, MemberRang
   return out;
 }
 
-async function readMember(path: string, m: MemberRange): Promise<Uint8Array> {
+/** A JSON member (manifest, index, config) read into memory; capped like a registry's. */
+async function readMember(path: string, m: MemberRange, name: string): Promise<Uint8Array> {
+  if (m.length > MAX_MANIFEST_BYTES) {
+    throw new RuntimeFailure(
+      `${path}: ${name} is ${m.length} bytes, larger than ${MAX_MANIFEST_BYTES}: refused`,
+      { hint: "manifests, indexes and image configs are a few KiB; the archive is malformed" },
+    );
+  }
   using f = await Deno.open(path);
   await f.seek(m.start, Deno.SeekMode.Start);
   const out = new Uint8Array(m.length);
@@ -126,7 +134,10 @@ export async function openDockerArchive(path: string): Promise<ArchiveImage> {
         : undefined,
     });
   }
-  const manifest = json(await readMember(path, manifestRange), `${path}:manifest.json`);
+  const manifest = json(
+    await readMember(path, manifestRange, "manifest.json"),
+    `${path}:manifest.json`,
+  );
   if (!Array.isArray(manifest) || manifest.length === 0) {
     throw new RuntimeFailure(`${path}: manifest.json lists no image`);
   }
@@ -136,7 +147,7 @@ export async function openDockerArchive(path: string): Promise<ArchiveImage> {
     );
   }
   const entry = manifest[0] as { Config: string; Layers: string[] };
-  const configBytes = await readMember(path, member(index, entry.Config, path));
+  const configBytes = await readMember(path, member(index, entry.Config, path), entry.Config);
   return {
     digest: `sha256:${await sha256Hex(configBytes)}`,
     config: json(configBytes, `${path}:${entry.Config}`) as ImageConfig,
@@ -158,13 +169,17 @@ export async function openOciArchive(path: string, platform: Platform): Promise<
   }
   const blob = async (d: Descriptor): Promise<Uint8Array> => {
     const [alg, hex] = d.digest.split(":");
-    const bytes = await readMember(path, member(index, `blobs/${alg}/${hex}`, path));
+    const bytes = await readMember(
+      path,
+      member(index, `blobs/${alg}/${hex}`, path),
+      `blobs/${alg}/${hex}`,
+    );
     if (alg === "sha256" && `sha256:${await sha256Hex(bytes)}` !== d.digest) {
       throw new RuntimeFailure(`${path}: blob ${d.digest} failed verification`);
     }
     return bytes;
   };
-  let top = json(await readMember(path, idxRange), `${path}:index.json`);
+  let top = json(await readMember(path, idxRange, "index.json"), `${path}:index.json`);
   let digest = "";
   for (let depth = 0; depth < 4; depth++) {
     const list = (top.manifests ?? []) as Descriptor[];

@@ -9,6 +9,7 @@ import { ensureNemotronHome } from "../home.ts";
 import { RuntimeFailure } from "../errors.ts";
 import { checkDigest, type RegistryClient, TransientError, withRetry } from "./registry.ts";
 import type { Descriptor } from "./manifest.ts";
+import { lstatOrUndefined, notOwnFileReason, openOwnFileForWrite } from "../atomic.ts";
 
 /** The blob cache directory (inside the private `$NEMOTRON_HOME`, created 0700 if missing). */
 export function blobCacheDir(): string {
@@ -20,13 +21,20 @@ export function blobPath(cacheDir: string, digest: string): string {
   return `${cacheDir}/sha256/${checkDigest(digest, "blob")}`;
 }
 
+/**
+ * Size of a cache file, undefined when missing. Only regular files of this user count: anything
+ * else in the cache (a symlink, another user's file) was planted and is refused, never read.
+ */
 async function statSize(path: string): Promise<number | undefined> {
-  try {
-    return (await Deno.stat(path)).size;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
+  const info = await lstatOrUndefined(path);
+  if (info === undefined) return undefined;
+  const why = notOwnFileReason(info);
+  if (why) {
+    throw new RuntimeFailure(`blob cache file ${path} ${why}: refused`, {
+      hint: "remove it (the cache holds only files nemotron wrote as you) and run again",
+    });
   }
+  return info.size;
 }
 
 /** A digest mismatch: the registry (or its storage) served the wrong bytes. */
@@ -64,15 +72,18 @@ export async function fetchBlob(
   options: FetchBlobOptions = {},
 ): Promise<string> {
   const hex = checkDigest(desc.digest, "blob");
+  if (!Number.isSafeInteger(desc.size) || desc.size < 0) {
+    throw new RuntimeFailure(`blob ${desc.digest}: the manifest gives no valid size`);
+  }
   const final = blobPath(cacheDir, desc.digest);
   const existing = await statSize(final);
   if (existing !== undefined && (desc.size === undefined || existing === desc.size)) {
     options.onProgress?.(existing);
     return final;
   }
-  await Deno.mkdir(`${cacheDir}/sha256`, { recursive: true });
+  await Deno.mkdir(`${cacheDir}/sha256`, { recursive: true, mode: 0o700 });
   const partial = `${final}.partial`;
-  await using lockFile = await Deno.open(`${final}.lock`, { create: true, write: true });
+  await using lockFile = await openOwnFileForWrite(`${final}.lock`, { append: true });
   await lockFile.lock(true); // another nemotron fetching the same blob waits here
   if ((await statSize(final)) === desc.size) return final;
 
@@ -97,21 +108,28 @@ export async function fetchBlob(
         have = 0;
       }
       if (have > 0) await hashFile(partial, hash);
-      using f = await Deno.open(partial, {
-        create: true,
-        write: true,
-        append: have > 0,
-        truncate: have === 0,
-      });
+      // Never through a symlink: a fresh partial is created O_EXCL, a resumed one must be ours.
+      if (have === 0) await Deno.remove(partial).catch(() => {});
+      using f = await openOwnFileForWrite(partial, { append: have > 0 });
       let written = have;
       try {
         for await (const chunk of res.body!) {
+          if (written + chunk.length > desc.size) {
+            // More than the manifest promised: stop now instead of filling the disk.
+            await res.body!.cancel().catch(() => {});
+            await Deno.remove(partial).catch(() => {});
+            throw new DigestMismatch(
+              `blob ${desc.digest}: the registry sent more than the ${desc.size} bytes the manifest gives`,
+              { hint: "the registry served corrupt data; no output was written" },
+            );
+          }
           hash.update(chunk);
           await writeAll(f, chunk);
           written += chunk.length;
           options.onProgress?.(written);
         }
       } catch (e) {
+        if (e instanceof DigestMismatch) throw e;
         throw new TransientError(
           `download interrupted at ${written} bytes: ${(e as Error).message}`,
         );

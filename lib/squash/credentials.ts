@@ -10,7 +10,7 @@
  * `host[:port]`, with `https://index.docker.io/v1/` standing for Docker Hub.
  */
 import { UsageError } from "../errors.ts";
-import { DOCKER_HUB } from "./reference.ts";
+import { DOCKER_HUB, splitRegistry } from "./reference.ts";
 
 export interface Credentials {
   readonly username: string;
@@ -96,10 +96,15 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
+/** The host part of a strictly parsed `host[:port]`; anything else is refused, never guessed. */
 function hostOnly(registry: string): string {
-  if (registry.startsWith("[")) return registry.slice(0, registry.indexOf("]") + 1);
-  const c = registry.lastIndexOf(":");
-  return c >= 0 ? registry.slice(0, c) : registry;
+  const parts = splitRegistry(registry);
+  if (!parts) {
+    throw new UsageError(`'${registry}' is not a registry host (HOST[:PORT])`, {
+      hint: "credentials are looked up only for a well-formed registry host",
+    });
+  }
+  return parts.host;
 }
 
 /**
@@ -111,14 +116,16 @@ export function lookupCredentials(
   user: string | undefined,
   env: (k: string) => string | undefined = (k) => Deno.env.get(k),
 ): Credentials | undefined {
+  // Exactly the host the requests go to: `host` for netrc machines (enroot's rule), `host[:port]`
+  // for docker's auths keys.
   const hosts = registry === DOCKER_HUB
     ? [DOCKER_HUB, "docker.io", "index.docker.io"]
-    : [hostOnly(registry), registry];
+    : [hostOnly(registry), registry.toLowerCase()];
   const netrcPath = enrootCredentialsPath(env);
   const netrcText = netrcPath ? readIfExists(netrcPath) : undefined;
   if (netrcPath && netrcText !== undefined) {
     for (const e of parseNetrc(netrcText)) {
-      if (!hosts.includes(e.machine)) continue;
+      if (!hosts.includes(e.machine.toLowerCase())) continue;
       if (user !== undefined && e.login !== user) continue;
       if (e.login === undefined || e.password === undefined) continue;
       return {
@@ -141,8 +148,8 @@ export function lookupCredentials(
       });
     }
     for (const [key, v] of Object.entries(auths)) {
-      const keyHost = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
-      if (!hosts.includes(keyHost) && keyHost !== registry) continue;
+      const keyHost = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "").toLowerCase();
+      if (!hosts.includes(keyHost)) continue;
       let username = v.username;
       let password = v.password;
       if (v.auth) {

@@ -11,6 +11,21 @@ import { renderEnrootImport } from "./enroot.ts";
 import type { Platform } from "./manifest.ts";
 import { type Reporter, stderrReporter } from "./progress.ts";
 import { sqshName } from "./reference.ts";
+import { lstatOrUndefined, notOwnFileReason } from "../atomic.ts";
+
+/**
+ * Refuse to reuse an existing `.sqsh` that is not a regular file of this user: in a shared
+ * directory a symlink or someone else's file may have been planted there (UsageError naming it).
+ */
+export function checkReusableSqsh(output: string, info: Deno.FileInfo): void {
+  const why = notOwnFileReason(info);
+  if (why) {
+    throw new UsageError(`existing image ${output} ${why}: not reusing it`, {
+      hint: "remove it if you trust it to be gone, choose another output (-o / remote_job_dir), " +
+        "or pass --force to replace it with a fresh squash",
+    });
+  }
+}
 
 /** `squash` profile key → mode. */
 export function squashMode(profile: Profile | undefined): "native" | "enroot" {
@@ -67,16 +82,6 @@ export async function squashWithEnroot(
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 export interface EnsureOptions {
   readonly force?: boolean;
   readonly dryRun?: boolean;
@@ -90,7 +95,7 @@ export interface EnsureOptions {
 /**
  * Make sure the `.sqsh` for `image` exists and return its path (for pyxis `--container-image`).
  * An image that already is a `.sqsh` path is returned unchanged. An existing file is reused unless
- * `force`. With `dryRun`, only says what it would do (on stderr) and writes nothing.
+ * `force` (only a regular file of this user: see `checkReusableSqsh`). With `dryRun`, only says what it would do (on stderr) and writes nothing.
  */
 export async function ensureSquashedImage(
   profile: Profile | undefined,
@@ -101,7 +106,9 @@ export async function ensureSquashedImage(
   const reporter = options.reporter ?? stderrReporter();
   const mode = options.mode ?? squashMode(profile);
   const output = defaultSqshPath(image, profile);
-  if (!options.force && await exists(output)) {
+  const existing = options.force ? undefined : await lstatOrUndefined(output);
+  if (existing) {
+    checkReusableSqsh(output, existing);
     reporter.info(`✓ Using existing squashed image: ${output}`);
     return output;
   }

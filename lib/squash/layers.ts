@@ -5,9 +5,36 @@
  * since media types are sometimes wrong.
  */
 import type { Readable } from "node:stream";
-import { RuntimeFailure } from "../errors.ts";
+import { RuntimeFailure, UsageError } from "../errors.ts";
 
 const CHUNK = 128 * 1024;
+
+/**
+ * How far a compressed layer may expand: at most `ratio` × its compressed size, but always at
+ * least `floor` bytes (small layers legitimately compress very well). Real layers expand 2-10×;
+ * a gzip bomb expands 1000×. `NEMOTRON_SQUASH_MAX_EXPANSION` sets the ratio.
+ */
+export interface ExpansionLimit {
+  readonly ratio: number;
+  readonly floor: number;
+}
+
+export const DEFAULT_EXPANSION: ExpansionLimit = { ratio: 100, floor: 64 * 1024 * 1024 };
+
+/** The expansion limit from the environment (bad value → UsageError, before anything runs). */
+export function expansionLimit(
+  env: (k: string) => string | undefined = (k) => Deno.env.get(k),
+): ExpansionLimit {
+  const v = env("NEMOTRON_SQUASH_MAX_EXPANSION");
+  if (v === undefined || v === "") return DEFAULT_EXPANSION;
+  if (!/^[1-9]\d*$/.test(v)) {
+    throw new UsageError(`NEMOTRON_SQUASH_MAX_EXPANSION must be a positive integer, got '${v}'`, {
+      hint:
+        `it is the largest decompressed/compressed size ratio a layer may have (default ${DEFAULT_EXPANSION.ratio})`,
+    });
+  }
+  return { ...DEFAULT_EXPANSION, ratio: Number(v) };
+}
 
 async function magic(path: string, start: number): Promise<Uint8Array> {
   using f = await Deno.open(path);
@@ -30,10 +57,29 @@ export async function sniffCompression(path: string, start = 0): Promise<"gzip" 
   return "none";
 }
 
-async function* iterate(stream: Readable, what: string): AsyncGenerator<Uint8Array> {
+async function* iterate(
+  stream: Readable,
+  what: string,
+  bound?: { compressed: number; max: number; ratio: number },
+): AsyncGenerator<Uint8Array> {
+  let total = 0;
   try {
-    for await (const chunk of stream) yield chunk as Uint8Array;
+    for await (const chunk of stream) {
+      total += (chunk as Uint8Array).length;
+      if (bound && total > bound.max) {
+        throw new RuntimeFailure(
+          `${what}: decompresses to more than ${bound.max} bytes from ${bound.compressed} ` +
+            `(over ${bound.ratio}× its size): refused as a decompression bomb`,
+          {
+            hint: "if the image really is like that, raise the ratio with " +
+              `NEMOTRON_SQUASH_MAX_EXPANSION=N (default ${DEFAULT_EXPANSION.ratio})`,
+          },
+        );
+      }
+      yield chunk as Uint8Array;
+    }
   } catch (e) {
+    if (e instanceof RuntimeFailure) throw e;
     throw new RuntimeFailure(`${what}: cannot decompress: ${(e as Error).message}`);
   } finally {
     stream.destroy();
@@ -41,12 +87,14 @@ async function* iterate(stream: Readable, what: string): AsyncGenerator<Uint8Arr
 }
 
 /**
- * Decompressed bytes of the layer stored at `path` (optionally only bytes [start, start+length)).
+ * Decompressed bytes of the layer stored at `path` (optionally only bytes [start, start+length)),
+ * refusing to expand past `limit`.
  */
 export async function openLayerFile(
   path: string,
   what: string,
   range?: { start: number; length: number },
+  limit: ExpansionLimit = DEFAULT_EXPANSION,
 ): Promise<AsyncIterable<Uint8Array>> {
   const start = range?.start ?? 0;
   const kind = await sniffCompression(path, start);
@@ -62,5 +110,7 @@ export async function openLayerFile(
     ? zlib.createGunzip({ chunkSize: CHUNK })
     : zlib.createZstdDecompress({ chunkSize: CHUNK });
   raw.on("error", (e) => dec.destroy(e));
-  return iterate(raw.pipe(dec), what);
+  const compressed = range?.length ?? (await Deno.stat(path)).size;
+  const max = Math.max(limit.floor, compressed * limit.ratio);
+  return iterate(raw.pipe(dec), what, { compressed, max, ratio: limit.ratio });
 }

@@ -4,7 +4,14 @@
  */
 import { encodeHex } from "./hex.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
-import { checkDigest, MANIFEST_ACCEPT, type RegistryClient, withRetry } from "./registry.ts";
+import {
+  checkDigest,
+  MANIFEST_ACCEPT,
+  MAX_MANIFEST_BYTES,
+  readBodyCapped,
+  type RegistryClient,
+  withRetry,
+} from "./registry.ts";
 
 export const MT = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
@@ -118,7 +125,11 @@ export async function fetchManifest(
 > {
   return await withRetry(`manifest ${client.repository}:${reference}`, client.retry, async () => {
     const res = await client.get(`manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
-    const bytes = new Uint8Array(await res.arrayBuffer());
+    const bytes = await readBodyCapped(
+      res,
+      MAX_MANIFEST_BYTES,
+      `manifest ${client.repository}:${reference}`,
+    );
     const digest = `sha256:${await sha256Hex(bytes)}`;
     if (reference.startsWith("sha256:") && reference !== digest) {
       throw new RuntimeFailure(`manifest digest mismatch: asked for ${reference}, got ${digest}`);

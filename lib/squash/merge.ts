@@ -14,7 +14,9 @@
  *   layer is re-read from its own layer at the end so the link keeps its original content.
  * Escapes are never written: names with `..` are dropped, absolute names are made relative, and an
  * entry below a symlink (or other non-directory) of the same layer is dropped — with a warning.
- * Like enroot, entries under `dev/` are left out.
+ * Like enroot, entries under `dev/` are left out. Device nodes elsewhere are dropped with a
+ * warning (an unprivileged `enroot import` cannot create them either: its tar's mknod fails);
+ * fifos and setuid/setgid bits are kept, as enroot's import keeps them.
  */
 import { ByteReader, encodeHeader, padding, readTar, type TarHeader, ZEROS } from "./tar.ts";
 import type { ByteSink } from "./sink.ts";
@@ -43,6 +45,8 @@ export interface MergeOptions {
   readonly onLayer?: (label: string) => void;
   /** Leave out `dev/*` like enroot does (default true). */
   readonly excludeDev?: boolean;
+  /** Drop character and block devices outside `dev/`, with a warning (default true). */
+  readonly dropDevices?: boolean;
   /** mtime for synthetic entries (default now). */
   readonly mtime?: number;
 }
@@ -54,6 +58,8 @@ export interface MergeStats {
   contentBytes: number;
   /** Entries dropped as unsafe (escapes), counted once each. */
   unsafe: number;
+  /** Device nodes dropped (outside `dev/`). */
+  devices: number;
 }
 
 const IMPLIED = 0;
@@ -117,7 +123,9 @@ export async function mergeLayers(
   const warn = options.warn ?? (() => {});
   const excludeDev = options.excludeDev ?? true;
   const mtime = options.mtime ?? Math.floor(Date.now() / 1000);
-  const stats: MergeStats = { entries: 0, contentBytes: 0, unsafe: 0 };
+  const dropDevices = options.dropDevices ?? true;
+  const stats: MergeStats = { entries: 0, contentBytes: 0, unsafe: 0, devices: 0 };
+  const droppedDevices = new Set<string>();
   const emitted = new Map<string, number>();
   const hidden = new Set<string>(); // whiteouts: path + subtree hidden in lower layers
   const childrenHidden = new Set<string>(); // opaque dirs and non-dirs: subtree hidden below
@@ -238,6 +246,14 @@ export async function mergeLayers(
         for await (const chunk of reader.chunks(h.size)) await sink.write(chunk);
         await sink.write(ZEROS.subarray(0, padding(h.size)));
         stats.contentBytes += h.size;
+      } else if (dropDevices && (h.type === "char" || h.type === "block")) {
+        // The path stays taken (it hides lower entries), but no device node reaches the image.
+        stats.devices++;
+        droppedDevices.add(path);
+        warn(
+          `${layer.label}: dropped ${h.type} device '/${path}' (${h.devmajor}:${h.devminor}): ` +
+            "device nodes outside /dev are not imported",
+        );
       } else {
         await writeHeader({ ...h, path, size: 0 });
       }
@@ -278,7 +294,7 @@ export async function mergeLayers(
     for (const group of wanted.values()) fallback.push(...group);
   }
   for (const d of fallback) {
-    if (emitted.get(d.target) === OTHER) {
+    if (emitted.get(d.target) === OTHER && !droppedDevices.has(d.target)) {
       await writeHeader({ ...d.header, path: d.link, linkname: d.target, size: 0 });
     } else {
       warn(`dropped hard link '/${d.link}': its target '/${d.target}' is not a file in the image`);

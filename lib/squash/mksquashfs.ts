@@ -3,6 +3,10 @@
  * (default options `-comp lzo -noD`, enroot's), fed with the merged tar on stdin. The root
  * directory gets 0755 (enroot's root is a fresh directory); with SOURCE_DATE_EPOCH every time
  * is fixed, as enroot does.
+ *
+ * mksquashfs runs with a clean environment (only PATH and LC_ALL=C): squashfs-tools ≥ 4.5 read
+ * SOURCE_DATE_EPOCH themselves and refuse it together with `-mkfs-time`/`-all-time`, so the epoch
+ * reaches mksquashfs only as those options.
  */
 import { RuntimeFailure, UsageError } from "../errors.ts";
 
@@ -80,10 +84,25 @@ export async function checkMksquashfs(): Promise<string> {
   return m ? `${m[1]}.${m[2]}` : "unknown";
 }
 
-/** Start mksquashfs with `args`; its output is kept and shown only if it fails. */
-export function startMksquashfs(args: readonly string[]): MksquashfsRun {
+/** The whole environment mksquashfs gets. */
+export function mksquashfsEnv(
+  env: (k: string) => string | undefined = (k) => Deno.env.get(k),
+): Record<string, string> {
+  return { PATH: env("PATH") ?? "/usr/local/bin:/usr/bin:/bin", LC_ALL: "C" };
+}
+
+/**
+ * Start mksquashfs with `args`; its output is kept and shown only if it fails. `done` rejects with
+ * a RuntimeFailure (never unhandled: mksquashfs may fail before anyone awaits it).
+ */
+export function startMksquashfs(
+  args: readonly string[],
+  env: (k: string) => string | undefined = (k) => Deno.env.get(k),
+): MksquashfsRun {
   const child = new Deno.Command("mksquashfs", {
     args: [...args],
+    clearEnv: true,
+    env: mksquashfsEnv(env),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -103,13 +122,20 @@ export function startMksquashfs(args: readonly string[]): MksquashfsRun {
     const status = await child.status;
     const [o, e] = await Promise.all([out, err]);
     if (!status.success) {
+      const options = env("ENROOT_SQUASH_OPTIONS");
       throw new RuntimeFailure(
         `mksquashfs failed (exit ${status.code}${status.signal ? `, ${status.signal}` : ""}):\n${
           (e + o).trim().slice(-4000)
         }`,
+        {
+          hint: options !== undefined
+            ? `check ENROOT_SQUASH_OPTIONS (now '${options}'; unset it for enroot's default '${DEFAULT_SQUASH_OPTIONS}')`
+            : "see mksquashfs's message above (disk space and write access to the output directory)",
+        },
       );
     }
   })();
+  done.catch(() => {}); // observed by whoever awaits `done`; never an unhandled rejection
   return {
     stdin: child.stdin.getWriter(),
     done,

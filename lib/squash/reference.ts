@@ -66,6 +66,30 @@ function bad(image: string, why: string): UsageError {
   });
 }
 
+/**
+ * `host[:port]` of a registry, checked strictly: a DNS name or IPv4 address of letters, digits,
+ * `-` and `.`, or a bracketed IPv6 address, then an optional port 1-65535. Nothing else (no `@`,
+ * no userinfo, no path): the host credentials are looked up for must be the host connected to.
+ */
+export function splitRegistry(registry: string): { host: string; port?: number } | undefined {
+  const m =
+    /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::(\d{1,5}))?$/
+      .exec(registry);
+  if (!m) return undefined;
+  const port = m[2] === undefined ? undefined : Number(m[2]);
+  if (port !== undefined && (port < 1 || port > 65535)) return undefined;
+  return { host: m[1].toLowerCase(), port };
+}
+
+function checkRegistry(image: string, registry: string): void {
+  if (splitRegistry(registry) === undefined) {
+    throw bad(
+      image,
+      `'${registry}' is not a registry host: expected HOST[:PORT] (letters, digits, '-', '.'; no '@')`,
+    );
+  }
+}
+
 function looksLikeHost(component: string): boolean {
   return component.includes(".") || component.includes(":") || component === "localhost";
 }
@@ -145,7 +169,7 @@ export function parseImageRef(image: string): ImageRef {
     if (h >= 0) {
       registry = rest.slice(0, h);
       rest = rest.slice(h + 1);
-      if (registry === "" || /[\s/]/.test(registry)) throw bad(image, "bad registry before '#'");
+      checkRegistry(image, registry);
     }
   }
   const { name, tag, digest } = splitNameTagDigest(image, rest);
@@ -159,6 +183,7 @@ export function parseImageRef(image: string): ImageRef {
       registry = DOCKER_HUB;
     }
   }
+  checkRegistry(image, registry);
   registry = normalizeRegistry(registry);
   if (registry === DOCKER_HUB && !repository.includes("/")) repository = `library/${repository}`;
   checkRepository(image, repository);

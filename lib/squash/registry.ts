@@ -6,10 +6,78 @@
  *   the caller allows it (`--allow-http`).
  * - Proxies: Deno's `fetch` honours HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment.
  * - Redirects (blob storage on a CDN) are followed by hand so the registry's Authorization header
- *   is never sent to another origin.
+ *   is never sent to another origin, and an auth challenge (401) is answered only when it comes
+ *   from the registry's own origin: a redirect target asking for credentials gets none.
+ * - Redirects and Bearer token realms must be https (http only where plain HTTP is allowed, see
+ *   above); `file:` and every other scheme are refused.
+ * - Bodies read into memory (manifests, tokens, error texts) are capped: a server that sends an
+ *   endless body gets a clear error, not an exhausted login node.
  */
 import { RuntimeFailure } from "../errors.ts";
 import type { Credentials } from "./credentials.ts";
+import { splitRegistry } from "./reference.ts";
+
+/** Largest manifest, index or image config accepted (real ones are a few KiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Largest token-server response accepted. */
+export const MAX_TOKEN_BYTES = 1024 * 1024;
+/** How much of an error response is read for its message. */
+const MAX_ERROR_BYTES = 64 * 1024;
+
+/**
+ * The body of `res`, refusing more than `limit` bytes (by Content-Length, or while reading). A
+ * transport error while reading is a TransientError (retried); too much is a RuntimeFailure.
+ */
+export async function readBodyCapped(
+  res: Response,
+  limit: number,
+  what: string,
+): Promise<Uint8Array> {
+  const tooBig = () =>
+    new RuntimeFailure(`${what} is larger than ${limit} bytes: refused`, {
+      hint: "the server sent far more than such a document ever is; check the registry URL",
+    });
+  const declared = Number(res.headers.get("content-length") ?? "NaN");
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw tooBig();
+  }
+  if (!res.body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const reader = res.body.getReader();
+  try {
+    for (;;) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw new TransientError(`${what}: body cut short: ${(e as Error).message}`);
+      }
+      if (r.done) break;
+      total += r.value.length;
+      if (total > limit) throw tooBig();
+      parts.push(r.value);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+async function errorText(res: Response): Promise<string> {
+  try {
+    return new TextDecoder().decode(await readBodyCapped(res, MAX_ERROR_BYTES, "error response"));
+  } catch {
+    return "";
+  }
+}
 
 /** Every manifest type we understand; the registry README shows why all of them must be listed. */
 export const MANIFEST_ACCEPT = [
@@ -36,6 +104,24 @@ export function isLoopbackHost(registry: string): boolean {
     ? registry.slice(1, registry.indexOf("]"))
     : registry.replace(/:\d+$/, "");
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Refuse a URL nemotron was told to go to (a redirect, a token realm) unless it is https, or
+ * plain http to a loopback host or with `allowHttp`. `file:`, `data:` and any other scheme are
+ * always refused.
+ */
+export function checkRemoteUrl(url: URL, what: string, allowHttp: boolean): void {
+  if (url.protocol === "https:") return;
+  if (url.protocol === "http:") {
+    if (allowHttp || isLoopbackHost(url.host)) return;
+    throw new RuntimeFailure(`${what} uses plain HTTP (${url.origin})`, {
+      hint: "pass --allow-http if that is intended",
+    });
+  }
+  throw new RuntimeFailure(`${what} has the URL scheme '${url.protocol}': refused`, {
+    hint: "registries and token servers are reached only over https (or http where allowed)",
+  });
 }
 
 /** Run `fn` with retries on TransientError, backing off exponentially. */
@@ -128,8 +214,13 @@ export class RegistryClient {
     this.registry = registry;
     this.repository = repository;
     this.#allowHttp = options.allowHttp ?? false;
+    const parts = splitRegistry(registry);
     const http = isLoopbackHost(registry) || this.#allowHttp;
     this.baseUrl = `${http ? "http" : "https"}://${registry}`;
+    // The host the requests go to is the host credentials were looked up for, exactly.
+    if (!parts || new URL(this.baseUrl).hostname !== parts.host) {
+      throw new RuntimeFailure(`'${registry}' is not a registry host (HOST[:PORT])`);
+    }
     this.#creds = options.credentials;
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.onRetry = options.onRetry;
@@ -138,15 +229,25 @@ export class RegistryClient {
   /** GET (or HEAD) `path` under /v2/<repo>/, authenticating on a 401. Returns a 2xx/206 response. */
   async get(path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Response> {
     const url = `${this.baseUrl}/v2/${this.repository}/${path}`;
-    let res = await this.#send(url, headers, method);
+    let { res, from } = await this.#send(url, headers, method);
     if (res.status === 401) {
       const challenge = res.headers.get("www-authenticate");
       await res.body?.cancel();
+      if (from.origin !== new URL(this.baseUrl).origin) {
+        throw new RuntimeFailure(
+          `${from.origin} (where ${this.registry} redirected ${method} ${path}) asks for ` +
+            "authentication: refused",
+          {
+            hint: `credentials are only ever sent to ${this.registry} and the token server its ` +
+              "own challenge names; the registry's storage must serve redirected blobs without them",
+          },
+        );
+      }
       if (!challenge) throw new RuntimeFailure(`${url}: 401 without a Www-Authenticate challenge`);
       await this.#authenticate(challenge, url);
-      res = await this.#send(url, headers, method);
+      ({ res, from } = await this.#send(url, headers, method));
       if (res.status === 401) {
-        const body = await res.text();
+        const body = await errorText(res);
         throw new RuntimeFailure(
           `not authorized to pull ${this.registry}/${this.repository}: ${registryErrorText(body)}`,
           { hint: this.#credsHint() },
@@ -154,7 +255,7 @@ export class RegistryClient {
       }
     }
     if (res.status >= 200 && res.status < 300) return res;
-    const body = await res.text();
+    const body = await errorText(res);
     const text = `${method} ${url}: HTTP ${res.status} ${registryErrorText(body)}`;
     if (res.status >= 500 || res.status === 429 || res.status === 408) {
       throw new TransientError(text);
@@ -172,7 +273,12 @@ export class RegistryClient {
         "(machine HOST login USER password PASS) or ~/.docker/config.json";
   }
 
-  async #send(url: string, headers: Record<string, string>, method: string): Promise<Response> {
+  /** Send, following redirects by hand; `from` is the URL that gave the final response. */
+  async #send(
+    url: string,
+    headers: Record<string, string>,
+    method: string,
+  ): Promise<{ res: Response; from: URL }> {
     let current = url;
     for (let hop = 0; hop < 6; hop++) {
       const sameOrigin = new URL(current).origin === new URL(this.baseUrl).origin;
@@ -186,16 +292,17 @@ export class RegistryClient {
       }
       if (res.status >= 300 && res.status < 400 && res.headers.get("location")) {
         await res.body?.cancel();
-        const next = new URL(res.headers.get("location")!, current);
-        if (next.protocol === "http:" && !this.#allowHttp && !isLoopbackHost(next.host)) {
-          throw new RuntimeFailure(`${current} redirects to plain HTTP (${next.origin})`, {
-            hint: "pass --allow-http if that is intended",
-          });
+        let next: URL;
+        try {
+          next = new URL(res.headers.get("location")!, current);
+        } catch {
+          throw new RuntimeFailure(`${current} redirects to an invalid URL`);
         }
+        checkRemoteUrl(next, `the redirect from ${current}`, this.#allowHttp);
         current = next.href;
         continue;
       }
-      return res;
+      return { res, from: new URL(current) };
     }
     throw new RuntimeFailure(`${url}: too many redirects`);
   }
@@ -216,12 +323,13 @@ export class RegistryClient {
     }
     const realm = params.realm;
     if (!realm) throw new RuntimeFailure(`${url}: Bearer challenge without a realm`);
-    const tokenUrl = new URL(realm);
-    if (tokenUrl.protocol === "http:" && !this.#allowHttp && !isLoopbackHost(tokenUrl.host)) {
-      throw new RuntimeFailure(`token server ${tokenUrl.origin} uses plain HTTP`, {
-        hint: "pass --allow-http if that is intended",
-      });
+    let tokenUrl: URL;
+    try {
+      tokenUrl = new URL(realm);
+    } catch {
+      throw new RuntimeFailure(`${url}: Bearer realm '${realm}' is not a URL`);
     }
+    checkRemoteUrl(tokenUrl, `the token realm of ${this.registry}`, this.#allowHttp);
     if (params.service) tokenUrl.searchParams.set("service", params.service);
     tokenUrl.searchParams.set("scope", params.scope ?? `repository:${this.repository}:pull`);
     if (this.#creds) tokenUrl.searchParams.set("account", this.#creds.username);
@@ -230,9 +338,17 @@ export class RegistryClient {
     const res = await withRetry(`token request to ${tokenUrl.origin}`, this.retry, async () => {
       let r: Response;
       try {
-        r = await fetch(tokenUrl, { headers });
+        // No redirects: the credentials go to the realm the registry named, nowhere else.
+        r = await fetch(tokenUrl, { headers, redirect: "manual" });
       } catch (e) {
         throw new TransientError((e as Error).message);
+      }
+      if (r.status >= 300 && r.status < 400) {
+        await r.body?.cancel();
+        throw new RuntimeFailure(
+          `token server ${tokenUrl.origin} redirects (HTTP ${r.status}): refused`,
+          { hint: "credentials are sent only to the realm the registry names" },
+        );
       }
       if (r.status >= 500) {
         await r.body?.cancel();
@@ -240,7 +356,9 @@ export class RegistryClient {
       }
       return r;
     }, this.onRetry);
-    const body = await res.text();
+    const body = new TextDecoder().decode(
+      await readBodyCapped(res, MAX_TOKEN_BYTES, `token response from ${tokenUrl.origin}`),
+    );
     if (!res.ok) {
       throw new RuntimeFailure(
         `token server ${tokenUrl.origin} refused: HTTP ${res.status} ${registryErrorText(body)}`,

@@ -3,13 +3,13 @@
  * cache → merged tar stream → `mksquashfs -tar`. Heavy (node:zlib, node:crypto): import it lazily;
  * `ensure.ts` is the light entry point.
  */
-import { dirname } from "../path.ts";
+import { basename, dirname, join } from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import { type ArchiveImage, openDockerArchive, openOciArchive } from "./archive.ts";
 import { blobCacheDir, fetchBlob } from "./blobs.ts";
 import { lookupCredentials } from "./credentials.ts";
 import { enrootConfigFiles } from "./image_config.ts";
-import { openLayerFile } from "./layers.ts";
+import { expansionLimit, openLayerFile } from "./layers.ts";
 import {
   formatPlatform,
   hostPlatform,
@@ -28,7 +28,7 @@ import {
   parseImageRef,
   type RegistryImageRef,
 } from "./reference.ts";
-import { RegistryClient, type RetryPolicy } from "./registry.ts";
+import { MAX_MANIFEST_BYTES, RegistryClient, type RetryPolicy } from "./registry.ts";
 import { BufferedSink } from "./sink.ts";
 import { END_OF_ARCHIVE } from "./tar.ts";
 
@@ -154,8 +154,10 @@ function limited<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T>[] {
 }
 
 /**
- * Squash `image` into `output` natively. Writes `output.partial` and renames it when complete;
- * on failure (or Ctrl-C) no output file is left behind.
+ * Squash `image` into `output` natively. mksquashfs writes into a private (0700, randomly named)
+ * temp directory beside `output`, and the file is renamed into place when complete: nothing is
+ * ever written through a name another user could have planted. On failure (or Ctrl-C) no output
+ * file is left behind.
  */
 export async function squashNative(
   image: string,
@@ -166,6 +168,7 @@ export async function squashNative(
   const reporter = options.reporter ?? SILENT;
   const platform = options.platform ?? hostPlatform();
   const ref = refOf(image);
+  const limit = expansionLimit();
   const cacheDir = options.cacheDir ?? blobCacheDir();
   let digest: string;
   let config: ImageConfig;
@@ -178,8 +181,21 @@ export async function squashNative(
     const resolved = await resolveImage(client, ref.digest ?? ref.tag!, platform);
     checkLayerTypes(resolved, displayRef(ref));
     digest = resolved.digest;
+    if (!(resolved.config.size <= MAX_MANIFEST_BYTES)) {
+      throw new RuntimeFailure(
+        `${
+          displayRef(ref)
+        }: image config of ${resolved.config.size} bytes is larger than ${MAX_MANIFEST_BYTES}: refused`,
+      );
+    }
     const configPath = await fetchBlob(client, cacheDir, resolved.config);
-    config = JSON.parse(await Deno.readTextFile(configPath));
+    try {
+      config = JSON.parse(await Deno.readTextFile(configPath));
+    } catch (e) {
+      throw new RuntimeFailure(
+        `${displayRef(ref)}: image config is not valid JSON: ${(e as Error).message}`,
+      );
+    }
     if (config.architecture && config.architecture !== platform.architecture) {
       reporter.warn(
         `image architecture ${config.architecture} differs from the requested ${platform.architecture}`,
@@ -206,7 +222,7 @@ export async function squashNative(
     downloads = resolved.layers.map((_, i) => byOrder[n - 1 - i]);
     layers = resolved.layers.map((l, i) => ({
       label: `layer ${i + 1}/${n} (${l.digest.slice(0, 19)})`,
-      open: async () => openLayerFile(await downloads[i], `layer ${l.digest}`),
+      open: async () => openLayerFile(await downloads[i], `layer ${l.digest}`, undefined, limit),
     }));
   } else {
     reporter.phase(`reading ${ref.path}`);
@@ -217,18 +233,30 @@ export async function squashNative(
     reporter.info(`${ref.path}: ${a.layers.length} layers, ${formatBytes(bytes)}`);
     layers = a.layers.map((l, i) => ({
       label: `layer ${i + 1}/${a.layers.length} (${l.name})`,
-      open: () => openLayerFile(ref.path, `${ref.path}:${l.name}`, l.range),
+      open: () => openLayerFile(ref.path, `${ref.path}:${l.name}`, l.range, limit),
     }));
   }
 
+  mksquashfsArgs(output); // bad ENROOT_* / SOURCE_DATE_EPOCH values fail here, before any write
   await checkMksquashfs();
-  await Deno.mkdir(dirname(output), { recursive: true });
-  const partial = `${output}.partial`;
+  let work: string;
+  try {
+    await Deno.mkdir(dirname(output), { recursive: true });
+    work = await Deno.makeTempDir({
+      dir: dirname(output),
+      prefix: `.${basename(output)}.partial-`,
+    });
+  } catch (e) {
+    throw new RuntimeFailure(`cannot write in ${dirname(output)}: ${(e as Error).message}`, {
+      hint: "choose an output directory you can write to (-o, or remote_job_dir in the profile)",
+    });
+  }
+  const partial = join(work, basename(output));
   const mk = startMksquashfs(mksquashfsArgs(partial));
   const cleanup = () => {
     mk.kill();
     try {
-      Deno.removeSync(partial);
+      Deno.removeSync(work, { recursive: true });
     } catch { /* not there */ }
   };
   const onSignal = () => {
@@ -260,7 +288,17 @@ export async function squashNative(
       throw e;
     }
     await mk.done;
-    await Deno.rename(partial, output);
+    try {
+      await Deno.rename(partial, output);
+    } catch (e) {
+      throw new RuntimeFailure(
+        `cannot put the image in place at ${output}: ${(e as Error).message}`,
+        {
+          hint: "it may belong to someone else (in a shared directory): choose another -o",
+        },
+      );
+    }
+    await Deno.remove(work);
   } catch (e) {
     cleanup();
     await Promise.allSettled(downloads);

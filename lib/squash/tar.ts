@@ -29,6 +29,12 @@ export interface TarHeader {
 }
 
 const BLOCK = 512;
+/**
+ * Most bytes of extended-header data (PAX `x`/`g` records, GNU long names and links) accepted in
+ * front of one entry. Real ones are a few hundred bytes (xattrs maybe a few KiB); a crafted layer
+ * could otherwise make nemotron (and mksquashfs) hold gigabytes.
+ */
+export const MAX_EXTENDED_HEADER_BYTES = 1024 * 1024;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -214,6 +220,7 @@ export async function* readTar(
   let pax: Record<string, string> = {};
   let longName: string | undefined;
   let longLink: string | undefined;
+  let extendedBytes = 0; // extended-header data in front of the current entry
   for (;;) {
     const block = await reader.read(BLOCK);
     if (block.length === 0) return; // tolerate a missing end-of-archive marker
@@ -229,6 +236,15 @@ export async function* readTar(
     if (
       kind === "pax" || kind === "paxglobal" || kind === "gnulongname" || kind === "gnulonglink"
     ) {
+      extendedBytes += rawSize;
+      if (extendedBytes > MAX_EXTENDED_HEADER_BYTES) {
+        throw new RuntimeFailure(
+          `${where}: extended tar header of ${extendedBytes} bytes at byte ${
+            reader.consumed - BLOCK
+          } exceeds the ${MAX_EXTENDED_HEADER_BYTES}-byte limit`,
+          { hint: "the layer is malformed or crafted; no output was written" },
+        );
+      }
       const data = (await reader.read(rawSize)).slice();
       await reader.skip(padding(rawSize));
       if (kind === "pax") pax = { ...pax, ...parsePax(data) };
@@ -265,6 +281,9 @@ export async function* readTar(
       devmajor: readNumber(block, 329, 8),
       devminor: readNumber(block, 337, 8),
     };
+    if (!Number.isSafeInteger(h.size) || h.size < 0) {
+      throw new RuntimeFailure(`${where}: bad size '${pax.size}' for ${h.path}`);
+    }
     for (const [k, v] of Object.entries(pax)) {
       if (k.startsWith("SCHILY.xattr.")) (h.xattrs ??= {})[k.slice(13)] = v;
     }
@@ -273,6 +292,7 @@ export async function* readTar(
     pax = {};
     longName = undefined;
     longLink = undefined;
+    extendedBytes = 0;
     const before = reader.consumed;
     yield h;
     const used = reader.consumed - before;

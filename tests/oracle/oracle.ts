@@ -15,6 +15,8 @@ export interface OracleCase {
   dotlist?: string[];
   env?: Record<string, string>;
   resolve?: boolean;
+  /** Overrides applied with Hydra's rule (`key=v`, `+key=v`, `++key=v`, `~key[=v]`). */
+  hydra?: string[];
 }
 
 /** A typed value as the oracle encodes it. */

@@ -56,6 +56,7 @@ ulimit -n 65536
 # ---- the work: torchrun launch, 4 node(s) x 1 task(s) ----
 srun --output=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/log-nano3-pretrain_%j_"${_nemotron_attempt}".out \
   --nodes=4 --ntasks-per-node=1 --kill-on-bad-exit=1 \
+  --wait=60 \
   --container-image=/lustre/fs1/users/ada/nemotron/nano3.sqsh \
   --container-mounts=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6:/nemo_run \
   --container-workdir=/nemo_run/code \

@@ -23,6 +23,7 @@ import { configNames, findConfigFile, loadConfig } from "../../../../lib/config/
 import { getPath } from "../../../../lib/config/tree.ts";
 import {
   loadEnvFile,
+  loadEnvFileForHelp,
   profileFrom,
   profileNames,
   specialSection,
@@ -48,6 +49,7 @@ import {
   recipeEnv,
   type RecipeOutcome,
   runSettingsOf,
+  scriptArgsNote,
   type StageOptions,
   submitRecipeJob,
   trainConfigName,
@@ -56,7 +58,13 @@ import {
 import { shellQuote } from "../../../../lib/shell.ts";
 import { parseRunspecText } from "../../../../lib/runspec.ts";
 import { prepareJobDir } from "../../../../lib/exec/job_dir.ts";
-import { packageCode } from "../../../../lib/packaging/code.ts";
+import {
+  checkPackageSize,
+  codePackageRoot,
+  maxPackageMb,
+  planCodePackage,
+  writeCodePackage,
+} from "../../../../lib/packaging/code.ts";
 import { builtinConfigNames, nano3RlDataPrep, recipeFiles } from "../../../../recipes/index.ts";
 
 const COMMAND = "nemotron nano3 data prep rl";
@@ -81,7 +89,7 @@ export async function runNano3DataPrepRl(
   // 1. Arguments, env.toml, the profile, the config name and the overrides' syntax: bad input
   //    fails here, before anything is written.
   const args = parseRecipeArgs(tokens, cli);
-  const envFile = loadEnvFile();
+  const envFile = args.help ? loadEnvFileForHelp() : loadEnvFile();
   const profile = args.help ? undefined : profileFrom(envFile, args.profile);
   const executor = executorFor(args, profile, envFile?.path);
   if (!args.help) checkRecipeInput(args, builtinConfigNames(nano3RlDataPrep), COMMAND);
@@ -143,7 +151,14 @@ export async function runNano3DataPrepRl(
     if (executor === "slurm") {
       // 5s. Slurm: the train config with remote paths, the command run in the job's code dir, and
       // the job (image squashed for pyxis, git mounts synced, sbatch script rendered).
-      const train = extractTrainConfig(job, { forRemote: true, repoRoot: Deno.cwd() });
+      // Remote paths map into the code package, whose root is the git checkout's top (else the
+      // cwd): from a subdirectory `<top>/sub/x` becomes `/nemo_run/code/sub/x`, as packaged.
+      const codeRoot = await codePackageRoot(Deno.cwd());
+      const train = extractTrainConfig(job, {
+        forRemote: true,
+        repoRoot: codeRoot,
+        cwd: Deno.cwd(),
+      });
       // The runspec's command on the shipped script and config.yaml, in the job's code dir.
       const scriptArc = `_nemotron/${nano3RlDataPrep.scriptPath}`;
       const command = [
@@ -160,6 +175,21 @@ export async function runNano3DataPrepRl(
         env,
         pipeline: opts.pipeline,
       });
+      // The code package, decided before anything is written: what the deny list leaves out
+      // (shown in a dry run) and the size guard (max_package_mb, --force-package).
+      const plan = await planCodePackage({
+        script: { arcname: scriptArc, text: nano3RlDataPrep.script },
+        trainConfig: renderConfig(train, runspec.config.format),
+        configFormat: runspec.config.format,
+        jobDir: slurmJob.jobDir,
+        extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
+          arcname: `_nemotron/${path.dirname(nano3RlDataPrep.scriptPath)}/${rel}`,
+          text: Deno.readTextFileSync(path.join(unpacked.dir, rel)),
+        })),
+        envFile: envFile?.path,
+        remoteJobDir: slurmJob.remoteJobDir,
+      });
+      checkPackageSize(plan, maxPackageMb(settings.env), args.forcePackage ?? false);
       if (args.dryRun) {
         printDryRun({
           job,
@@ -169,7 +199,9 @@ export async function runNano3DataPrepRl(
           executor,
           jobDir: slurmJob.jobDir,
           forRemote: true,
-          repoRoot: Deno.cwd(),
+          repoRoot: codeRoot,
+          cwd: Deno.cwd(),
+          codePackage: plan,
           script,
           notes,
         }, args.json);
@@ -180,15 +212,7 @@ export async function runNano3DataPrepRl(
       // the code package (the user's checkout + the recipe + a launcher) unpacked into code/.
       const prepared = prepareJobDir(slurmJob, script);
       writeJobFiles(prepared.configsDir, job, train, runspec.config.format);
-      const pkg = await packageCode({
-        script: { arcname: scriptArc, text: nano3RlDataPrep.script },
-        trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: prepared.jobDir,
-        extraFiles: codeFiles.filter((rel) => rel !== SCRIPT).map((rel) => ({
-          arcname: `_nemotron/${path.dirname(nano3RlDataPrep.scriptPath)}/${rel}`,
-          text: Deno.readTextFileSync(path.join(unpacked.dir, rel)),
-        })),
-      });
+      const pkg = await writeCodePackage(plan, prepared.jobDir);
       for (const w of pkg.warnings) console.error(`warning: ${w}`);
       await extractTarball(pkg.tarball, prepared.codeDir);
 
@@ -231,7 +255,9 @@ export async function runNano3DataPrepRl(
       config: files.trainConfig,
       passthrough: args.passthrough,
     });
-    console.error(`[nemotron] ${runspec.name}: job dir ${jobDir}`);
+    console.error(
+      `[nemotron] ${runspec.name}: job dir ${jobDir}${scriptArgsNote(args.passthrough)}`,
+    );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
     const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });
