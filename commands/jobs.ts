@@ -336,7 +336,9 @@ export function jobsCommand(_cli: CliContext): Command {
           const { cancelTunnelJobs } = await import("../lib/exec/ssh_jobs.ts");
           await cancelTunnelJobs(live);
         } else await cancelSlurmJobs(live.map((t) => t.slurm_job_id));
-        for (const t of live) removeSecretsFile(t.secrets_file, t.job_dir);
+        for (const t of live) {
+          if (!t.cluster.startsWith("ssh://")) removeSecretsFile(t.secrets_file, t.job_dir);
+        }
         let after = await refreshJobs(store, live, { settlePipelines: false });
         for (let i = 0; i < 20 && after.some((t) => !t.terminal); i++) {
           await new Promise((r) => setTimeout(r, 250));

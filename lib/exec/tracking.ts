@@ -132,6 +132,8 @@ export async function refreshJobs(
 
 /** Clean up after a job that can no longer run: private env file, manifest state. */
 function finishJob(rec: JobRecord, patch: JobStateUpdate): void {
+  // ssh tunnel (issue 12): the job dir is on the cluster; lib/exec/ssh_jobs.ts cleans up there.
+  if (rec.cluster.startsWith("ssh://")) return;
   try {
     removeSecretsFile(rec.secrets_file, rec.job_dir);
   } catch { /* best effort: the script removes it too */ }
