@@ -68,25 +68,40 @@ export interface RemoteProbe {
  */
 const PROBE = String.raw`
 rjd=$1; sqsh=$2
-case $rjd in "~") rjd=$HOME;; "~/"*) rjd=$HOME/$(printf '%s' "$rjd" | cut -c3-);; esac
+case $rjd in "~") rjd=$HOME;; "~/"*) rjd=$HOME/@{rjd#??};; esac
 uid=$(id -u) || exit 90
-printf 'U\t%s\nH\t%s\nD\t%s\nB\t%s\n' "$uid" "$HOME" "$rjd" "$(command -v sbatch 2>/dev/null)"
-if [ -n "$sqsh" ] && [ -f "$sqsh" ]; then printf 'Q\t1\n'; else printf 'Q\t0\n'; fi
-if cd -- "$rjd/jobs" 2>/dev/null; then ls -1t | head -n 3 | sed 's/^/L\t/'; cd /; fi
+printf 'U	%s
+H	%s
+D	%s
+B	%s
+' "$uid" "$HOME" "$rjd" "$(command -v sbatch 2>/dev/null)"
+if [ -n "$sqsh" ] && [ -f "$sqsh" ]; then printf 'Q	1
+'; else printf 'Q	0
+'; fi
+if cd -- "$rjd/jobs" 2>/dev/null; then ls -1t | head -n 3 | sed 's/^/L	/'; cd /; fi
 set -f
-emit() { s=$(stat -c '%u %f' -- "$1" 2>/dev/null) && printf 'S\t%s\t%s\n' "$1" "$s"; return 0; }
-chain() {
-  emit /; p=; old=$IFS; IFS=/
-  for c in $1; do [ -n "$c" ] && { p=$p/$c; emit "$p"; }; done
+nl='
+'
+old=$IFS
+list=/
+add() {
+  p=; IFS=/
+  for c in $1; do IFS=$old; [ -n "$c" ] && { p=$p/$c; list=$list$nl$p; }; done
   IFS=$old
 }
 for t in "$rjd/jobs" "$rjd/git-cache" "$rjd/.nemotron-secrets-$uid"; do
-  chain "$t"
+  add "$t"
   e=$t
-  while [ "$e" != / ] && ! [ -e "$e" ]; do e=$(dirname -- "$e"); done
-  r=$(cd -P -- "$e" 2>/dev/null && pwd -P) && { printf 'R\t%s\t%s\n' "$e" "$r"; chain "$r"; }
+  while [ "$e" != / ] && ! [ -e "$e" ]; do e=@{e%/*}; [ -n "$e" ] || e=/; done
+  r=$(cd -P -- "$e" 2>/dev/null && pwd -P) && { printf 'R	%s	%s
+' "$e" "$r"; add "$r"; }
 done
-`;
+IFS=$nl
+stat --printf 'S	%n	%u %f
+' -- $list 2>/dev/null
+IFS=$old
+exit 0
+`.replaceAll("@{", "${"); // "@{": a shell "$" + "{" that the JS template must not read
 
 /** Ask the cluster about `remote_job_dir` (as written in the profile) in one ssh call. */
 export async function probeRemote(
