@@ -233,6 +233,16 @@ Deno.test("a dry run with a tunnel profile connects nowhere and shows where the 
     assert.match(out, /--container-image=\/lustre\/img\/pt\.sqsh/);
     assert.match(out, /job dir: \/lustre\/me\/jobs\/jobs\//);
     assert.throws(() => Deno.statSync(path.join(dir, "home", "ssh")), "no control dir: no ssh");
+    // nano3 eval runs its launcher here: refused with a tunnel profile (exit 2).
+    const ev = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, "nano3", "eval", "--batch", "cluster", "--dry-run"],
+      cwd: dir,
+      env: { NEMOTRON_HOME: path.join(dir, "home"), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(ev.code, 2);
+    assert.match(new TextDecoder().decode(ev.stderr), /nano3 eval does not support tunnel = "ssh"/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
