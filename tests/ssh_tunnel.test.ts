@@ -172,6 +172,13 @@ sshTest(
       // Both stages run to the end; logs come through the tunnel.
       assert.equal(await waitDone(w, train.slurm_job_id), "COMPLETED");
       assert.equal(await waitDone(w, data.slurm_job_id), "COMPLETED");
+      // job.json on the cluster says how the jobs ended, as on a login node.
+      for (const j of report.jobs) {
+        const m = JSON.parse(Deno.readTextFileSync(path.join(j.job_dir, "job.json")));
+        assert.equal(m.state, "COMPLETED", j.job_dir);
+        assert.equal(m.exit_code, 0);
+        assert.equal(m.slurm_job_id, j.slurm_job_id);
+      }
       const logs = await w.nemotron(["jobs", "logs", train.slurm_job_id]);
       assert.equal(logs.code, 0, logs.stderr);
       assert.match(logs.stdout, new RegExp(`token-sha=${await sha16(SECRET)}`), logs.stdout);

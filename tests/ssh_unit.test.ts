@@ -15,7 +15,7 @@ import {
   tunnelSpecOf,
 } from "../lib/exec/ssh.ts";
 import { checkRemoteJobDirOverSsh, probeRemote } from "../lib/exec/ssh_submit.ts";
-import { remoteJobFiles, RemoteLogReader } from "../lib/exec/ssh_jobs.ts";
+import { finishRemoteJobs, remoteJobFiles, RemoteLogReader } from "../lib/exec/ssh_jobs.ts";
 import { readAttempts } from "../lib/exec/job_dir.ts";
 import type { JobRecord } from "../lib/jobs/store.ts";
 import { untrustedPathComponent } from "../lib/trusted_path.ts";
@@ -280,6 +280,32 @@ Deno.test("remoteJobFiles: attempts.tsv and retries of several job dirs in one c
     assert.equal(files.get("b")?.retries, 1);
     assert.equal(files.get("c")?.retries, 0);
     assert.equal(files.get("b")?.attempts.length, 2);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("finishRemoteJobs: job.json on the cluster gets the final state; nothing else is touched", async () => {
+  const base = Deno.makeTempDirSync();
+  try {
+    const mk = (name: string) => {
+      const d = path.join(base, name);
+      Deno.mkdirSync(d);
+      const m = { key: name, state: "SUBMITTED", exit_code: null, attempts: [{ state: "x" }] };
+      Deno.writeTextFileSync(path.join(d, "job.json"), JSON.stringify(m, null, 2) + "\n");
+      return d;
+    };
+    const a = mk("a"), b = mk("b");
+    Deno.removeSync(path.join(b, "job.json"));
+    Deno.symlinkSync(path.join(a, "job.json"), path.join(b, "job.json"));
+    const rec = (d: string, state: string, exit_code: number | null) =>
+      ({ job_dir: d, state, exit_code, secrets_file: null }) as unknown as JobRecord;
+    // b's job.json is a symlink (to a's): never written through.
+    await finishRemoteJobs(localTunnel, [rec(b, "FAILED", 3)]);
+    assert.equal(JSON.parse(Deno.readTextFileSync(path.join(a, "job.json"))).state, "SUBMITTED");
+    await finishRemoteJobs(localTunnel, [rec(a, "COMPLETED", 0)]);
+    const m = JSON.parse(Deno.readTextFileSync(path.join(a, "job.json")));
+    assert.deepEqual(m, { key: "a", state: "COMPLETED", exit_code: 0, attempts: [{ state: "x" }] });
   } finally {
     Deno.removeSync(base, { recursive: true });
   }

@@ -75,7 +75,7 @@ export async function refreshTunnelJobs(
       jobFiles: (r) => files.get(r.key) ?? { attempts: [], retries: 0 },
     });
     const ended = fresh.filter((r) => r.terminal && !recs.find((o) => o.key === r.key)?.terminal);
-    await removeRemoteSecrets(tunnel, ended);
+    await finishRemoteJobs(tunnel, ended);
     for (const r of fresh) byKey.set(r.key, r);
   }
   return records.map((r) => byKey.get(r.key) ?? r);
@@ -109,9 +109,42 @@ export async function remoteJobFiles(
   return out;
 }
 
+/**
+ * What the login node does when it sees a job end, on the cluster: the secrets file goes and
+ * job.json gets the final state and exit code (top-level `"state"`/`"exit_code"` lines of the
+ * pretty-printed manifest, only in a regular job.json of the remote account's).
+ */
+export async function finishRemoteJobs(
+  tunnel: Pick<SshTunnel, "exec">,
+  recs: readonly JobRecord[],
+): Promise<void> {
+  await removeRemoteSecrets(tunnel, recs);
+  const args: string[] = [];
+  for (const r of recs) {
+    if (!/^[A-Z_]+$/.test(r.state)) continue;
+    const exit = r.exit_code === null ? "null" : String(Math.trunc(r.exit_code));
+    args.push(path.join(r.job_dir, "job.json"), r.state, exit);
+  }
+  if (args.length === 0) return;
+  await tunnel.exec(
+    [
+      `me=$(id -u)`,
+      `while [ $# -ge 3 ]; do`,
+      `  m=$1; st=$2; ec=$3; shift 3`,
+      `  [ -f "$m" ] && [ ! -L "$m" ] && [ "$(stat -c %u -- "$m")" = "$me" ] || continue`,
+      `  sed -e "s/^  \\"state\\": \\".*\\",$/  \\"state\\": \\"$st\\",/" ` +
+      `-e "s/^  \\"exit_code\\": .*,$/  \\"exit_code\\": $ec,/" "$m" > "$m.tmp" && mv -f -- "$m.tmp" "$m"`,
+      `done`,
+      `exit 0`,
+    ].join("\n"),
+    undefined,
+    args,
+  ).catch(() => {/* best effort: the store has the state */});
+}
+
 /** Remove the secrets files of ended jobs on the cluster (only files at a job's own path). */
 export async function removeRemoteSecrets(
-  tunnel: SshTunnel,
+  tunnel: Pick<SshTunnel, "exec">,
   recs: readonly JobRecord[],
 ): Promise<void> {
   const files = recs.map((r) => r.secrets_file)
