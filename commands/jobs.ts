@@ -13,6 +13,7 @@
 import { Command } from "../lib/cli/command.ts";
 import type { CliContext } from "../lib/cli/args.ts";
 import { RuntimeFailure, UsageError } from "../lib/errors.ts";
+import { formatDuration, localTime, parseSlurmDuration, relativeTime } from "../lib/cli/time.ts";
 
 type JobRecord = import("../lib/jobs/store.ts").JobRecord;
 type JobStore = import("../lib/jobs/store.ts").JobStore;
@@ -122,30 +123,143 @@ async function refreshOne(store: JobStore, job: ResolvedJob): Promise<JobRecord>
   };
 }
 
+/** Whether the job ever started an attempt (a never-run stage or pending job has no exit code). */
+function ran(r: JobRecord): boolean {
+  return r.started_at !== null || r.attempts > 0 || r.elapsed !== null && r.elapsed !== "0:00";
+}
+
+/** The exit column: only for jobs that ran and ended; `cancelled` for a cancelled job. */
 function exitText(r: JobRecord): string {
-  if (r.exit_code === null) return "-";
-  return r.signal ? `${r.exit_code}:${r.signal}` : String(r.exit_code);
+  if (r.state === "CANCELLED") return "cancelled";
+  if (!r.terminal || r.exit_code === null || !ran(r)) return "";
+  return r.signal ? `${r.exit_code} (signal ${r.signal})` : String(r.exit_code);
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
+/** The time column: how long it has waited or run, or when it ended. */
+function timeText(r: JobRecord, now: number): string {
+  if (r.terminal) {
+    if (!ran(r)) return "never ran";
+    return `ended ${relativeTime(r.ended_at ?? r.updated_at, now)}`;
+  }
+  if (betweenAttempts(r)) return `attempt ${r.attempts} next`;
+  if (r.state === "PENDING") return `waiting ${formatDuration(now - Date.parse(r.submitted_at))}`;
+  const ms = parseSlurmDuration(r.elapsed);
+  return ms === undefined ? r.state.toLowerCase() : `running ${formatDuration(ms)}`;
 }
 
-/** `jobs list` text: single jobs, then each pipeline's stages grouped under it. */
-function listText(records: readonly JobRecord[]): string {
+// ---- long runs: requeued jobs between attempts, and why each attempt ended ----
+
+/** A job Slurm requeued that waits for its next attempt (not a new pending job). */
+function betweenAttempts(r: JobRecord): boolean {
+  return !r.terminal && r.attempts > 0 && r.state === "PENDING";
+}
+
+function stateText(r: JobRecord): string {
+  return betweenAttempts(r) ? `PENDING (requeued, attempt ${r.attempts} next)` : r.state;
+}
+
+/** The list's short state: a requeued job between attempts is `REQUEUED`, not a new PENDING. */
+function listState(r: JobRecord): string {
+  return betweenAttempts(r) ? "REQUEUED" : r.state;
+}
+
+type AttemptOutcome = import("../lib/exec/resume.ts").AttemptOutcome;
+
+/** Attempt history, restart budget and (for a failed job) the end of the last attempt's log. */
+interface AttemptReport {
+  readonly auto_resume: boolean;
+  readonly max_restarts: number | null;
+  readonly restarts: number;
+  readonly attempt_history: readonly AttemptOutcome[];
+  readonly last_log_tail: readonly string[];
+}
+
+async function attemptReport(rec: JobRecord): Promise<AttemptReport> {
+  const jd = await import("../lib/exec/job_dir.ts");
+  const { attemptOutcomes } = await import("../lib/exec/resume.ts");
+  const { runStates } = await import("../lib/exec/slurm_state.ts");
+  const attempts = jd.readAttempts(rec.job_dir);
+  let manifest;
+  try {
+    manifest = jd.readManifest(rec.job_dir);
+  } catch { /* unreadable job.json: no policy to show */ }
+  const auto = manifest?.auto_resume === true;
+  const budget = auto ? manifest?.max_restarts ?? null : manifest?.retries ?? null;
+  const states = attempts.length > 1 ? await runStates(rec.slurm_job_id) : [];
+  const history = attemptOutcomes(attempts, rec, states);
+  let tail: string[] = [];
+  const last = history[history.length - 1];
+  if (rec.terminal && rec.state !== "COMPLETED" && last) {
+    try {
+      const log = Deno.readTextFileSync(
+        jd.attemptLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id, last.attempt),
+      ).replace(/\n+$/, "");
+      tail = log === "" ? [] : log.split("\n").slice(-10);
+    } catch { /* no task log for that attempt */ }
+  }
+  return {
+    auto_resume: auto,
+    max_restarts: budget,
+    restarts: Math.max(0, Math.max(rec.attempts, attempts.length) - 1),
+    attempt_history: history,
+    last_log_tail: tail,
+  };
+}
+
+function attemptLines(r: JobRecord, a: AttemptReport): string[] {
+  const budget = a.max_restarts === null
+    ? ""
+    : `, ${a.auto_resume ? "max_restarts" : "retries"} ${a.max_restarts}`;
+  const lines = [`  restarts:  ${a.restarts}${budget}${a.auto_resume ? " (auto_resume)" : ""}`];
+  for (const h of a.attempt_history) {
+    const when = h.started_at ? localTime(h.started_at) : "-";
+    lines.push(`    attempt ${h.attempt}  ${when}  ${h.text}`);
+  }
+  if (a.last_log_tail.length) {
+    const last = a.attempt_history[a.attempt_history.length - 1];
+    lines.push(`  last attempt (${last.attempt}) ended: ${last.text}; its log ends with:`);
+    for (const l of a.last_log_tail) lines.push(`    | ${l}`);
+    lines.push(`  full log:  nemotron jobs logs ${r.slurm_job_id} --attempt ${last.attempt}`);
+  }
+  return lines;
+}
+
+/**
+ * Rows as aligned columns within `width`: when they do not fit, the NODES then NAME column is cut
+ * (with `…`) — never the id, state, time or exit.
+ */
+function table(rows: string[][], width: number): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => [...r[i]].length)));
+  const total = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
+  for (const col of [4, 1]) {
+    const over = total() - width;
+    if (over > 0) widths[col] = Math.max(col === 4 ? 5 : 10, widths[col] - over);
+  }
+  const cut = (
+    c: string,
+    w: number,
+  ) => ([...c].length > w ? [...c].slice(0, w - 1).join("") + "…" : c);
+  return rows.map((r) => r.map((c, i) => cut(c, widths[i]).padEnd(widths[i])).join("  ").trimEnd());
+}
+
+/**
+ * `jobs list` text: single jobs, then each pipeline under a header line of its own (the pipeline
+ * id is not a column, so it never widens the table). Fits `width` columns.
+ */
+function listText(records: readonly JobRecord[], width: number, now = Date.now()): string {
   if (records.length === 0) return "no jobs (use --all to include older ones)";
-  const header = ["JOB ID", "NAME", "STATE", "EXIT", "ATTEMPTS", "ELAPSED", "SUBMITTED"];
+  const header = ["JOB ID", "NAME", "STATE", "TIME", "NODES", "EXIT"];
   const row = (r: JobRecord, indent = "") => [
     indent + r.slurm_job_id,
     r.name,
-    r.state,
+    listState(r),
+    timeText(r, now),
+    r.nodes ?? "",
     exitText(r),
-    String(r.attempts),
-    r.elapsed ?? "-",
-    r.submitted_at.replace("T", " ").slice(0, 19),
   ];
+  // Rows of the table, and pipeline headers placed before the row at that index.
   const rows: string[][] = [header];
+  const headers = new Map<number, string>();
   const seen = new Set<string>();
   for (const r of records) {
     if (r.pipeline === null) {
@@ -156,21 +270,28 @@ function listText(records: readonly JobRecord[]): string {
     seen.add(r.pipeline);
     const stages = records.filter((s) => s.pipeline === r.pipeline)
       .sort((a, b) => (a.stage ?? 0) - (b.stage ?? 0));
-    rows.push([`pipeline ${r.pipeline}`, "", "", "", "", "", ""]);
+    headers.set(rows.length, `pipeline ${r.pipeline} (${stages.length} stages)`);
     for (const s of stages) rows.push(row(s, "  "));
   }
-  return table(rows);
+  const lines = table(rows, width);
+  return lines.flatMap((l, i) => headers.has(i) ? [headers.get(i)!, l] : [l]).join("\n");
 }
 
-function statusText(r: JobRecord, stages: readonly JobRecord[]): string {
+function statusText(
+  r: JobRecord,
+  stages: readonly JobRecord[],
+  attempts: AttemptReport,
+): string {
   const lines = [
     `job ${r.slurm_job_id}  ${r.name}`,
-    `  state:     ${r.state}${r.reason && !r.terminal ? ` (${r.reason})` : ""}`,
-    `  exit code: ${exitText(r)}`,
+    `  state:     ${stateText(r)}${r.reason && !r.terminal ? ` (${r.reason})` : ""}`,
+    `  exit code: ${exitText(r) || "-"}`,
     `  attempts:  ${r.attempts}`,
+    ...attemptLines(r, attempts),
     `  nodes:     ${r.nodes ?? "-"}`,
     `  elapsed:   ${r.elapsed ?? "-"}`,
-    `  submitted: ${r.submitted_at}`,
+    `  submitted: ${localTime(r.submitted_at)} (${relativeTime(r.submitted_at)})`,
+    ...(r.ended_at ? [`  ended:     ${localTime(r.ended_at)} (${relativeTime(r.ended_at)})`] : []),
     `  job dir:   ${r.job_dir}`,
   ];
   if (r.dependency) lines.push(`  depends:   ${r.dependency}`);
@@ -187,6 +308,44 @@ function statusText(r: JobRecord, stages: readonly JobRecord[]): string {
   return lines.join("\n");
 }
 
+/** The stage of a pipeline whose log a person wants: the failed one, else the running one, else the last that ran. */
+function stageToShow(stages: readonly JobRecord[]): JobRecord {
+  return stages.find((s) => s.terminal && ran(s) && s.state !== "COMPLETED") ??
+    stages.find((s) => !s.terminal && s.state !== "PENDING") ??
+    [...stages].reverse().find(ran) ?? stages[0];
+}
+
+/** `jobs status PIPELINE`: one line a stage. */
+function pipelineText(id: string, stages: readonly JobRecord[], now = Date.now()): string {
+  const lines = [`pipeline ${id}  ${stages.length} stages`];
+  for (const s of stages) {
+    const exit = exitText(s);
+    lines.push(
+      `  ${s.stage}: ${s.name}  job ${s.slurm_job_id}  ${listState(s)}  ${timeText(s, now)}` +
+        (exit ? `  exit ${exit}` : "") + (s.note ? `  (${s.note})` : ""),
+    );
+  }
+  const shown = stageToShow(stages);
+  lines.push(`  logs:      nemotron jobs logs ${id}   (stage ${shown.stage}: ${shown.name})`);
+  if (stages.some((s) => !s.terminal)) lines.push(`  cancel:    nemotron jobs cancel ${id}`);
+  return lines.join("\n");
+}
+
+/**
+ * Why a job that has no log will never get one (dependency never satisfied, cancelled before it
+ * started), or undefined when it may still run.
+ */
+function neverRunsReason(r: JobRecord): string | undefined {
+  if (r.terminal && !ran(r)) {
+    return `it ended ${r.state} before it started` + (r.note ? ` (${r.note})` : "");
+  }
+  if (!r.terminal && /DependencyNeverSatisfied/i.test(r.reason ?? "")) {
+    return `its dependency (${r.dependency ?? "an earlier job"}) failed, so Slurm will never ` +
+      `start it; cancel it with: nemotron jobs cancel ${r.pipeline ?? r.slurm_job_id}`;
+  }
+  return undefined;
+}
+
 export function jobsCommand(_cli: CliContext): Command {
   const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs");
 
@@ -199,28 +358,53 @@ export function jobsCommand(_cli: CliContext): Command {
       const records = await withStore(async (store) =>
         await refreshJobs(store, store.list({ all: opts.all }))
       );
-      if (opts.json) console.log(JSON.stringify(records, null, 2));
-      else console.log(listText(records));
+      if (opts.json) {
+        const rows = records.map((r) => ({ ...r, between_attempts: betweenAttempts(r) }));
+        console.log(JSON.stringify(rows, null, 2));
+      } else {
+        const { helpWidth } = await import("../lib/cli/layout.ts");
+        console.log(listText(records, Deno.stdout.isTerminal() ? helpWidth() : 80));
+      }
     });
 
   group.command("status")
     .description("state, exit code, attempts, nodes and elapsed time of a job")
-    .argument("<id>", "Slurm job id, job key or job dir")
+    .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("--json", "print JSON")
     .action(async (id: string, opts: { json?: boolean }) => {
       const { withStore } = await import("../lib/exec/tracking.ts");
       await withStore(async (store) => {
+        // A pipeline id (as `jobs list` shows it): every stage.
+        const pipeline = store.find(id).length ? [] : store.pipeline(id);
+        if (pipeline.length) {
+          const { refreshJobs } = await import("../lib/exec/tracking.ts");
+          const stages = await refreshJobs(store, pipeline);
+          if (opts.json) console.log(JSON.stringify({ pipeline: id, stages }, null, 2));
+          else console.log(pipelineText(id, stages));
+          return;
+        }
         const job = await resolveJob(store, id);
         const rec = await refreshOne(store, job);
         const stages = rec.pipeline && job.fromStore ? store.pipeline(rec.pipeline) : [];
-        if (opts.json) console.log(JSON.stringify({ ...rec, pipeline_stages: stages }, null, 2));
-        else console.log(statusText(rec, stages));
+        const attempts = await attemptReport(rec); // long runs
+        if (opts.json) {
+          console.log(JSON.stringify(
+            {
+              ...rec,
+              between_attempts: betweenAttempts(rec),
+              ...attempts,
+              pipeline_stages: stages,
+            },
+            null,
+            2,
+          ));
+        } else console.log(statusText(rec, stages, attempts));
       });
     });
 
   group.command("logs")
     .description("print a job's log (latest attempt; --attempt N, --sbatch for the batch log)")
-    .argument("<id>", "Slurm job id, job key or job dir")
+    .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("-f, --follow", "keep printing as the log grows, until the job ends")
     .option("--attempt <n>", "attempt number (0 = first run)")
     .option("--sbatch", "the batch shell's log instead of the task log")
@@ -237,6 +421,16 @@ export function jobsCommand(_cli: CliContext): Command {
         const jd = await import("../lib/exec/job_dir.ts");
         const { LogTail, followJob } = await import("../lib/exec/follow.ts");
         await withStore(async (store) => {
+          // A pipeline id: the stage a person wants to read (failed, else running, else last).
+          const pipeline = store.find(id).length ? [] : store.pipeline(id);
+          if (pipeline.length) {
+            const { refreshJobs } = await import("../lib/exec/tracking.ts");
+            const shown = stageToShow(await refreshJobs(store, pipeline));
+            console.error(
+              `[nemotron] pipeline ${id}: stage ${shown.stage} (${shown.name}, job ${shown.slurm_job_id})`,
+            );
+            id = shown.slurm_job_id;
+          }
           const job = await resolveJob(store, id);
           const rec = await refreshOne(store, job);
           // ssh tunnel (issue 12): the logs of a job behind a tunnel are read through it.
@@ -265,7 +459,15 @@ export function jobsCommand(_cli: CliContext): Command {
               );
             }
             if (attempt === undefined && onDisk.length === 0) {
-              console.error(`[nemotron] job ${rec.slurm_job_id} is ${rec.state}; no task log yet`);
+              const never = neverRunsReason(rec);
+              console.error(
+                never
+                  ? `[nemotron] job ${rec.slurm_job_id} has no log and never will: ${never}`
+                  : `[nemotron] job ${rec.slurm_job_id} is ${rec.state}` +
+                    `${
+                      rec.reason && rec.reason !== "None" ? ` (${rec.reason})` : ""
+                    }; no task log yet`,
+              );
               return;
             }
             file = jd.attemptLogPath(
@@ -292,7 +494,7 @@ export function jobsCommand(_cli: CliContext): Command {
 
   group.command("cancel")
     .description("cancel a job, or every unfinished stage of a pipeline (--all-of)")
-    .argument("[id]", "Slurm job id, job key or job dir")
+    .argument("[id]", "Slurm job id, pipeline id, job key or job dir")
     .option("--all-of <pipeline>", "cancel all unfinished stages of this pipeline")
     .action(async (id: string | undefined, opts: { allOf?: string }) => {
       if ((id === undefined) === (opts.allOf === undefined)) {
@@ -310,6 +512,8 @@ export function jobsCommand(_cli: CliContext): Command {
               hint: "`nemotron jobs list --all` shows pipeline ids",
             });
           }
+        } else if (!store.find(id!).length && store.pipeline(id!).length) {
+          targets = store.pipeline(id!); // a pipeline id: every unfinished stage
         } else {
           const job = await resolveJob(store, id!);
           if (!job.fromStore) {

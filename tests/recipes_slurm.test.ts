@@ -127,7 +127,7 @@ slurmTest(
     assert.match(
       list.stdout,
       new RegExp(
-        `pipeline demo-pipe-\\S+\\n\\s+${data.slurm_job_id}\\s+demo/data\\s+COMPLETED[^\\n]*\\n\\s+${train.slurm_job_id}\\s+demo/train\\s+COMPLETED`,
+        `pipeline demo-pipe-\\S+ \\(2 stages\\)\\n\\s+${data.slurm_job_id}\\s+demo/data\\s+COMPLETED[^\\n]*\\n\\s+${train.slurm_job_id}\\s+demo/train\\s+COMPLETED`,
       ),
     );
   },
@@ -168,12 +168,26 @@ slurmTest(
     const text = await s.run("jobs", "status", train.slurm_job_id);
     assert.match(text.stdout, /failed stage: 0 \(demo\/data\), FAILED/);
     const list = await s.run("jobs", "list");
-    assert.match(
-      list.stdout,
-      new RegExp(
-        `pipeline demo-pipe-\\S+\\n\\s+${data.slurm_job_id}\\s+demo/data\\s+FAILED\\s+2[^\\n]*\\n\\s+${train.slurm_job_id}\\s+demo/train\\s+CANCELLED`,
-      ),
-    );
+    // The pipeline is a header line of its own; each stage row: id, name, state, time, nodes,
+    // exit — the exit code only where the stage ran, `cancelled` for the one that never did.
+    const m = new RegExp(
+      `^pipeline (demo-pipe-\\S+) \\(2 stages\\)\\n\\s+${data.slurm_job_id}\\s+demo/data\\s+FAILED\\s+ended \\d+ s ago\\s+\\S+\\s+2\\n\\s+${train.slurm_job_id}\\s+demo/train\\s+CANCELLED\\s+never ran\\s+cancelled$`,
+      "m",
+    ).exec(list.stdout);
+    assert.ok(m, list.stdout);
+    for (const l of list.stdout.split("\n")) assert.ok(l.length <= 80, `wider than 80: ${l}`);
+    const pipelineId = m[1];
+    // The pipeline id that jobs list shows works for status and logs (the failed stage's log).
+    const pst = await s.run("jobs", "status", pipelineId);
+    assert.equal(pst.code, 0, pst.stderr);
+    assert.match(pst.stdout, new RegExp(`0: demo/data  job ${data.slurm_job_id}  FAILED`));
+    assert.match(pst.stdout, new RegExp(`1: demo/train  job ${train.slurm_job_id}  CANCELLED`));
+    const plogs = await s.run("jobs", "logs", pipelineId);
+    assert.match(plogs.stdout, /corpus \/nonexistent not found/);
+    assert.match(plogs.stderr, new RegExp(`stage 0 \\(demo/data, job ${data.slurm_job_id}\\)`));
+    // The stage that never ran says so, and why.
+    const never = await s.run("jobs", "logs", train.slurm_job_id);
+    assert.match(never.stderr, /has no log and never will: it ended CANCELLED before it started/);
     const logs = await s.run("jobs", "logs", data.slurm_job_id);
     assert.match(logs.stdout + logs.stderr, /corpus \/nonexistent not found/);
     // nothing was published
@@ -264,5 +278,25 @@ slurmTest(
     assert.equal(rows.length, 20);
     // Let them finish so later tests find an idle cluster.
     for (const j of jobs) await waitTerminal(s, j.slurm_job_id);
+  },
+);
+
+slurmTest(
+  "a pipeline submitted with -b is cancelled as a whole with the id its report suggests",
+  async () => {
+    const s = await site();
+    const r = await s.run("demo", "pipe", "-c", "tiny", "-b", "sleepy");
+    assert.equal(r.code, 0, r.stderr);
+    const report = r.stdout + r.stderr;
+    const m = /cancel: +nemotron jobs cancel (demo-pipe-\S+)/.exec(report);
+    assert.ok(m, report);
+    const ids = [...report.matchAll(/as Slurm job (\d+)/g)].map((x) => x[1]);
+    assert.equal(ids.length, 2, report);
+    const c = await s.run("jobs", "cancel", m[1]);
+    assert.equal(c.code, 0, c.stderr);
+    for (const id of ids) {
+      const st = await waitTerminal(s, id);
+      assert.equal(st.state, "CANCELLED", JSON.stringify(st));
+    }
   },
 );

@@ -150,6 +150,8 @@ Deno.test({
       layerBytes() {},
       layerDone() {},
       phase() {},
+      progress() {},
+      end() {},
       close() {},
     },
   }).then(() => undefined, (e) => e);

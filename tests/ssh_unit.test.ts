@@ -248,7 +248,7 @@ Deno.test("a dry run with a tunnel profile connects nowhere and shows where the 
   }
 });
 
-Deno.test("remoteJobFiles: attempts.tsv and retries of several job dirs in one call, as read locally", async () => {
+Deno.test("remoteJobFiles: attempts.tsv and job.json of several job dirs in one call, as read locally", async () => {
   const base = Deno.makeTempDirSync();
   try {
     const mk = (name: string, tsv: string | null, retries: number | null) => {
@@ -276,9 +276,9 @@ Deno.test("remoteJobFiles: attempts.tsv and retries of several job dirs in one c
     for (const r of recs) {
       assert.deepEqual(files.get(r.key)?.attempts, readAttempts(r.job_dir), r.key);
     }
-    assert.equal(files.get("a")?.retries, 2);
-    assert.equal(files.get("b")?.retries, 1);
-    assert.equal(files.get("c")?.retries, 0);
+    assert.equal(files.get("a")?.manifest?.retries, 2);
+    assert.equal(files.get("b")?.manifest?.retries, 1);
+    assert.equal(files.get("c")?.manifest, undefined);
     assert.equal(files.get("b")?.attempts.length, 2);
   } finally {
     Deno.removeSync(base, { recursive: true });

@@ -104,8 +104,9 @@ async function ensureSlurm(): Promise<void> {
 // multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
 // secrets_slurm: real Slurm runs scanned for leaked secrets.
 // ssh_tunnel: sshd in front of the shared Slurm cluster, a local user of its own (the "laptop").
+// long_runs_slurm: its own private Slurm instance, slow (time limits are checked every ~30 s).
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|ssh_tunnel)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm|ssh_tunnel)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

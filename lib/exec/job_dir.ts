@@ -81,6 +81,12 @@ export interface AttemptRecord {
   /** Exit code of the attempt's srun; null while it runs (or if it was killed). */
   readonly exitCode: number | null;
   readonly nodes: string;
+  /**
+   * long runs: how the script saw the attempt end (5th field of its `end` line): `exit`,
+   * `timelimit` (the checkpoint signal came first), `finished` (marker present, nothing ran),
+   * `budget` (max_restarts used up, nothing ran); null for older records or no `end` line.
+   */
+  readonly reason: string | null;
 }
 
 /** The job.json manifest. */
@@ -105,6 +111,10 @@ export interface JobManifest {
   readonly partition: string | null;
   readonly image: string | null;
   readonly retries: number;
+  /** long runs: the auto-resume policy (lib/exec/resume.ts); absent in older manifests. */
+  readonly auto_resume?: boolean;
+  readonly max_restarts?: number;
+  readonly signal_before?: number;
   readonly env_names: readonly string[];
   readonly secret_names: readonly string[];
   readonly secrets_file: string | null;
@@ -149,6 +159,9 @@ export function initialManifest(job: SlurmJob): JobManifest {
     partition: job.partition,
     image: job.image,
     retries: job.retries,
+    auto_resume: job.resume.autoResume, // long runs
+    max_restarts: job.resume.maxRestarts,
+    signal_before: job.resume.signalBefore,
     env_names: Object.keys(job.publicEnv).sort(),
     secret_names: job.secretNames,
     secrets_file: job.secretsFile,
@@ -380,6 +393,7 @@ export function parseAttempts(text: string): AttemptRecord[] {
         endedAt: null,
         exitCode: null,
         nodes: f[4] ?? "",
+        reason: null,
       });
     } else if (f[0] === "end") {
       const prev = byAttempt.get(n);
@@ -389,8 +403,9 @@ export function parseAttempts(text: string): AttemptRecord[] {
         slurmJobId: prev?.slurmJobId ?? "",
         startedAt: prev?.startedAt ?? null,
         endedAt: iso(f[3]),
-        exitCode: Number.isInteger(rc) ? rc : null,
+        exitCode: f[2] !== "" && Number.isInteger(rc) ? rc : null,
         nodes: prev?.nodes ?? "",
+        reason: f[4] || null,
       });
     }
   }

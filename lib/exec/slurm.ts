@@ -24,6 +24,7 @@ import { renderJinja } from "./jinja.ts";
 import { hasSecretArgRefs, hideSecretArgs, SECRET_ARG_EXPANDER } from "./run_env.ts";
 import { type EnvFile, extendsChain } from "../env_toml.ts";
 import { locateKey } from "../toml.ts";
+import * as resume from "./resume.ts";
 import { PROFILE_KEYS } from "../profile_keys.ts";
 
 /** A resolved env.toml profile (plain data). */
@@ -125,6 +126,8 @@ export interface SlurmJob {
   readonly nodes: number;
   readonly ntasksPerNode: number;
   readonly retries: number;
+  /** long runs: auto-resume policy (`auto_resume`, `max_restarts`, `signal_before`). */
+  readonly resume: resume.ResumePolicy;
   readonly image: string | null;
   readonly command: readonly string[];
   /** The argv srun runs in each task (launcher wrapping applied). */
@@ -371,6 +374,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     );
   }
   const retries = r.int("retries", 0) ?? 0;
+  const resumePolicy = readResumePolicy(r, p, retries);
   const rdzvPort = r.int("rdzv_port", 1) ?? DEFAULT_RDZV_PORT;
 
   // ---- container or bare metal ----
@@ -463,6 +467,17 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   if (hasSecretArgRefs(taskArgv)) {
     taskArgv = ["bash", "-c", SECRET_ARG_EXPANDER, "nemotron-args", ...taskArgv];
   }
+  // long runs: the checkpoint signal reaches every process of the step; torchrun's agent would
+  // die of it, so it ignores SIGUSR1 (inherited by the workers until they install a handler).
+  if (resumePolicy.signalBefore > 0 && launch === "torchrun") {
+    taskArgv = [
+      "bash",
+      "-c",
+      `trap '' ${resume.RESUME_SIGNAL}; exec "$@"`,
+      "nemotron-resume",
+      ...taskArgv,
+    ];
+  }
 
   // ---- #SBATCH directives, in a fixed order ----
   const partition = (spec.mode === "run" ? r.sbatchString("run_partition") : undefined) ??
@@ -525,7 +540,10 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   add("chdir", jobDir);
   add("output", `${slurmPatternEscape(logsDir)}/sbatch-${slurmName}_%j.out`);
   add("open-mode", "append");
-  add(retries > 0 ? "requeue" : "no-requeue", null);
+  add(retries > 0 || resumePolicy.autoResume ? "requeue" : "no-requeue", null);
+  if (resumePolicy.signalBefore > 0) { // long runs: the checkpoint signal to the batch shell
+    add("signal", `B:${resume.RESUME_SIGNAL}@${resumePolicy.signalBefore}`);
+  }
   for (const d of readAdditionalParameters(r, p, directives)) directives.push(d);
 
   // ---- srun flags: --wait, --cpus-per-task (srun does not inherit it since Slurm 22.05), srun_args
@@ -574,6 +592,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
       "NEMOTRON_JOB_DIR",
       "NEMOTRON_ATTEMPT",
       ...(headNode ? ["NEMOTRON_HEAD_NODE"] : []),
+      ...(resumePolicy.autoResume ? RESUME_ENV_NAMES : []),
       ...Object.keys(publicEnv),
       ...secretNames,
     ]),
@@ -593,6 +612,15 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     log_prefix: `${slurmPatternEscape(logsDir)}/log-${slurmName}`,
     directives: directives.map((d) => ({ flag: d.flag, value: d.value })),
     retries,
+    // long runs (lib/exec/resume.ts)
+    auto_resume: resumePolicy.autoResume,
+    max_restarts: resumePolicy.maxRestarts,
+    signal_before: resumePolicy.signalBefore,
+    resume_grace: resumePolicy.graceSeconds,
+    checkpoint_dir: path.join(taskJobDir, resume.CHECKPOINT_DIR),
+    finished_marker: path.join(taskJobDir, resume.FINISHED_MARKER),
+    checkpoint_dir_name: resume.CHECKPOINT_DIR,
+    finished_marker_name: resume.FINISHED_MARKER,
     nodes,
     ntasks_per_node: ntasksPerNode,
     srun_flags: srunFlags,
@@ -633,6 +661,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     nodes,
     ntasksPerNode,
     retries,
+    resume: resumePolicy,
     image,
     command: [...command],
     taskArgv,
@@ -645,6 +674,89 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   });
   SECRET_VALUES.set(job, Object.freeze({ ...secretEnv }));
   return job;
+}
+
+/** long runs: variables the script exports with auto_resume (see the template). */
+const RESUME_ENV_NAMES = [
+  "NEMOTRON_CHECKPOINT_DIR",
+  "NEMOTRON_FINISHED_MARKER",
+  "NEMOTRON_RESUME_SIGNAL",
+  "NEMOTRON_RESUME_GRACE",
+  "NEMOTRON_MAX_RESTARTS",
+];
+
+/**
+ * long runs: `auto_resume`, `max_restarts`, `signal_before` (profile or `run.env`), checked
+ * against each other, `retries` and the time limit.
+ */
+function readResumePolicy(r: ProfileReader, p: Profile, retries: number): resume.ResumePolicy {
+  const auto = p.auto_resume;
+  if (auto !== undefined && auto !== null && typeof auto !== "boolean") {
+    r.fail("auto_resume", `must be true or false, got ${JSON.stringify(auto)}`);
+  }
+  const maxRestarts = r.int("max_restarts", 0);
+  const hasSignal = r.has("signal_before");
+  if (auto !== true) {
+    for (const key of ["max_restarts", "signal_before"]) {
+      if (r.has(key)) {
+        r.fail(key, "only applies with auto_resume = true", "add auto_resume = true, or remove it");
+      }
+    }
+    return resume.NO_RESUME;
+  }
+  if (retries > 0) {
+    r.fail(
+      "retries",
+      "cannot be combined with auto_resume (max_restarts is its restart budget)",
+      `remove retries and set max_restarts = ${retries}`,
+    );
+  }
+  let signalBefore = resume.DEFAULT_SIGNAL_BEFORE;
+  if (hasSignal) {
+    const v = resume.parseDuration(p.signal_before);
+    if (v === undefined) {
+      r.fail(
+        "signal_before",
+        `must be seconds or a duration such as "300s", "5m", got ${
+          JSON.stringify(p.signal_before)
+        }`,
+      );
+    }
+    if (v !== 0 && (v < resume.MIN_SIGNAL_BEFORE || v > resume.MAX_SIGNAL_BEFORE)) {
+      r.fail(
+        "signal_before",
+        `must be 0 (no signal) or between ${resume.MIN_SIGNAL_BEFORE} and ${resume.MAX_SIGNAL_BEFORE} seconds, got ${v}`,
+        `the script gets signal_before - ${resume.REQUEUE_MARGIN} s to checkpoint`,
+      );
+    }
+    signalBefore = v;
+  }
+  if (signalBefore > 0 && r.has("signal")) {
+    r.fail(
+      "signal",
+      `cannot be combined with auto_resume, which asks for --signal=B:USR1@${signalBefore} (signal_before)`,
+      "remove signal, or set signal_before = 0 to manage your own signal",
+    );
+  }
+  const time = r.sbatchString("time") ?? DEFAULT_TIME;
+  const limit = resume.slurmTimeSeconds(time);
+  if (signalBefore > 0 && limit !== undefined && signalBefore >= limit) {
+    r.fail(
+      hasSignal ? "signal_before" : "time",
+      `signal_before (${signalBefore} s) must be shorter than the time limit ${
+        JSON.stringify(time)
+      } (${limit} s)`,
+      hasSignal
+        ? "lower signal_before or raise time"
+        : `the default signal_before is ${resume.DEFAULT_SIGNAL_BEFORE} s; set a smaller one`,
+    );
+  }
+  return Object.freeze({
+    autoResume: true,
+    maxRestarts: maxRestarts ?? resume.DEFAULT_MAX_RESTARTS,
+    signalBefore,
+    graceSeconds: resume.graceFor(signalBefore),
+  });
 }
 
 const SIGNAL = /^(?:(?:R|B|RB|BR):)?(?:SIG)?[A-Z0-9]+(?:@\d+)?$/i;

@@ -298,3 +298,21 @@ export async function cancelSlurmJobs(
     throw new RuntimeFailure(`scancel ${ids.join(" ")} failed: ${out.stderr.trim()}`);
   }
 }
+
+/**
+ * long runs: the state each run of a requeued job ended in (`sacct --duplicates`: PREEMPTED,
+ * NODE_FAIL, REQUEUED, …), oldest first. Empty without accounting (slurmctld keeps only the
+ * current run), or when sacct fails.
+ */
+export async function runStates(
+  id: string,
+  opts: { run?: CommandRunner; accounting?: boolean } = {},
+): Promise<string[]> {
+  const run = opts.run ?? runCommand;
+  if (!/^\d+$/.test(id)) return [];
+  if (!(opts.accounting ?? await accountingEnabled(run))) return [];
+  const out = await run("sacct", ["-D", "-X", "-n", "-P", "-j", id, "-o", "JobIDRaw,Start,State"]);
+  if (out.code !== 0) return [];
+  return out.stdout.split("\n").map((l) => l.split("|")).filter((f) => f[0] === id && f.length >= 3)
+    .sort((a, b) => a[1].localeCompare(b[1])).map((f) => mapSlurmState(f[2]).state);
+}

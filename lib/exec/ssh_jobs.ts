@@ -10,7 +10,7 @@
 import * as path from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import type { JobRecord, JobStore } from "../jobs/store.ts";
-import { type AttemptRecord, parseAttempts } from "./job_dir.ts";
+import { type AttemptRecord, type JobManifest, parseAttempts } from "./job_dir.ts";
 import {
   askDetachOrCancel,
   exitCodeOf,
@@ -72,7 +72,7 @@ export async function refreshTunnelJobs(
       ...opts,
       run: tunnel.runner,
       cluster,
-      jobFiles: (r) => files.get(r.key) ?? { attempts: [], retries: 0 },
+      jobFiles: (r) => files.get(r.key) ?? { attempts: [], manifest: undefined },
     });
     const ended = fresh.filter((r) => r.terminal && !recs.find((o) => o.key === r.key)?.terminal);
     await finishRemoteJobs(tunnel, ended);
@@ -82,29 +82,31 @@ export async function refreshTunnelJobs(
 }
 
 /**
- * attempts.tsv and the manifest's `retries` of each job dir on the cluster, in one ssh call (what
- * a refresh needs when slurmctld has forgotten a job and there is no accounting).
+ * attempts.tsv and job.json of each job dir on the cluster, in one ssh call (what a refresh needs
+ * when slurmctld has forgotten a job and there is no accounting).
  */
 export async function remoteJobFiles(
   tunnel: Pick<SshTunnel, "exec">,
   recs: readonly JobRecord[],
-): Promise<Map<string, { attempts: AttemptRecord[]; retries: number }>> {
-  const out = new Map<string, { attempts: AttemptRecord[]; retries: number }>();
+): Promise<Map<string, { attempts: AttemptRecord[]; manifest: JobManifest | undefined }>> {
+  const out = new Map<string, { attempts: AttemptRecord[]; manifest: JobManifest | undefined }>();
   if (recs.length === 0) return out;
   const r = await tunnel.exec(
-    `for d in "$@"; do printf '\\036%s\\n' "$d"; grep -o '"retries": *[0-9]*' "$d/job.json" 2>/dev/null | head -n 1; printf '\\035\\n'; cat "$d/attempts.tsv" 2>/dev/null; done; exit 0`,
+    `for d in "$@"; do printf '\\036%s\\n' "$d"; cat "$d/job.json" 2>/dev/null; printf '\\035'; cat "$d/attempts.tsv" 2>/dev/null; done; exit 0`,
     undefined,
     recs.map((x) => x.job_dir),
   );
   for (const chunk of dec.decode(r.stdout).split("\x1e").slice(1)) {
-    const [head, tsv = ""] = chunk.split("\x1d\n");
-    const [dir, retriesLine = ""] = head.split("\n");
+    const nl = chunk.indexOf("\n");
+    const dir = chunk.slice(0, nl);
+    const [json, tsv = ""] = chunk.slice(nl + 1).split("\x1d");
     const rec = recs.find((x) => x.job_dir === dir);
     if (!rec) continue;
-    out.set(rec.key, {
-      attempts: parseAttempts(tsv),
-      retries: Number(/(\d+)/.exec(retriesLine)?.[1] ?? 0),
-    });
+    let manifest: JobManifest | undefined;
+    try {
+      manifest = json.trim() ? JSON.parse(json) as JobManifest : undefined;
+    } catch { /* not readable: as if missing */ }
+    out.set(rec.key, { attempts: parseAttempts(tsv), manifest });
   }
   return out;
 }

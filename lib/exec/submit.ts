@@ -97,6 +97,8 @@ export interface SubmittedJob {
   readonly key: string;
   readonly job_dir: string;
   readonly script: string;
+  /** The pipeline id when the job is a pipeline stage. */
+  readonly pipeline?: string;
   /** The job store's cluster of a job submitted through an ssh tunnel (`ssh://…`). */
   readonly cluster?: string;
 }
@@ -199,6 +201,7 @@ export async function submitJob(job: SlurmJob, opts: SubmitJobOptions = {}): Pro
     key: job.key,
     job_dir: job.jobDir,
     script: job.scriptPath,
+    ...(job.pipeline ? { pipeline: job.pipeline.id } : {}),
   };
 }
 
@@ -224,9 +227,11 @@ export function submissionReport(
   }
   const last = jobs[jobs.length - 1];
   if (last) {
+    // A pipeline is followed through its last stage, and inspected and cancelled as a whole.
+    const whole = last.pipeline ?? last.slurm_job_id;
     lines.push(`  follow:  nemotron jobs logs ${last.slurm_job_id} -f`);
-    lines.push(`  status:  nemotron jobs status ${last.slurm_job_id}`);
-    lines.push(`  cancel:  nemotron jobs cancel ${last.slurm_job_id}`);
+    lines.push(`  status:  nemotron jobs status ${whole}`);
+    lines.push(`  cancel:  nemotron jobs cancel ${whole}`);
   }
   return lines.join("\n");
 }

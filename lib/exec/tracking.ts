@@ -6,6 +6,7 @@
 import { type JobRecord, type JobStateUpdate, JobStore } from "../jobs/store.ts";
 import {
   type AttemptRecord,
+  type JobManifest,
   readAttempts,
   readManifest,
   removeSecretsFile,
@@ -27,10 +28,12 @@ export interface RefreshOptions {
   readonly settlePipelines?: boolean;
   readonly cluster?: string;
   /**
-   * What the job dir records (attempts.tsv, the manifest's retries) when it is not on this
+   * What the job dir records (attempts.tsv, job.json) when it is not on this
    * machine's filesystem (ssh tunnel); default: read from `job_dir`.
    */
-  readonly jobFiles?: (rec: JobRecord) => { attempts: AttemptRecord[]; retries: number };
+  readonly jobFiles?: (
+    rec: JobRecord,
+  ) => { attempts: AttemptRecord[]; manifest: JobManifest | undefined };
 }
 
 function isoOrNull(s: string | null): string | null {
@@ -64,7 +67,9 @@ function updateFrom(
   }
   // slurmctld forgot the job and there is no accounting: trust the script's own records.
   const last = attempts[attempts.length - 1];
-  const retries = !last ? 0 : files ? files(rec).retries : readManifest(rec.job_dir)?.retries ?? 0;
+  const manifest = !last ? undefined : files ? files(rec).manifest : readManifest(rec.job_dir);
+  // long runs: with auto_resume the restart budget is max_restarts, and any exit 0 is final
+  const retries = manifest?.auto_resume ? manifest.max_restarts ?? 0 : manifest?.retries ?? 0;
   if (last && last.exitCode !== null && (last.exitCode === 0 || last.attempt >= retries)) {
     return {
       state: last.exitCode === 0 ? "COMPLETED" : "FAILED",

@@ -42,6 +42,7 @@ import {
   listUntracked,
 } from "./git.ts";
 import { compareNames, type TarEntry, writeTarGz } from "./tar.ts";
+import { type PackProgress, packProgress } from "../cli/progress.ts";
 
 /** Name of the generated launcher at the package root. */
 export const LAUNCHER_NAME = "main.py";
@@ -90,6 +91,8 @@ export interface CodePackageOptions {
   readonly envFile?: string;
   /** The profile's `remote_job_dir` (never shipped when it sits inside the checkout). */
   readonly remoteJobDir?: string;
+  /** Progress of writing the archive (default: on stderr, only past ~2 s; lib/cli/progress.ts). */
+  readonly progress?: PackProgress;
 }
 
 /** A file the deny list kept out of the package, and why. */
@@ -670,7 +673,7 @@ export async function writeCodePackage(
   try {
     await Deno.mkdir(jobDir, { recursive: true });
     const tarball = join(jobDir, `${name}.tar.gz`);
-    const result = await writeTarGz(tarball, plan.entries);
+    const result = await writeTarGz(tarball, (opts.progress ?? packProgress()).track(plan.entries));
 
     let commitFile: string | undefined;
     let diffFile: string | undefined;

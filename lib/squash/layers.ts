@@ -61,11 +61,13 @@ async function* iterate(
   stream: Readable,
   what: string,
   bound?: { compressed: number; max: number; ratio: number },
+  onRead?: (bytes: number) => void,
 ): AsyncGenerator<Uint8Array> {
   let total = 0;
   try {
     for await (const chunk of stream) {
       total += (chunk as Uint8Array).length;
+      onRead?.((chunk as Uint8Array).length);
       if (bound && total > bound.max) {
         throw new RuntimeFailure(
           `${what}: decompresses to more than ${bound.max} bytes from ${bound.compressed} ` +
@@ -88,13 +90,14 @@ async function* iterate(
 
 /**
  * Decompressed bytes of the layer stored at `path` (optionally only bytes [start, start+length)),
- * refusing to expand past `limit`.
+ * refusing to expand past `limit`. `onRead` is told the stored (compressed) bytes as they are read.
  */
 export async function openLayerFile(
   path: string,
   what: string,
   range?: { start: number; length: number },
   limit: ExpansionLimit = DEFAULT_EXPANSION,
+  onRead?: (compressedBytes: number) => void,
 ): Promise<AsyncIterable<Uint8Array>> {
   const start = range?.start ?? 0;
   const kind = await sniffCompression(path, start);
@@ -105,12 +108,15 @@ export async function openLayerFile(
     highWaterMark: 256 * 1024,
     ...(range ? { start, end: start + range.length - 1 } : {}),
   });
-  if (kind === "none") return iterate(raw, what);
+  if (kind === "none") return iterate(raw, what, undefined, onRead);
   const dec = kind === "gzip"
     ? zlib.createGunzip({ chunkSize: CHUNK })
     : zlib.createZstdDecompress({ chunkSize: CHUNK });
   raw.on("error", (e) => dec.destroy(e));
   const compressed = range?.length ?? (await Deno.stat(path)).size;
   const max = Math.max(limit.floor, compressed * limit.ratio);
-  return iterate(raw.pipe(dec), what, { compressed, max, ratio: limit.ratio });
+  const out = raw.pipe(dec);
+  // Only after pipe(): a "data" listener starts the flow, and chunks before the pipe would be lost.
+  if (onRead) raw.on("data", (c) => onRead((c as Uint8Array).length));
+  return iterate(out, what, { compressed, max, ratio: limit.ratio });
 }

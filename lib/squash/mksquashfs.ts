@@ -32,7 +32,6 @@ export function mksquashfsArgs(
     "-all-root",
     "-root-mode",
     "0755",
-    "-no-progress",
   ];
   const epoch = env("SOURCE_DATE_EPOCH");
   if (epoch) {
@@ -43,6 +42,33 @@ export function mksquashfsArgs(
   }
   args.push("-processors", processors, ...opts);
   return args;
+}
+
+/**
+ * Reads mksquashfs's progress from its stdout: the `\r[===…/] DONE/TOTAL PCT%` bar it redraws (also when stdout is a pipe). With `-tar` from stdin
+ * TOTAL is the blocks read so far, so it grows while the tar streams in and is final once the tar
+ * ends. Reports blocks (a block is up to the block size of data, or one file's tail fragment: not
+ * convertible to bytes).
+ */
+export class MksquashfsProgress {
+  #tail = "";
+  constructor(readonly onProgress: (doneBlocks: number, totalBlocks: number) => void) {}
+
+  feed(text: string): void {
+    const s = this.#tail + text;
+    const re = /\] +(\d+)\/(\d+) +\d+%/g;
+    let last: RegExpExecArray | undefined;
+    let end = 0;
+    for (let m = re.exec(s); m; m = re.exec(s)) {
+      last = m;
+      end = re.lastIndex;
+    }
+    if (last) {
+      this.onProgress(Number(last[1]), Number(last[2]));
+    }
+    // Keep an unfinished bar for the next chunk.
+    this.#tail = s.slice(Math.max(end, s.length - 200));
+  }
 }
 
 /** A running mksquashfs: write the tar to `stdin`, then await `done`. */
@@ -98,6 +124,7 @@ export function mksquashfsEnv(
 export function startMksquashfs(
   args: readonly string[],
   env: (k: string) => string | undefined = (k) => Deno.env.get(k),
+  onProgress?: (doneBlocks: number, totalBlocks: number) => void,
 ): MksquashfsRun {
   const child = new Deno.Command("mksquashfs", {
     args: [...args],
@@ -107,16 +134,19 @@ export function startMksquashfs(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const collect = async (s: ReadableStream<Uint8Array>): Promise<string> => {
+  const parser = onProgress ? new MksquashfsProgress(onProgress) : undefined;
+  const collect = async (s: ReadableStream<Uint8Array>, p?: MksquashfsProgress) => {
     let text = "";
     const dec = new TextDecoder();
     for await (const c of s) {
-      text += dec.decode(c, { stream: true });
+      const chunk = dec.decode(c, { stream: true });
+      p?.feed(chunk);
+      text += chunk;
       if (text.length > 64 * 1024) text = text.slice(-32 * 1024);
     }
     return text;
   };
-  const out = collect(child.stdout);
+  const out = collect(child.stdout, parser);
   const err = collect(child.stderr);
   const done = (async () => {
     const status = await child.status;
@@ -125,7 +155,7 @@ export function startMksquashfs(
       const options = env("ENROOT_SQUASH_OPTIONS");
       throw new RuntimeFailure(
         `mksquashfs failed (exit ${status.code}${status.signal ? `, ${status.signal}` : ""}):\n${
-          (e + o).trim().slice(-4000)
+          (e + o.replace(/\r?\[[^\]\n]*\] +\d+\/\d+ +\d+%\n?/g, "")).trim().slice(-4000)
         }`,
         {
           hint: options !== undefined

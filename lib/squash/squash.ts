@@ -6,7 +6,7 @@
 import { basename, dirname, join } from "../path.ts";
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import { type ArchiveImage, openDockerArchive, openOciArchive } from "./archive.ts";
-import { blobCacheDir, fetchBlob } from "./blobs.ts";
+import { blobCacheDir, cacheCap, fetchBlob, pruneBlobCache } from "./blobs.ts";
 import { lookupCredentials } from "./credentials.ts";
 import { enrootConfigFiles } from "./image_config.ts";
 import { expansionLimit, openLayerFile } from "./layers.ts";
@@ -170,11 +170,14 @@ export async function squashNative(
   const ref = refOf(image);
   const limit = expansionLimit();
   const cacheDir = options.cacheDir ?? blobCacheDir();
+  const cap = cacheCap(); // a bad NEMOTRON_SQUASH_CACHE_MAX fails before any work
   let digest: string;
   let config: ImageConfig;
   let layers: LayerSource[];
   let bytes: number;
   let downloads: Promise<string>[] = [];
+  let merged = 0; // stored (compressed) layer bytes the merge has read
+  const mergeRead = (n: number) => reporter.progress("merge", merged += n, bytes);
   if (ref.kind === "registry") {
     const client = clientFor(ref, options);
     reporter.phase(`resolving ${displayRef(ref)} (${formatPlatform(platform)})`);
@@ -222,7 +225,8 @@ export async function squashNative(
     downloads = resolved.layers.map((_, i) => byOrder[n - 1 - i]);
     layers = resolved.layers.map((l, i) => ({
       label: `layer ${i + 1}/${n} (${l.digest.slice(0, 19)})`,
-      open: async () => openLayerFile(await downloads[i], `layer ${l.digest}`, undefined, limit),
+      open: async () =>
+        openLayerFile(await downloads[i], `layer ${l.digest}`, undefined, limit, mergeRead),
     }));
   } else {
     reporter.phase(`reading ${ref.path}`);
@@ -233,7 +237,7 @@ export async function squashNative(
     reporter.info(`${ref.path}: ${a.layers.length} layers, ${formatBytes(bytes)}`);
     layers = a.layers.map((l, i) => ({
       label: `layer ${i + 1}/${a.layers.length} (${l.name})`,
-      open: () => openLayerFile(ref.path, `${ref.path}:${l.name}`, l.range, limit),
+      open: () => openLayerFile(ref.path, `${ref.path}:${l.name}`, l.range, limit, mergeRead),
     }));
   }
 
@@ -252,7 +256,11 @@ export async function squashNative(
     });
   }
   const partial = join(work, basename(output));
-  const mk = startMksquashfs(mksquashfsArgs(partial));
+  const mk = startMksquashfs(
+    mksquashfsArgs(partial),
+    undefined,
+    (done, total) => reporter.progress("mksquashfs", done, total),
+  );
   const cleanup = () => {
     mk.kill();
     try {
@@ -276,7 +284,8 @@ export async function squashNative(
         warn: (m) => reporter.warn(m),
         onLayer: (label) => reporter.phase(`merging ${label}`),
       });
-      reporter.phase("squashing");
+      reporter.progress("merge", bytes, bytes);
+      reporter.phase("");
       await sink.write(END_OF_ARCHIVE);
       await sink.close();
     } catch (e) {
@@ -288,6 +297,7 @@ export async function squashNative(
       throw e;
     }
     await mk.done;
+    reporter.end("mksquashfs"); // at its last count: the bar's total is final only now
     try {
       await Deno.rename(partial, output);
     } catch (e) {
@@ -308,5 +318,19 @@ export async function squashNative(
     reporter.close();
   }
   const seconds = Math.round((performance.now() - t0) / 10) / 100;
+  // The cache cap (NEMOTRON_SQUASH_CACHE_MAX), after every native squash: least recently used
+  // blobs go first — this image's were just used — and never one being downloaded right now.
+  if (cap !== undefined) {
+    const r = await pruneBlobCache(cacheDir, { maxBytes: cap });
+    if (r.removed.length > 0) {
+      reporter.info(
+        `blob cache over NEMOTRON_SQUASH_CACHE_MAX (${
+          formatBytes(cap)
+        }): removed ${r.removed.length} least recently used blob(s), ${formatBytes(r.before)} → ${
+          formatBytes(r.after)
+        }`,
+      );
+    }
+  }
   return { output, digest, layers: layers.length, bytes, seconds };
 }

@@ -29,13 +29,23 @@ log-likelihood in nats per token, measured before the model sees them), adds the
 scores the whole valid split (val_loss). Probabilities are Dirichlet-smoothed and interpolated
 across orders: P_k(w|h) = (c(h,w) + smoothing * P_{k-1}(w|h')) / (c(h) + smoothing), with an
 add-one unigram at the bottom. The checkpoint (`checkpoint/model.json`) holds the counts.
+
+Long runs (nemotron's auto_resume): the training state (step, data position, random state, counts)
+is saved to `$NEMOTRON_CHECKPOINT_DIR` (else `<output_dir>/checkpoints`) every
+`train.checkpoint_every` steps and when SIGUSR1 (time limit near) or SIGTERM arrives; the script
+then exits with code 75 (EX_TEMPFAIL: "not finished, run me again"). A run that finds a checkpoint
+there resumes from the latest one, so an interrupted run prints the same losses as an
+uninterrupted one. `train.step_seconds` sleeps in each step, to make the demo slow on purpose.
 """
 
+import glob
 import json
 import math
 import os
 import random
+import signal
 import sys
+import time
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -125,6 +135,18 @@ class NGram:
             ],
         }
 
+    @classmethod
+    def from_json(cls, data):
+        model = cls(data["order"], data["smoothing"], data["vocab_size"])
+        model.unigram = list(data["unigram"])
+        model.total = sum(model.unigram)
+        for k, table in enumerate(data["tables"]):
+            for key, row in table.items():
+                ctx = tuple(int(x) for x in key.split(",")) if key else ()
+                model.tables[k][ctx] = {int(t): c for t, c in row.items()}
+                model.context_totals[k][ctx] = sum(row.values())
+        return model
+
     def sample(self, length, rng, prompt):
         out = list(prompt)
         for _ in range(length):
@@ -143,6 +165,34 @@ class NGram:
         return bytes(b for b in out if b < 256).decode("utf-8", errors="replace")
 
 
+EX_TEMPFAIL = 75  # "not finished: run me again" (checkpointed on a signal)
+_stop = []
+
+
+def _on_signal(signum, _frame):
+    _stop.append(signum)
+
+
+def save_checkpoint(ckpt_dir, state):
+    """Write step-NNNNNNNN.json atomically (temp file + rename); keep the two latest."""
+    os.makedirs(ckpt_dir, exist_ok=True)
+    path = os.path.join(ckpt_dir, "step-%08d.json" % state["step"])
+    tmp = path + ".tmp-%d" % os.getpid()
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    for old in sorted(glob.glob(os.path.join(ckpt_dir, "step-*.json")))[:-2]:
+        os.remove(old)
+    return path
+
+
+def latest_checkpoint(ckpt_dir):
+    found = sorted(glob.glob(os.path.join(ckpt_dir, "step-*.json")))
+    return found[-1] if found else None
+
+
 def main(argv):
     cfg, _rest = na.load_config(argv)
     cfg, inputs = na.resolve_config(cfg)
@@ -155,19 +205,70 @@ def main(argv):
     batch = int(train_cfg.get("batch_tokens", 1024))
     max_valid = int(train_cfg.get("max_valid_tokens", 4096))
     rng = random.Random(int(train_cfg.get("seed", 1234)))
+    checkpoint_every = int(train_cfg.get("checkpoint_every", 0))
+    step_seconds = float(train_cfg.get("step_seconds", 0))
     if steps < 1 or batch < 1:
         raise na.ArtifactError("train.steps and train.batch_tokens must be >= 1")
+    if checkpoint_every < 0 or step_seconds < 0:
+        raise na.ArtifactError("train.checkpoint_every and train.step_seconds must be >= 0")
     model = NGram(int(model_cfg.get("order", 3)), model_cfg.get("smoothing", 2.0), vocab)
     valid_end = min(len(valid_tokens), max_valid)
     out_dir = os.path.abspath(cfg.get("output_dir") or "output/train")
     os.makedirs(out_dir, exist_ok=True)
+    ckpt_dir = os.environ.get("NEMOTRON_CHECKPOINT_DIR") or os.path.join(out_dir, "checkpoints")
+    # What a checkpoint must agree on to be resumed (steps may grow; speed settings may change).
+    fingerprint = {"order": model.order, "smoothing": model.smoothing, "batch_tokens": batch,
+                   "seed": int(train_cfg.get("seed", 1234)), "train_tokens": len(train_tokens)}
     print("[train] %d train tokens, %d valid tokens, order %d, %d steps of %d tokens"
           % (len(train_tokens), valid_end, model.order, steps, batch))
 
     pos = rng.randrange(len(train_tokens))
     val_loss = None
-    with open(os.path.join(out_dir, "metrics.jsonl"), "w", encoding="utf-8") as log:
-        for step in range(1, steps + 1):
+    start = 0
+    resume_from = latest_checkpoint(ckpt_dir)
+    if resume_from:
+        with open(resume_from, "r", encoding="utf-8") as f:
+            state = json.load(f)
+        if state.get("fingerprint") != fingerprint:
+            raise na.ArtifactError("%s was made with other settings (%s), not %s"
+                                   % (resume_from, state.get("fingerprint"), fingerprint))
+        start, pos, val_loss = state["step"], state["pos"], state["val_loss"]
+        version, internal, gauss = state["rng"]
+        rng.setstate((version, tuple(internal), gauss))
+        model = NGram.from_json(state["model"])
+        print("[train] resuming from step %d (%s)" % (start, resume_from), flush=True)
+
+    def checkpoint(step, why):
+        if step == start and resume_from:
+            path = resume_from  # nothing new since the resume
+        else:
+            version, internal, gauss = rng.getstate()
+            path = save_checkpoint(ckpt_dir, {
+                "format": "nemotron-demo-train-state/1", "step": step, "pos": pos,
+                "val_loss": val_loss, "rng": [version, list(internal), gauss],
+                "fingerprint": fingerprint, "model": model.to_json(),
+            })
+        print("[train] checkpoint at step %d (%s) -> %s" % (step, why, path), flush=True)
+
+    signal.signal(signal.SIGUSR1, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    metrics_path = os.path.join(out_dir, "metrics.jsonl")
+    kept = []
+    if start and os.path.exists(metrics_path):
+        with open(metrics_path, "r", encoding="utf-8") as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= start]
+    with open(metrics_path, "w", encoding="utf-8") as log:
+        log.writelines(kept)
+        for step in range(start + 1, steps + 1):
+            deadline = time.monotonic() + step_seconds
+            while not _stop and time.monotonic() < deadline:
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            if _stop:
+                log.flush()
+                checkpoint(step - 1, "signal %s" % signal.Signals(_stop[0]).name)
+                print("[train] stopping at step %d/%d to be resumed (exit %d)"
+                      % (step - 1, steps, EX_TEMPFAIL), flush=True)
+                return EX_TEMPFAIL
             idx = [(pos + j) % len(train_tokens) for j in range(batch)]
             seq = [train_tokens[i] for i in idx]
             prefix = [train_tokens[(pos - j) % len(train_tokens)] for j in range(model.order - 1, 0, -1)]
@@ -180,6 +281,9 @@ def main(argv):
             val_loss = model.nll(valid_tokens, 0, valid_end)
             print("step %d/%d loss %.4f val_loss %.4f" % (step, steps, train_loss, val_loss), flush=True)
             log.write(json.dumps({"step": step, "loss": train_loss, "val_loss": val_loss}) + "\n")
+            if checkpoint_every and step % checkpoint_every == 0 and step < steps:
+                log.flush()
+                checkpoint(step, "every %d steps" % checkpoint_every)
 
     ckpt = os.path.join(out_dir, "checkpoint")
     os.makedirs(ckpt, exist_ok=True)
