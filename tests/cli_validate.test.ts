@@ -229,7 +229,7 @@ Deno.test("unknown profile keys: exit 2 with file:line, the source line and 'did
   assert.deepEqual(tree(path.join(sb.cwd, ".nemotron")), []);
 });
 
-Deno.test("known keys: other executors' and ssh keys are refused for what they ask, not as typos; interpolated variables are fine", async () => {
+Deno.test("known keys: other executors' keys are refused for what they ask and ssh keys are read by the tunnel, not as typos; interpolated variables are fine", async () => {
   const rjd = path.join(await tempDir("nemotron-validate-rjd-"), "rjd");
   const sb = await sandbox({
     "env.toml": [
