@@ -571,6 +571,26 @@ sshTest(
       assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
       assert.match(r.stderr, /sbatch not found on cluster/);
       await assertNothingSubmitted(w, before);
+      // No rsync on the cluster: the copy falls back to tar over ssh and the job runs.
+      const noRsync = path.join(w.base, "cluster-bin");
+      Deno.mkdirSync(noRsync);
+      for (const dir of ["/usr/bin", "/bin"]) {
+        for (const e of Deno.readDirSync(dir)) {
+          if (e.name === "rsync") continue;
+          try {
+            Deno.symlinkSync(path.join(dir, e.name), path.join(noRsync, e.name));
+          } catch { /* same name in both */ }
+        }
+      }
+      const sshd4 = await w.startSshd(2242, {
+        extraConfig: `ForceCommand export PATH=${noRsync}; exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"`,
+      });
+      w.sshConfig(directConfig(2242), sshd4.knownHostsLine + "\n");
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const tarJob = JSON.parse(r.stdout).jobs[0];
+      assert.ok(Deno.statSync(path.join(tarJob.job_dir, "code")).isDirectory);
+      assert.equal(await waitDone(w, tarJob.slurm_job_id), "COMPLETED");
     } finally {
       await w.close();
     }

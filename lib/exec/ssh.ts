@@ -444,7 +444,7 @@ export class SshTunnel {
    * Copy the contents of the local directory `localDir` into `remoteDir` (created, with its
    * parent `mkdirParent` made 0700 first). With rsync on PATH: `rsync -rlp --checksum`, and
    * `--link-dest` to earlier job dirs so unchanged files (the code package) are hard-linked on
-   * the cluster instead of sent again; without rsync: `tar | ssh tar`.
+   * the cluster instead of sent again; without rsync here or on the cluster: `tar | ssh tar`.
    */
   async upload(
     localDir: string,
@@ -472,8 +472,12 @@ export class SshTunnel {
         stdout: "piped",
         stderr: "piped",
       }).output();
-      if (out.code !== 0) throw this.copyFailure(remoteDir, dec.decode(out.stderr));
-      return;
+      if (out.code === 0) return;
+      const err = dec.decode(out.stderr);
+      // No rsync on the cluster: copy with tar instead (everything is sent).
+      if (!/rsync: (command )?not found/i.test(err)) {
+        throw this.copyFailure(remoteDir, err);
+      }
     }
     const tar = new Deno.Command("tar", {
       args: [
