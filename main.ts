@@ -35,6 +35,11 @@ export function buildProgram(cli: CliContext): Command {
   program.addCommand(
     new Command("demo")
       .description("CPU demo recipes: tokenize a bundled corpus, train a tiny n-gram model")
+      .examples([
+        ["nemotron demo pipe -c tiny", "The whole demo pipeline, here, in seconds"],
+        ["nemotron demo train -c tiny -d", "Show what would run; write nothing"],
+        ["nemotron demo pipe -c tiny -b cluster", "Submit both stages to Slurm"],
+      ])
       .addCommand(Command.lazy(
         "data",
         "Tokenize the bundled corpus into a byte-level dataset artifact (CPU demo)",
@@ -46,6 +51,11 @@ export function buildProgram(cli: CliContext): Command {
         async () => (await import("./commands/demo/train.ts")).demoTrainCommand(cli),
       ))
       .addCommand(Command.lazy(
+        "ddp",
+        "Train a tiny model with DistributedDataParallel over torchrun (CPU, gloo; needs torch)",
+        async () => (await import("./commands/demo/ddp.ts")).demoDdpCommand(cli),
+      ))
+      .addCommand(Command.lazy(
         "pipe",
         "Run demo data, then demo train (the whole demo pipeline)",
         async () => (await import("./commands/demo/pipe.ts")).demoPipeCommand(cli),
@@ -54,6 +64,11 @@ export function buildProgram(cli: CliContext): Command {
   program.addCommand(
     new Command("nano3")
       .description("Nemotron 3 Nano training recipes (NeMo containers, GPUs)")
+      .examples([
+        ["nemotron nano3 pretrain -c tiny -d", "Show the job a pretraining run would be"],
+        ["nemotron nano3 pipe -c tiny -b cluster", "Pretrain then SFT on Slurm"],
+        ["nemotron nano3 data prep sft -b cluster", "Prepare the SFT data (Ray)"],
+      ])
       .addCommand(Command.lazy(
         "pretrain",
         "Run pretraining with Megatron-Bridge (stage0)",
@@ -80,29 +95,35 @@ export function buildProgram(cli: CliContext): Command {
         async () => (await import("./commands/nano3/pipe.ts")).nano3PipeCommand(cli),
       ))
       .addCommand(
-        new Command("data").description("Data preparation for the nano3 stages").addCommand(
-          new Command("prep")
-            .description("Prepare the data of a stage (Ray data jobs)")
-            .addCommand(Command.lazy(
-              "pretrain",
-              "Prepare pretraining data: tokenize raw text into bin/idx blends (Ray)",
-              async () =>
-                (await import("./commands/nano3/data/prep/pretrain.ts"))
-                  .nano3DataPrepPretrainCommand(cli),
-            ))
-            .addCommand(Command.lazy(
-              "sft",
-              "Prepare SFT data: tokenize and pack chat data (Ray)",
-              async () =>
-                (await import("./commands/nano3/data/prep/sft.ts")).nano3DataPrepSftCommand(cli),
-            ))
-            .addCommand(Command.lazy(
-              "rl",
-              "Prepare RL data: prompts and references (Ray)",
-              async () =>
-                (await import("./commands/nano3/data/prep/rl.ts")).nano3DataPrepRlCommand(cli),
-            )),
-        ),
+        new Command("data").description("Data preparation for the nano3 stages")
+          .examples([["nemotron nano3 data prep pretrain -c tiny -d", "Show the data job"]])
+          .addCommand(
+            new Command("prep")
+              .description("Prepare the data of a stage (Ray data jobs)")
+              .examples([
+                ["nemotron nano3 data prep pretrain -b cluster", "Tokenize pretraining data"],
+                ["nemotron nano3 data prep rl -c tiny -d", "Show the RL data job"],
+              ])
+              .addCommand(Command.lazy(
+                "pretrain",
+                "Prepare pretraining data: tokenize raw text into bin/idx blends (Ray)",
+                async () =>
+                  (await import("./commands/nano3/data/prep/pretrain.ts"))
+                    .nano3DataPrepPretrainCommand(cli),
+              ))
+              .addCommand(Command.lazy(
+                "sft",
+                "Prepare SFT data: tokenize and pack chat data (Ray)",
+                async () =>
+                  (await import("./commands/nano3/data/prep/sft.ts")).nano3DataPrepSftCommand(cli),
+              ))
+              .addCommand(Command.lazy(
+                "rl",
+                "Prepare RL data: prompts and references (Ray)",
+                async () =>
+                  (await import("./commands/nano3/data/prep/rl.ts")).nano3DataPrepRlCommand(cli),
+              )),
+          ),
       ),
   );
   program.addCommand(Command.lazy(

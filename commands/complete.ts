@@ -18,6 +18,7 @@ import { loadEnvFile, profileNames } from "../lib/env_toml.ts";
 import {
   builtinConfigNames,
   demoData,
+  demoDdp,
   demoTrain,
   type EmbeddedConfigDir,
   nano3Eval,
@@ -54,6 +55,7 @@ const RECIPE_VALUE_FLAGS = new Set(["-c", "--config", "-r", "--run", "-b", "--ba
 const RECIPE_CONFIGS: Readonly<Record<string, EmbeddedConfigDir>> = {
   "demo data": demoData,
   "demo train": demoTrain,
+  "demo ddp": demoDdp,
   "demo pipe": demoTrain,
   "nano3 pretrain": nano3Pretrain,
   "nano3 sft": nano3Sft,

@@ -277,10 +277,51 @@ function listText(records: readonly JobRecord[], width: number, now = Date.now()
   return lines.flatMap((l, i) => headers.has(i) ? [headers.get(i)!, l] : [l]).join("\n");
 }
 
+/** Multi-node facts for `jobs status`: the Ray cluster's state, the task/node that failed. */
+interface NodeFacts {
+  readonly ray?: string;
+  readonly failed?: string;
+}
+
+async function nodeFacts(r: JobRecord): Promise<NodeFacts> {
+  const { rayClusterSummary } = await import("../lib/exec/ray.ts");
+  const ray = rayClusterSummary(r.job_dir, r.slurm_job_id);
+  let failed: string | undefined;
+  if (r.terminal && r.state !== "COMPLETED") {
+    const { sbatchLogPath, attemptsWithLogs, attemptLogPath } = await import(
+      "../lib/exec/job_dir.ts"
+    );
+    const { firstTaskFailure, firstRankFailure } = await import("../lib/exec/task_failures.ts");
+    let log = "";
+    try {
+      log = Deno.readTextFileSync(sbatchLogPath(r.job_dir, r.slurm_name, r.slurm_job_id));
+    } catch { /* no batch log (yet) */ }
+    const f = firstTaskFailure(log);
+    if (f) failed = `${f.node} (task ${f.tasks}: ${f.how})`;
+    // torchrun says which rank failed first; srun only knows which agent exited first
+    const attempts = attemptsWithLogs(r.job_dir, r.slurm_name, r.slurm_job_id);
+    if (attempts.length) {
+      let taskLog = "";
+      try {
+        taskLog = Deno.readTextFileSync(
+          attemptLogPath(r.job_dir, r.slurm_name, r.slurm_job_id, attempts[attempts.length - 1]),
+        );
+      } catch { /* no task log */ }
+      const rank = firstRankFailure(taskLog);
+      if (rank) {
+        failed = `${rank.host} (rank ${rank.rank}: exit code ${rank.exitCode ?? "?"}, ` +
+          `torchrun's first observed failure)`;
+      }
+    }
+  }
+  return { ray, failed };
+}
+
 function statusText(
   r: JobRecord,
   stages: readonly JobRecord[],
   attempts: AttemptReport,
+  facts: NodeFacts = {},
 ): string {
   const lines = [
     `job ${r.slurm_job_id}  ${r.name}`,
@@ -294,6 +335,8 @@ function statusText(
     ...(r.ended_at ? [`  ended:     ${localTime(r.ended_at)} (${relativeTime(r.ended_at)})`] : []),
     `  job dir:   ${r.job_dir}`,
   ];
+  if (facts.ray) lines.push(`  ray:       ${facts.ray}`);
+  if (facts.failed) lines.push(`  failed on: ${facts.failed}`);
   if (r.dependency) lines.push(`  depends:   ${r.dependency}`);
   if (r.note) lines.push(`  note:      ${r.note}`);
   if (stages.length) {
@@ -306,6 +349,28 @@ function statusText(
   }
   lines.push(`  logs:      nemotron jobs logs ${r.slurm_job_id}${r.terminal ? "" : " -f"}`);
   return lines.join("\n");
+}
+
+/** The log of one Ray role (`driver`, `head`, `worker-N`) of a Ray cluster job's attempt. */
+async function rayRoleLog(rec: JobRecord, role: string, attempt?: number): Promise<string> {
+  const ray = await import("../lib/exec/ray.ts");
+  if (!/^(driver|head|worker-[1-9][0-9]*)$/.test(role)) {
+    throw new UsageError(`--role must be driver, head or worker-N, got '${role}'`);
+  }
+  const attempts = ray.rayAttempts(rec.job_dir, rec.slurm_job_id);
+  if (attempts.length === 0) {
+    throw new UsageError(`job ${rec.slurm_job_id} is not a Ray cluster job (no Ray files yet)`, {
+      hint: `the job is ${rec.state}; --role applies to launch = "ray" jobs on more than one node`,
+    });
+  }
+  const a = attempt ?? attempts[attempts.length - 1];
+  const roles = ray.rayRoles(rec.job_dir, rec.slurm_job_id, a);
+  if (!roles.includes(role)) {
+    throw new UsageError(`job ${rec.slurm_job_id} attempt ${a} has no ${role} log`, {
+      hint: roles.length ? `roles with logs: ${roles.join(", ")}` : "no Ray role has started yet",
+    });
+  }
+  return ray.rayLogPath(rec.job_dir, rec.slurm_job_id, a, role);
 }
 
 /** The stage of a pipeline whose log a person wants: the failed one, else the running one, else the last that ran. */
@@ -347,10 +412,19 @@ function neverRunsReason(r: JobRecord): string | undefined {
 }
 
 export function jobsCommand(_cli: CliContext): Command {
-  const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs");
+  const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs")
+    .examples([
+      ["nemotron jobs list", "Live jobs and those that ended in the last 24 h"],
+      ["nemotron jobs status 4711", "State, exit code, attempts, nodes"],
+      ["nemotron jobs logs 4711 -f", "Follow the log until the job ends"],
+      ["nemotron jobs cancel demo-pipe-20261130-120000-ab12cd", "Every unfinished stage"],
+    ]);
 
   group.command("list")
     .description("jobs still running or ended in the last 24 hours (--all: every job)")
+    .examples([
+      ["nemotron jobs list --all --json", "Every job in the store, as JSON"],
+    ])
     .option("--all", "include all jobs in the store")
     .option("--json", "print JSON")
     .action(async (opts: { all?: boolean; json?: boolean }) => {
@@ -369,6 +443,10 @@ export function jobsCommand(_cli: CliContext): Command {
 
   group.command("status")
     .description("state, exit code, attempts, nodes and elapsed time of a job")
+    .examples([
+      ["nemotron jobs status 4711", "One job"],
+      ["nemotron jobs status demo-pipe-\u2026", "Every stage of a pipeline"],
+    ])
     .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("--json", "print JSON")
     .action(async (id: string, opts: { json?: boolean }) => {
@@ -387,6 +465,7 @@ export function jobsCommand(_cli: CliContext): Command {
         const rec = await refreshOne(store, job);
         const stages = rec.pipeline && job.fromStore ? store.pipeline(rec.pipeline) : [];
         const attempts = await attemptReport(rec); // long runs
+        const facts = await nodeFacts(rec);
         if (opts.json) {
           console.log(JSON.stringify(
             {
@@ -394,22 +473,33 @@ export function jobsCommand(_cli: CliContext): Command {
               between_attempts: betweenAttempts(rec),
               ...attempts,
               pipeline_stages: stages,
+              ray_cluster: facts.ray ?? null,
+              failed_on: facts.failed ?? null,
             },
             null,
             2,
           ));
-        } else console.log(statusText(rec, stages, attempts));
+        } else console.log(statusText(rec, stages, attempts, facts));
       });
     });
 
   group.command("logs")
     .description("print a job's log (latest attempt; --attempt N, --sbatch for the batch log)")
+    .examples([
+      ["nemotron jobs logs 4711 -f", "Follow until the job ends"],
+      ["nemotron jobs logs 4711 --attempt 0", "The first attempt's log"],
+      ["nemotron jobs logs L3f2a1c", "A local run's log"],
+    ])
     .argument("<id>", "Slurm job id, pipeline id, job key or job dir")
     .option("-f, --follow", "keep printing as the log grows, until the job ends")
     .option("--attempt <n>", "attempt number (0 = first run)")
     .option("--sbatch", "the batch shell's log instead of the task log")
+    .option("--role <role>", "Ray cluster jobs: driver (default), head or worker-N")
     .action(
-      async (id: string, opts: { follow?: boolean; attempt?: string; sbatch?: boolean }) => {
+      async (
+        id: string,
+        opts: { follow?: boolean; attempt?: string; sbatch?: boolean; role?: string },
+      ) => {
         let attempt: number | undefined;
         if (opts.attempt !== undefined) {
           attempt = Number(opts.attempt);
@@ -440,13 +530,33 @@ export function jobsCommand(_cli: CliContext): Command {
             return;
           }
           const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
-          if (opts.follow && !opts.sbatch) {
+          if (opts.role !== undefined && opts.sbatch) {
+            throw new UsageError("give --role or --sbatch, not both");
+          }
+          // A local run: its run.log, followed (-f) until the run's row says it ended.
+          if (rec.cluster === "local" && rec.mode === "local") {
+            const tail = new LogTail(`${rec.job_dir}/run.log`);
+            out(tail.readNew());
+            if (!opts.follow) return;
+            const { refreshJobs } = await import("../lib/exec/tracking.ts");
+            let cur = rec;
+            while (!cur.terminal) {
+              await new Promise((r) => setTimeout(r, 500));
+              out(tail.readNew());
+              cur = (await refreshJobs(store, store.find(rec.key)))[0] ?? cur;
+            }
+            out(tail.readNew());
+            return;
+          }
+          if (opts.follow && !opts.sbatch && opts.role === undefined) {
             await followJob(rec, { attempt, store: job.fromStore ? store : undefined });
             return;
           }
           let file: string;
-          if (opts.sbatch) file = jd.sbatchLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
-          else {
+          if (opts.role !== undefined) file = await rayRoleLog(rec, opts.role, attempt);
+          else if (opts.sbatch) {
+            file = jd.sbatchLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
+          } else {
             const onDisk = jd.attemptsWithLogs(rec.job_dir, rec.slurm_name, rec.slurm_job_id);
             if (attempt !== undefined && !onDisk.includes(attempt)) {
               throw new UsageError(
@@ -494,6 +604,10 @@ export function jobsCommand(_cli: CliContext): Command {
 
   group.command("cancel")
     .description("cancel a job, or every unfinished stage of a pipeline (--all-of)")
+    .examples([
+      ["nemotron jobs cancel 4711", "One job (scancel)"],
+      ["nemotron jobs cancel demo-pipe-\u2026", "Every unfinished stage of a pipeline"],
+    ])
     .argument("[id]", "Slurm job id, pipeline id, job key or job dir")
     .option("--all-of <pipeline>", "cancel all unfinished stages of this pipeline")
     .action(async (id: string | undefined, opts: { allOf?: string }) => {
@@ -528,6 +642,21 @@ export function jobsCommand(_cli: CliContext): Command {
           targets = [job.rec];
         }
         targets = await refreshJobs(store, targets, { settlePipelines: false });
+        // A local run on this host: stop its script as a second Ctrl-C would (SIGTERM to the
+        // nemotron process, which passes it on and records the end).
+        const { localPid } = await import("../lib/exec/local_jobs.ts");
+        for (const t of targets.filter((t) => t.cluster === "local" && !t.terminal)) {
+          const pid = localPid(t);
+          if (pid === undefined) {
+            throw new UsageError(`local job ${t.slurm_job_id} runs on ${t.nodes}, not here`, {
+              hint: `cancel it on ${t.nodes}`,
+            });
+          }
+          Deno.kill(pid, "SIGTERM");
+          console.log(`sent SIGTERM to local job ${t.slurm_job_id} (nemotron pid ${pid})`);
+        }
+        targets = targets.filter((t) => t.cluster !== "local");
+        if (targets.length === 0) return;
         const live = targets.filter((t) => !t.terminal);
         if (live.length === 0) {
           console.log(

@@ -82,6 +82,16 @@ export function squashCommand(cli: CliContext): Command {
   const cmd = new Command("squash")
     .usage("[OPTIONS] <image>\nnemotron squash cache list|prune [OPTIONS]")
     .description("convert a docker image into an enroot .sqsh (natively, or with --enroot)")
+    .examples([
+      [
+        "nemotron squash nvcr.io/nvidia/nemo:25.11",
+        "Pull and squash it into this directory",
+      ],
+      ["nemotron squash ubuntu:24.04 -o /lustre/me/images/", "Into a directory, default name"],
+      ["nemotron squash IMAGE -d", "What would be fetched; write nothing"],
+      ["nemotron squash IMAGE --enroot -r cluster", "Import with enroot on a compute node"],
+      ["nemotron squash cache list", "The blob cache: size, last use"],
+    ])
     .argument(
       "<image>",
       "NAME[:TAG], REGISTRY/NAME[:TAG|@DIGEST], docker://[USER@][REGISTRY#]NAME[:TAG], " +

@@ -19,6 +19,9 @@ import demoDataDefault from "./demo/config/data/default.yaml" with { type: "text
 import demoDataTiny from "./demo/config/data/tiny.yaml" with { type: "text" };
 import demoTrainDefault from "./demo/config/train/default.yaml" with { type: "text" };
 import demoTrainTiny from "./demo/config/train/tiny.yaml" with { type: "text" };
+import demoDdpScript from "./demo/ddp.py" with { type: "text" };
+import demoDdpDefault from "./demo/config/ddp/default.yaml" with { type: "text" };
+import demoDdpTiny from "./demo/config/ddp/tiny.yaml" with { type: "text" };
 
 import pretrainScript from "./nano3/stage0_pretrain/train.py" with { type: "text" };
 import pretrainDefault from "./nano3/stage0_pretrain/config/default.yaml" with { type: "text" };
@@ -101,6 +104,15 @@ export const demoTrain: EmbeddedRecipe = {
   script: demoTrainScript,
   configDir: "config/train",
   configs: { "default.yaml": demoTrainDefault, "tiny.yaml": demoTrainTiny },
+  files: { ...HELPER_FILES },
+};
+
+/** demo/ddp: DDP (gloo, CPU, torchrun) on `${art:data,path}`, artifact `demo-ddp-model[-tiny]`. */
+export const demoDdp: EmbeddedRecipe = {
+  scriptPath: "demo/ddp.py",
+  script: demoDdpScript,
+  configDir: "config/ddp",
+  configs: { "default.yaml": demoDdpDefault, "tiny.yaml": demoDdpTiny },
   files: { ...HELPER_FILES },
 };
 

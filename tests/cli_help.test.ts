@@ -52,6 +52,7 @@ Deno.test("every help screen fits 80 columns piped, and $COLUMNS when it is set"
         const r = await runCli([...p, "--help"], { env: { HOME: home } });
         assert.equal(r.code, 0, `${p.join(" ")}: ${r.stderr}`);
         assert.match(r.stdout, /^Usage: nemotron/m, p.join(" "));
+        assert.match(r.stdout, /^Examples:$/m, `nemotron ${p.join(" ")} --help has no Examples`);
         assert.ok(
           widest(r.stdout) <= 80,
           `nemotron ${p.join(" ")} --help is ${widest(r.stdout)} wide`,
@@ -111,7 +112,7 @@ Deno.test({
         "-c",
         cmd,
       ]);
-      for (let i = 0; i < 200; i++) {
+      for (let i = 0; i < 600; i++) {
         try {
           Deno.statSync(done);
           break;

@@ -160,7 +160,12 @@ Deno.test({
     assert.equal(reg.trim(), "complete -F _nemotron nemotron");
     assert.deepEqual(await bashComplete("nemotron jo", f), ["jobs"]);
     // Group level: only what that level accepts.
-    assert.deepEqual((await bashComplete("nemotron demo ", f)).sort(), ["data", "pipe", "train"]);
+    assert.deepEqual((await bashComplete("nemotron demo ", f)).sort(), [
+      "data",
+      "ddp",
+      "pipe",
+      "train",
+    ]);
     // Profiles from the env.toml of the current directory (special sections are not profiles).
     assert.deepEqual(
       (await bashComplete("nemotron demo train -b ", f)).sort(),

@@ -316,7 +316,7 @@ Deno.test("nano3 goldens: local vs slurm views and the sbatch anatomy", async ()
     if (file === "pretrain" || file === "sft") {
       assert.match(
         script,
-        /\n {2}torchrun --standalone --nnodes=1 --nproc-per-node=8 main\.py --config config\.yaml\n/,
+        /\n {2}torchrun --standalone --nnodes=1 --nproc_per_node=8 main\.py --config config\.yaml\n/,
       );
       assert.match(
         panelOf(local, "command (local)"),

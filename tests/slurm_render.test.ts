@@ -216,7 +216,7 @@ Deno.test("golden facts checked by hand: flags, requeue, torchrun rank per task,
   // The node rank is inside the single-quoted bash -c text: each task expands it.
   assert.match(
     multi,
-    /bash -c '\{ nvidia-smi -L && echo .*exec torchrun --nnodes="\$SLURM_NNODES" --node-rank="\$SLURM_NODEID" --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint="\$NEMOTRON_HEAD_NODE":29500/,
+    /bash -c '\{ nvidia-smi -L && echo .*exec torchrun --nnodes="\$SLURM_NNODES" --node_rank="\$SLURM_NODEID" --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint="\$NEMOTRON_HEAD_NODE":29500/,
   );
   assert.match(multi, /-lt 2 \]; then\n.*\n {2}scontrol requeue "\$\{SLURM_JOB_ID\}"/);
   assert.doesNotMatch(multi, /\/lustre:\/lustre/); // lustre_mount = "" disables it
@@ -251,7 +251,11 @@ Deno.test("profile problems are UsageErrors naming the key; nothing is half-buil
   bad({ exclusive: 3 }, /exclusive: must be true, false or a string/);
   bad({ startup_commands: "echo hi" }, /startup_commands: must be a list of strings/);
   bad({ sbatch_template: "/nonexistent/x.j2" }, /sbatch_template: cannot read/);
-  bad({ nodes: 2 }, /launch = "ray" on 2 Slurm nodes is not supported yet/, { launch: "ray" });
+  // Ray on several nodes is a Ray cluster job (tests/multinode_render.test.ts); its keys are checked
+  const ray = { launch: "ray" as const };
+  bad({ nodes: 2, ray_port: 70000 }, /ray_port: must be a port number \(1-65535\)/, ray);
+  bad({ nodes: 2, ray_join_timeout: 0 }, /ray_join_timeout: must be an integer >= 1/, ray);
+  bad({ nodes: 2, ray_template: "/nonexistent/r.j2" }, /ray_template: cannot read/, ray);
   bad({ array: "0-3" }, /array: job arrays are not supported for recipes: a recipe run is one job/);
   bad({ dependency: "afterok" }, /dependency: "afterok" is not TYPE:JOBID/);
   bad({ dependency: "afterok:12x" }, /dependency: "afterok:12x" is not TYPE:JOBID/);
@@ -328,7 +332,7 @@ Deno.test("ntasks_per_node > 1: one task per node for direct and ray (with a war
     assert.ok(job.directives.some((d) => d.flag === "ntasks-per-node" && d.value === "1"));
     if (launch === "torchrun") {
       assert.deepEqual(job.warnings, []);
-      assert.ok(job.taskArgv.includes("--nproc-per-node=2")); // the workers, inside one task
+      assert.ok(job.taskArgv.includes("--nproc_per_node=2")); // the workers, inside one task
     } else {
       assert.match(
         job.warnings.join("\n"),

@@ -32,6 +32,7 @@ const APT_PACKAGES = [
   "zsh",
   "fish",
   "tmux",
+  "python3-torch",
   "openssh-server",
   "openssh-client",
   "rsync",
@@ -100,13 +101,15 @@ async function ensureSlurm(): Promise<void> {
 /**
  * Test files that use the one local Slurm cluster: they run one after the other, after the rest,
  * because one of them stops and restarts slurmctld (a fault test) and would break the others.
+ * The multinode_* files start their own private 2-/3-node clusters (tests/multinode_cluster.ts):
+ * serial too, as they share those clusters' directories and ports.
  */
 // multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
 // secrets_slurm: real Slurm runs scanned for leaked secrets.
 // ssh_tunnel: sshd in front of the shared Slurm cluster, a local user of its own (the "laptop").
 // long_runs_slurm: its own private Slurm instance, slow (time limits are checked every ~30 s).
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm|ssh_tunnel)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm|multinode_ray|multinode_ddp|ssh_tunnel)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -243,7 +243,13 @@ export async function runDemoData(
     );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
-    const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });
+    const code = await runLocal({
+      argv,
+      env: childEnv,
+      cwd: jobDir,
+      logPath,
+      record: runspec.name,
+    });
     if (code !== 0) localRunFailed(runspec.name, code, jobDir, logPath, runspec.image);
     return { code, jobDir, artifact: typeof artifact === "string" ? artifact : undefined };
   } finally {

@@ -232,7 +232,7 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
     const logPath = path.join(jobDir, "run.log");
     let code: number;
     try {
-      code = await runLocal({ argv, env, cwd: jobDir, logPath });
+      code = await runLocal({ argv, env, cwd: jobDir, logPath, record: "nano3/eval" });
     } catch (err) {
       if (err instanceof RuntimeFailure && err.message.includes("not found")) {
         throw new RuntimeFailure(`${LAUNCHER} not found on PATH`, {

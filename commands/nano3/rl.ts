@@ -2,8 +2,11 @@
  * `nemotron nano3 rl`: Nemotron 3 Nano reinforcement learning (GRPO) with NeMo-RL on Ray (stage 2).
  * The runspec's `run.cmd` (`uv run python {script} --config {config}`) runs in `run.workdir`
  * (`/opt/nemo-rl` in the NeMo-RL container), locally or as a Slurm job through pyxis. On Slurm the
- * script ships as one self-contained `main.py` next to `config.yaml`. Ray runs on one node (a
- * multi-node Ray cluster on Slurm is not supported yet: it is a clear error).
+ * script ships as one self-contained `main.py` next to `config.yaml`. With `nodes = N > 1` (profile
+ * or runspec) the Slurm job is a Ray cluster (templates/ray.sub.j2, lib/exec/ray.ts): the head on
+ * the first node, a worker on each other node with `gpus_per_node` GPUs, and the command as the
+ * driver, once, on the head node with RAY_ADDRESS. With one node the command runs directly and
+ * NeMo-RL starts Ray in-process.
  *
  * The whole flow is here: arguments → runspec → profile → config → job config → (dry run stops)
  * → job dir → run locally, or submit to Slurm.
@@ -235,7 +238,13 @@ export async function runNano3Rl(
     );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
-    const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });
+    const code = await runLocal({
+      argv,
+      env: childEnv,
+      cwd: jobDir,
+      logPath,
+      record: runspec.name,
+    });
     if (code !== 0) localRunFailed(runspec.name, code, jobDir, logPath, runspec.image);
     return { code, jobDir, artifact: typeof artifact === "string" ? artifact : undefined };
   } finally {

@@ -61,7 +61,12 @@ export function helpRows(
   opts: { readonly capitalise?: boolean } = {},
 ): string[] {
   if (items.length === 0) return [];
-  const keyWidth = Math.min(keyMax, Math.max(...items.map(([k]) => k.length)));
+  // The key column takes at most half the width, so descriptions keep room to wrap in.
+  const keyWidth = Math.min(
+    keyMax,
+    Math.max(8, Math.floor(width / 2) - 4),
+    Math.max(...items.map(([k]) => k.length)),
+  );
   const indent = 2 + keyWidth + 2;
   const out: string[] = [];
   for (const [k, v] of items) {

@@ -64,14 +64,21 @@ function asMap(v: ConfigNode | undefined, what: string): ConfigMap {
  * They are taken only from env.toml profiles (and the user's own command line), never from a
  * config file: a config may come from someone else, and running it must not run their shell.
  */
-export const SHELL_KEYS = ["setup_lines", "startup_commands", "sbatch_template"] as const;
+export const SHELL_KEYS = [
+  "setup_lines",
+  "startup_commands",
+  "sbatch_template",
+  "ray_template",
+  "python", // the interpreter torchrun runs: picks the program, like a template
+] as const;
 
 /** Refuse shell-bearing `run.env` keys written in a config file (see `SHELL_KEYS`). */
 function refuseShellKeys(yamlEnv: ConfigMap): void {
   for (const key of SHELL_KEYS) {
     if (!yamlEnv.has(key)) continue;
     const pos = positionOf(yamlEnv, key);
-    if (pos && pos.file.startsWith("override '")) continue; // typed on the command line
+    // Typed on the user's own command line (dotlist positions name `<command line>`).
+    if (pos && (pos.file === "<command line>" || pos.file.startsWith("override '"))) continue;
     throw new UsageError(`run.env.${key} cannot be set in a config file`, {
       location: pos,
       hint:

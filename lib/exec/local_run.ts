@@ -5,6 +5,7 @@
 import { RuntimeFailure, UsageError } from "../errors.ts";
 import type { Runspec } from "../runspec.ts";
 import { shellQuote } from "../shell.ts";
+import { recordLocalRun } from "./local_jobs.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
 
@@ -117,71 +118,91 @@ export async function runLocal(opts: {
   readonly env: Record<string, string>;
   readonly cwd: string;
   readonly logPath: string;
+  /** Record the run in the job store under this name (so `jobs list|logs` know it). */
+  readonly record?: string;
 }): Promise<number> {
   const log = await Deno.open(opts.logPath, { write: true, create: true, append: true });
-  let child: Deno.ChildProcess;
+  const job = opts.record === undefined ? undefined : await recordLocalRun(opts.record, opts.cwd);
+  if (job) console.error(`[nemotron] local job ${job.id} (nemotron jobs status ${job.id})`);
+  let exitCode = 1;
+  // Set when the run is stopped from outside (Ctrl-C, or SIGTERM as `jobs cancel` sends).
+  let stopped = false;
   try {
-    child = new Deno.Command(opts.argv[0], {
-      args: opts.argv.slice(1),
-      cwd: opts.cwd,
-      env: opts.env,
-      stdin: "inherit",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (err) {
-    log.close();
-    if (err instanceof Deno.errors.NotFound) {
-      throw new RuntimeFailure(`cannot run '${opts.argv[0]}': not found on PATH`, {
-        hint: opts.argv[0].startsWith("python")
-          ? "install python3 or set NEMOTRON_PYTHON"
-          : undefined,
-      });
-    }
-    throw err;
-  }
-  const kill = (sig: Deno.Signal) => {
-    try {
-      child.kill(sig);
-    } catch { /* already gone */ }
-  };
-  // Ctrl-C goes to the whole foreground process group, the child included: passing it on again
-  // would interrupt the script's own clean-up (a second KeyboardInterrupt inside the first
-  // traceback). A second Ctrl-C stops the child with SIGTERM; SIGTERM is passed on as is.
-  let interrupts = 0;
-  const onInt = () => {
-    if (++interrupts > 1) kill("SIGTERM");
-  };
-  const onTerm = () => kill("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
-  // A reader that goes away (`… | head -1`) stops the echo, not the run: run.log stays complete.
-  const pump = async (
-    stream: ReadableStream<Uint8Array>,
-    out: { write(p: Uint8Array): Promise<number> },
-  ) => {
-    let echo = true;
-    for await (const chunk of stream) {
-      if (echo) {
-        try {
-          await writeAll(out, chunk);
-        } catch (err) {
-          if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
-          echo = false;
-        }
-      }
-      await writeAll(log, chunk);
-    }
-  };
-  try {
-    await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
-    const status = await child.status;
-    if (interrupts > 0) return INTERRUPTED_EXIT_CODE;
-    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    exitCode = await runChild();
+    return exitCode;
   } finally {
-    Deno.removeSignalListener("SIGINT", onInt);
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    log.close();
+    await job?.finish(exitCode, stopped || exitCode === INTERRUPTED_EXIT_CODE);
+  }
+
+  async function runChild(): Promise<number> {
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(opts.argv[0], {
+        args: opts.argv.slice(1),
+        cwd: opts.cwd,
+        env: opts.env,
+        stdin: "inherit",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (err) {
+      log.close();
+      if (err instanceof Deno.errors.NotFound) {
+        throw new RuntimeFailure(`cannot run '${opts.argv[0]}': not found on PATH`, {
+          hint: opts.argv[0].startsWith("python")
+            ? "install python3 or set NEMOTRON_PYTHON"
+            : undefined,
+        });
+      }
+      throw err;
+    }
+    const kill = (sig: Deno.Signal) => {
+      try {
+        child.kill(sig);
+      } catch { /* already gone */ }
+    };
+    // Ctrl-C goes to the whole foreground process group, the child included: passing it on again
+    // would interrupt the script's own clean-up (a second KeyboardInterrupt inside the first
+    // traceback). A second Ctrl-C stops the child with SIGTERM; SIGTERM is passed on as is.
+    let interrupts = 0;
+    const onInt = () => {
+      stopped = true;
+      if (++interrupts > 1) kill("SIGTERM");
+    };
+    const onTerm = () => {
+      stopped = true;
+      kill("SIGTERM");
+    };
+    Deno.addSignalListener("SIGINT", onInt);
+    Deno.addSignalListener("SIGTERM", onTerm);
+    // A reader that goes away (`… | head -1`) stops the echo, not the run: run.log stays complete.
+    const pump = async (
+      stream: ReadableStream<Uint8Array>,
+      out: { write(p: Uint8Array): Promise<number> },
+    ) => {
+      let echo = true;
+      for await (const chunk of stream) {
+        if (echo) {
+          try {
+            await writeAll(out, chunk);
+          } catch (err) {
+            if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+            echo = false;
+          }
+        }
+        await writeAll(log, chunk);
+      }
+    };
+    try {
+      await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
+      const status = await child.status;
+      if (interrupts > 0) return INTERRUPTED_EXIT_CODE;
+      return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.removeSignalListener("SIGTERM", onTerm);
+      log.close();
+    }
   }
 }
 

@@ -21,6 +21,7 @@ import { isSecretName } from "../secrets.ts";
 import { shellQuote } from "../shell.ts";
 import type { Launch } from "../runspec.ts";
 import { renderJinja } from "./jinja.ts";
+import { RAY_TEMPLATE, raySettings } from "./ray.ts";
 import { hasSecretArgRefs, hideSecretArgs, SECRET_ARG_EXPANDER } from "./run_env.ts";
 import { type EnvFile, extendsChain } from "../env_toml.ts";
 import { locateKey } from "../toml.ts";
@@ -350,20 +351,22 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const nodes = r.int("nodes", 1) ?? spec.resources?.nodes ?? 1;
   let gpusPerNode: number | "gpu" | undefined = r.int("gpus_per_node", 0);
   if (gpusPerNode === undefined) gpusPerNode = spec.resources?.gpus_per_node;
+  const rayGpusPerNode = gpusPerNode; // Ray wants the explicit 0 of CPU-only recipes (--num-gpus=0)
   if (gpusPerNode === 0) gpusPerNode = undefined;
   const profileTasks = r.int("ntasks_per_node", 1);
   const nprocPerNode = r.int("nproc_per_node", 1) ?? profileTasks ?? gpusPerNode ?? 1;
   let launch: Launch = spec.launch;
-  if (launch === "ray") {
-    if (nodes > 1) {
-      r.fail(
-        "nodes",
-        `launch = "ray" on ${nodes} Slurm nodes is not supported yet (a single-node job runs the command directly and Ray starts in-process)`,
-        "set nodes = 1 for this recipe",
-      );
-    }
-    launch = "direct";
-  }
+  // Ray: one node runs the command directly (Ray starts in-process); more nodes get a Ray cluster
+  // from templates/ray.sub.j2 (lib/exec/ray.ts) with the command as its driver.
+  if (launch === "ray" && nodes === 1) launch = "direct";
+  const ray = launch === "ray"
+    ? raySettings({
+      readInt: (k, min) => r.int(k, min),
+      fail: (k, m) => r.fail(k, m),
+      gpusPerNode: rayGpusPerNode,
+      cpusPerTask: r.int("cpus_per_task", 1),
+    })
+    : null;
   // One Slurm task per node for every launch: torchrun starts nproc_per_node workers itself, and a
   // direct/ray script is one driver (N tasks would run N copies, e.g. publish N artifact versions).
   const ntasksPerNode = 1;
@@ -375,6 +378,13 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   }
   const retries = r.int("retries", 0) ?? 0;
   const resumePolicy = readResumePolicy(r, p, retries);
+  if (ray !== null && resumePolicy.autoResume) {
+    r.fail(
+      "auto_resume",
+      `is not supported for a Ray cluster (launch = "ray" on ${nodes} nodes) yet: its template has no checkpoint signal`,
+      "use retries = N to requeue a failed Ray job, or run on one node",
+    );
+  }
   const rdzvPort = r.int("rdzv_port", 1) ?? DEFAULT_RDZV_PORT;
 
   // ---- container or bare metal ----
@@ -442,22 +452,57 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   const startupPrefix = startup.length ? `{ ${startup.join(" && ")}; } && ` : "";
   let taskArgv: string[];
   const headNode = launch === "torchrun" && nodes > 1;
+  // torchrun: `torchrun` from PATH, or `<python> -m torch.distributed.run` when the profile names
+  // the interpreter (its workers run that interpreter too); `torchrun_args` go after our flags
+  // (e.g. Debian's torch 1.13 needs `--redirects=1 --tee=1` given explicitly). Flags are spelled
+  // with underscores: torch < 2 has no dashed aliases (`--nproc-per-node` is "unrecognized").
+  const python = r.string("python");
+  if (python !== undefined && (python === "" || CONTROL.test(python))) {
+    r.fail("python", "must be a non-empty path or command name on one line");
+  }
+  const torchrun = python === undefined ? ["torchrun"] : [python, "-m", "torch.distributed.run"];
+  const torchrunArgs = r.stringList("torchrun_args") ?? [];
+  // With a named interpreter, each task first checks that it has torch (without importing it), so
+  // a node without it says so instead of "No module named torch" from deep inside torchrun.
+  const torchCheck = python === undefined ? "" : `{ ${shellQuote(python)} -c ${
+    shellQuote(
+      "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('torch') else 3)",
+    )
+  } || { echo ${
+    shellQuote(
+      `[nemotron] error: the profile's python (${python}) cannot import torch on this node; ` +
+        "install PyTorch there (Debian: python3-torch) or set python to an interpreter that has it",
+    )
+  } >&2; exit 2; }; } && `;
   if (launch === "torchrun" && nodes > 1) {
-    const inner =
-      `${startupPrefix}exec torchrun --nnodes="$SLURM_NNODES" --node-rank="$SLURM_NODEID"` +
-      ` --nproc-per-node=${shellQuote(String(nprocPerNode))} --rdzv-backend=c10d` +
-      ` --rdzv-endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv-id="$SLURM_JOB_ID" "$@"`;
+    const inner = `${startupPrefix}${torchCheck}exec ${torchrun.map(shellQuote).join(" ")}` +
+      ` --nnodes="$SLURM_NNODES" --node_rank="$SLURM_NODEID"` +
+      ` --nproc_per_node=${shellQuote(String(nprocPerNode))} --rdzv_backend=c10d` +
+      ` --rdzv_endpoint="$NEMOTRON_HEAD_NODE":${rdzvPort} --rdzv_id="$SLURM_JOB_ID"` +
+      torchrunArgs.map((a) => " " + shellQuote(a)).join("") + ` "$@"`;
     taskArgv = ["bash", "-c", inner, "nemotron-torchrun", ...command];
   } else {
     const argv = launch === "torchrun"
       ? [
-        "torchrun",
+        ...torchrun,
         "--standalone",
         "--nnodes=1",
-        `--nproc-per-node=${nprocPerNode}`,
+        `--nproc_per_node=${nprocPerNode}`,
+        ...torchrunArgs,
         ...command,
       ]
       : [...command];
+    if (launch === "torchrun" && torchCheck !== "") {
+      argv.splice(
+        0,
+        argv.length,
+        "bash",
+        "-c",
+        `${torchCheck}exec "$@"`,
+        "nemotron-torchrun",
+        ...argv,
+      );
+    }
     taskArgv = startup.length
       ? ["bash", "-c", `${startupPrefix}exec "$@"`, "nemotron-task", ...argv]
       : argv;
@@ -562,12 +607,11 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
   ];
 
   // ---- template ----
-  let template: SlurmJob["template"] = {
-    name: "slurm.sub.j2",
-    source: builtinTemplate,
-    builtin: true,
-  };
-  const userTemplate = r.string("sbatch_template");
+  let template: SlurmJob["template"] = ray === null
+    ? { name: "slurm.sub.j2", source: builtinTemplate, builtin: true }
+    : { name: "ray.sub.j2", source: RAY_TEMPLATE, builtin: true };
+  const templateKey = ray === null ? "sbatch_template" : "ray_template";
+  const userTemplate = r.string(templateKey);
   if (userTemplate !== undefined && userTemplate !== "") {
     const expanded = userTemplate === "~" || userTemplate.startsWith("~/")
       ? path.join(home, userTemplate.slice(1))
@@ -578,7 +622,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
       source = Deno.readTextFileSync(file);
     } catch (err) {
       r.fail(
-        "sbatch_template",
+        templateKey,
         `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
         "the path is relative to the env.toml's directory",
       );
@@ -637,6 +681,7 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     chdir: image === null ? taskCodeDir : null,
     task_argv: taskArgv,
     command: [...command],
+    ray,
   };
 
   const job: SlurmJob = deepFreeze({

@@ -20,6 +20,7 @@ import {
   type SlurmJobStatus,
 } from "./slurm_state.ts";
 import { clusterName } from "./submit.ts";
+import { LOCAL_CLUSTER, settleLocalRuns } from "./local_jobs.ts";
 
 /** Options of `refreshJobs`. */
 export interface RefreshOptions {
@@ -99,7 +100,7 @@ function updateFrom(
  */
 export async function refreshJobs(
   store: JobStore,
-  records: readonly JobRecord[],
+  input: readonly JobRecord[],
   opts: RefreshOptions = {},
 ): Promise<JobRecord[]> {
   // ssh tunnel (issue 12): jobs on clusters behind a tunnel are refreshed through it.
@@ -108,7 +109,9 @@ export async function refreshJobs(
     return await refreshTunnelJobs(store, records, opts, refreshJobs);
   }
   const run = opts.run ?? runCommand;
-  if (records.every((r) => r.terminal)) return [...records];
+  // Local runs: settled from their process (LOST when it is gone), never asked of Slurm.
+  const records = settleLocalRuns(store, input);
+  if (records.every((r) => r.terminal || r.cluster === LOCAL_CLUSTER)) return [...records];
   const cluster = opts.cluster ?? await clusterName(run);
   const live = records.filter((r) => !r.terminal && r.cluster === cluster);
   if (live.length === 0) return [...records];

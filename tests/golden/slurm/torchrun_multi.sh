@@ -54,6 +54,9 @@ export NCCL_IB_SL=1
 ulimit -n 65536
 
 # ---- the work: torchrun launch, 4 node(s) x 1 task(s) ----
+# srun's own messages (which task failed on which node) go to the batch log: note where they start
+_nemotron_batch_log=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/sbatch-nano3-pretrain_"${SLURM_JOB_ID:-0}.out"
+_nemotron_log_at="$(stat -c %s "${_nemotron_batch_log}" 2>/dev/null || echo 0)"
 srun --output=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/log-nano3-pretrain_%j_"${_nemotron_attempt}".out \
   --nodes=4 --ntasks-per-node=1 --kill-on-bad-exit=1 \
   --wait=60 \
@@ -61,9 +64,31 @@ srun --output=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000
   --container-mounts=/lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6:/nemo_run \
   --container-workdir=/nemo_run/code \
   --container-env=HF_TOKEN,NEMOTRON_ATTEMPT,NEMOTRON_HEAD_NODE,NEMOTRON_JOB_DIR,NEMO_RUN_DIR,PYTHONUNBUFFERED \
-  bash -c '{ nvidia-smi -L && echo '"'"'ready on'"'"' "$(hostname)"; } && exec torchrun --nnodes="$SLURM_NNODES" --node-rank="$SLURM_NODEID" --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint="$NEMOTRON_HEAD_NODE":29500 --rdzv-id="$SLURM_JOB_ID" "$@"' nemotron-torchrun main.py --config config.yaml train.train_iters=5
+  bash -c '{ nvidia-smi -L && echo '"'"'ready on'"'"' "$(hostname)"; } && exec torchrun --nnodes="$SLURM_NNODES" --node_rank="$SLURM_NODEID" --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint="$NEMOTRON_HEAD_NODE":29500 --rdzv_id="$SLURM_JOB_ID" "$@"' nemotron-torchrun main.py --config config.yaml train.train_iters=5
 _nemotron_rc=$?
 { set +x; } 2>/dev/null
+# --kill-on-bad-exit: srun reports the tasks it stopped after the first bad exit as 128+signal; the
+# job's exit code is the first failing task's own
+if [ "${_nemotron_rc}" != - ] && [ "${_nemotron_rc}" -gt 128 ]; then
+  _nemotron_bad="$(tail -c "+$((_nemotron_log_at + 1))" "${_nemotron_batch_log}" 2>/dev/null \
+    | sed -n 's/^srun: error: [^:]*: tasks\{0,1\} [0-9,-]*: Exited with exit code \([0-9]*\)$/\1/p' | head -n 1)"
+  if [ -n "${_nemotron_bad}" ] && [ "${_nemotron_bad}" -ne 0 ]; then _nemotron_rc="${_nemotron_bad}"; fi
+fi
+# torchrun exits 1 whatever its rank did; its report names the rank that failed first, with that
+# rank's own exit code (at the same second, a code other than 1 wins: 1 is usually the echo, e.g.
+# gloo's "connection closed" in the ranks that were still waiting for the failed one)
+if [ "${_nemotron_rc}" != - ] && [ "${_nemotron_rc}" -ne 0 ]; then
+  _nemotron_bad="$(awk '/Root Cause \(first observed failure\)/ { inb = 1; t = ""; next }
+    inb && $1 == "time" { t = $3 }
+    inb && $1 == "exitcode" {
+      c = $3
+      if (c ~ /^-[0-9]+$/) c = 128 - c  # killed by signal N: torchrun says -N
+      if (c ~ /^[0-9]+$/ && (best == "" || t < bt || (t == bt && best == 1 && c != 1))) { best = c; bt = t }
+      inb = 0
+    }
+    END { print best }' /lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/log-nano3-pretrain"_${SLURM_JOB_ID:-0}_${_nemotron_attempt}.out" 2>/dev/null)"
+  if [ -n "${_nemotron_bad}" ] && [ "${_nemotron_bad}" -ne 0 ]; then _nemotron_rc="${_nemotron_bad}"; fi
+fi
 
 # ---- exit code and retry policy ----
 printf 'end\t%s\t%s\t%s\n' "${_nemotron_attempt}" "${_nemotron_rc}" "$(date +%s)" >> "${_nemotron_job_dir}/attempts.tsv"

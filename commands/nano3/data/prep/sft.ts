@@ -3,7 +3,9 @@
  * publish them as the SFT data artifact.
  * A Ray data job (CPU) run by the runspec's `run.cmd` (`uv run … python {script} --config {config}`),
  * locally or as a Slurm job. On Slurm the code package ships the user's checkout plus the recipe
- * (script, artifact helper, blend files) and a launcher.
+ * (script, artifact helper, blend files) and a launcher. With `nodes = N > 1` in the profile the job
+ * is a CPU Ray cluster (templates/ray.sub.j2 with `--num-gpus=0`, from the runspec's
+ * `gpus_per_node = 0`) and the command is its driver on the head node; one node runs it directly.
  *
  * The whole flow is here: arguments → runspec → profile → config → job config → (dry run stops)
  * → job dir → run locally, or submit to Slurm.
@@ -260,7 +262,13 @@ export async function runNano3DataPrepSft(
     );
     await runStartupLocal(startup, childEnv);
     const logPath = path.join(jobDir, "run.log");
-    const code = await runLocal({ argv, env: childEnv, cwd: jobDir, logPath });
+    const code = await runLocal({
+      argv,
+      env: childEnv,
+      cwd: jobDir,
+      logPath,
+      record: runspec.name,
+    });
     if (code !== 0) localRunFailed(runspec.name, code, jobDir, logPath, runspec.image);
     return { code, jobDir, artifact: typeof artifact === "string" ? artifact : undefined };
   } finally {
