@@ -104,9 +104,9 @@ export async function refreshJobs(
   opts: RefreshOptions = {},
 ): Promise<JobRecord[]> {
   // ssh tunnel (issue 12): jobs on clusters behind a tunnel are refreshed through it.
-  if (!opts.run && records.some((r) => r.cluster.startsWith("ssh://"))) {
+  if (!opts.run && input.some((r) => r.cluster.startsWith("ssh://"))) {
     const { refreshTunnelJobs } = await import("./ssh_jobs.ts");
-    return await refreshTunnelJobs(store, records, opts, refreshJobs);
+    return await refreshTunnelJobs(store, input, opts, refreshJobs);
   }
   const run = opts.run ?? runCommand;
   // Local runs: settled from their process (LOST when it is gone), never asked of Slurm.
