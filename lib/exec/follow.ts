@@ -120,7 +120,7 @@ export function pendingStatusLine(
 }
 
 /** The default `live` writer: redraw in place on a terminal, print changes otherwise. */
-function liveWriter(note: (line: string) => void): (line: string | null) => void {
+export function liveWriter(note: (line: string) => void): (line: string | null) => void {
   let tty = false;
   try {
     tty = Deno.stderr.isTerminal();

@@ -17,6 +17,8 @@ import {
   type FollowOptions,
   type FollowResult,
   type FollowTarget,
+  liveWriter,
+  pendingStatusLine,
 } from "./follow.ts";
 import { cancelSlurmJobs, jobState, type SlurmJobStatus } from "./slurm_state.ts";
 import type { RefreshOptions } from "./tracking.ts";
@@ -286,6 +288,10 @@ export async function followTunnelJob(
   let attempt = opts.attempt ?? -1;
   let sawLog = false;
   let status: SlurmJobStatus | undefined;
+  const live = opts.live ?? liveWriter(note);
+  const now = opts.now ?? Date.now;
+  const started = now();
+  let pendingShown = false;
   const drain = async (n: number) => {
     const r = await reader.read(`${prefix}${n}.out`);
     if (r.bytes.length) {
@@ -297,6 +303,14 @@ export async function followTunnelJob(
   try {
     while (true) {
       status = (await jobState([id], { run })).get(id);
+      // Waiting to start: one live status line, replaced by the log once the job runs.
+      if (status && status.phase === "pending" && !status.terminal) {
+        live(pendingStatusLine(id, status, now() - started));
+        pendingShown = true;
+      } else if (pendingShown) {
+        live(null);
+        pendingShown = false;
+      }
       const onDisk = await drain(Math.max(attempt, 0));
       const current = Math.max(
         status && status.phase !== "pending" ? status.restarts : 0,
@@ -316,6 +330,7 @@ export async function followTunnelJob(
       await sleep(pollMs, interrupt.signal);
       if (interrupt.signal.aborted) break;
     }
+    if (pendingShown) live(null);
     if (interrupt.signal.aborted && !(status?.terminal)) {
       if (sigint && (opts.interactive ?? Deno.stdin.isTerminal())) {
         if (await askDetachOrCancel() === "cancel") {
