@@ -172,6 +172,13 @@ sshTest(
       // Both stages run to the end; logs come through the tunnel.
       assert.equal(await waitDone(w, train.slurm_job_id), "COMPLETED");
       assert.equal(await waitDone(w, data.slurm_job_id), "COMPLETED");
+      // The artifacts went to the registry on the cluster (<remote_job_dir>/artifacts), none here.
+      const published = [...Deno.readDirSync(path.join(w.remoteJobDir, "artifacts"))].map((e) =>
+        e.name
+      );
+      assert.ok(published.some((n) => n.startsWith("demo-data")), published.join(" "));
+      assert.ok(published.some((n) => n.startsWith("demo-model")), published.join(" "));
+      assert.ok(!exists(path.join(w.home, ".nemotron", "artifacts")), "no registry on the laptop");
       // job.json on the cluster says how the jobs ended, as on a login node.
       for (const j of report.jobs) {
         const m = JSON.parse(Deno.readTextFileSync(path.join(j.job_dir, "job.json")));

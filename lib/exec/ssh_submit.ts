@@ -16,6 +16,7 @@ import { shellJoin, shellQuote } from "../shell.ts";
 import { type PathFacts, type PathInspector, untrustedPathComponent } from "../trusted_path.ts";
 import { JobStore } from "../jobs/store.ts";
 import { writeFileAtomic } from "../atomic.ts";
+import { nemotronHome } from "../home.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import type { AutoMount } from "../config/resolvers.ts";
 import { renderEnrootImport } from "../squash/enroot.ts";
@@ -247,7 +248,7 @@ export async function planTunnelJob(
       sqsh = path.join(rjd, sqshName(image));
       notes.push(`container: ${image} → ${sqsh} (must exist on the cluster, or squash = "enroot")`);
     }
-    const job = buildSlurmJob({ ...base, image: sqsh });
+    const job = buildSlurmJob({ ...base, env: clusterEnv(base.env, rjd), image: sqsh });
     return { job, script: await renderSbatch(job), notes };
   }
 
@@ -291,9 +292,17 @@ export async function planTunnelJob(
     }
     sqsh = target;
   }
-  const spec2: SlurmJobSpec = { ...base, profile: remoteProfile, image: sqsh, uid: probe.uid };
+  const spec2: SlurmJobSpec = {
+    ...base,
+    env: clusterEnv(base.env, probe.remoteJobDir),
+    profile: remoteProfile,
+    image: sqsh,
+    uid: probe.uid,
+  };
   const draft = buildSlurmJob(spec2);
-  const registry = input.env.NEMOTRON_ARTIFACTS_ROOT;
+  const registry = spec2.env?.NEMOTRON_ARTIFACTS_ROOT;
+  // pyxis refuses a mount whose source does not exist: create the registry there first.
+  if (sqsh && registry) await tunnel.exec(`mkdir -p -- ${shellQuote(registry)}`);
   const job = buildSlurmJob({
     ...spec2,
     jobKey: draft.key,
@@ -307,6 +316,23 @@ export async function planTunnelJob(
   });
   for (const w of job.warnings) console.error(`warning: ${w}`);
   return { job, script, notes };
+}
+
+/**
+ * The job's environment on the cluster: the artifact registry it writes to must be there — the
+ * default one (this machine's `$NEMOTRON_HOME/artifacts`) becomes `<remote_job_dir>/artifacts`; a
+ * configured root (env.toml `[artifacts] root`, `NEMOTRON_ARTIFACTS_ROOT`) is taken as a cluster
+ * path.
+ */
+function clusterEnv(
+  env: Readonly<Record<string, string>> | undefined,
+  remoteJobDir: string,
+): Record<string, string> {
+  const out = { ...(env ?? {}) };
+  if (out.NEMOTRON_ARTIFACTS_ROOT === path.join(nemotronHome(), "artifacts")) {
+    out.NEMOTRON_ARTIFACTS_ROOT = path.join(remoteJobDir, "artifacts");
+  }
+  return out;
 }
 
 /** `enroot import` on the cluster through the tunnel (the profile's `squash = "enroot"`). */
