@@ -140,7 +140,9 @@ sshTest(
       assert.equal(which.code, 0, which.stdout + which.stderr);
 
       const watch = watchArgv(SECRET);
-      const sub = await w.nemotron(["demo", "pipe", "-c", "tiny", "--batch", "cluster", "--json"]);
+      const sub = await w.nemotron(["demo", "pipe", "-c", "tiny", "--batch", "cluster", "--json"], {
+        env: { HF_HOME: "/laptop-only/hf" },
+      });
       const argvHits = await watch.stop();
       assert.equal(sub.code, 0, sub.stdout + sub.stderr);
       assert.ok(watch.seen() > 3, "the argv scan ran during the submit");
@@ -156,6 +158,14 @@ sshTest(
         assert.ok(Deno.statSync(path.join(j.job_dir, "code")).isDirectory);
         const manifest = JSON.parse(Deno.readTextFileSync(path.join(j.job_dir, "job.json")));
         assert.equal(manifest.slurm_job_id, j.slurm_job_id);
+        // Paths in the job's environment are the cluster's, not this machine's.
+        const script = Deno.readTextFileSync(path.join(j.job_dir, "sbatch.sh"));
+        assert.match(script, new RegExp(`export HF_HOME=${w.remoteJobDir}/hf\n`));
+        assert.match(
+          script,
+          new RegExp(`export NEMOTRON_ARTIFACTS_ROOT=${w.remoteJobDir}/artifacts\n`),
+        );
+        assert.ok(!script.includes("/laptop-only/") && !script.includes(`${w.home}/`));
       }
       // The job store records the tunnel as the job's cluster.
       const list = await w.nemotron(["jobs", "list", "--json"]);

@@ -322,7 +322,7 @@ export async function planTunnelJob(
  * The job's environment on the cluster: the artifact registry it writes to must be there — the
  * default one (this machine's `$NEMOTRON_HOME/artifacts`) becomes `<remote_job_dir>/artifacts`; a
  * configured root (env.toml `[artifacts] root`, `NEMOTRON_ARTIFACTS_ROOT`) is taken as a cluster
- * path.
+ * path. `NEMO_RUN_DIR` is remote_job_dir as the cluster sees it, `HF_HOME` `<remote_job_dir>/hf`.
  */
 function clusterEnv(
   env: Readonly<Record<string, string>> | undefined,
@@ -332,6 +332,9 @@ function clusterEnv(
   if (out.NEMOTRON_ARTIFACTS_ROOT === path.join(nemotronHome(), "artifacts")) {
     out.NEMOTRON_ARTIFACTS_ROOT = path.join(remoteJobDir, "artifacts");
   }
+  // This machine's $HF_HOME means nothing there (profile env_vars still win over these).
+  if ("NEMO_RUN_DIR" in out) out.NEMO_RUN_DIR = remoteJobDir;
+  if ("HF_HOME" in out) out.HF_HOME = path.join(remoteJobDir, "hf");
   return out;
 }
 
