@@ -233,6 +233,16 @@ async function imageCheck(name: string, image: string): Promise<Check> {
 
 async function runChecks(profileName: string | undefined): Promise<Check[]> {
   const checks: Check[] = [];
+  // ssh tunnel (issue 12): `doctor PROFILE` of a tunnel profile checks the cluster through it.
+  const tunnel = profileName ? await tunnelProfile(profileName) : undefined;
+  if (tunnel) {
+    const { tunnelDoctorChecks } = await import("../lib/exec/ssh_jobs.ts");
+    checks.push({ name: "env.toml", ok: true, detail: tunnel.envPath, required: true });
+    checks.push(...await tunnelDoctorChecks(tunnel.profile, profileName!));
+    const { nemotronHome } = await import("../lib/home.ts");
+    checks.push({ name: "job store", ...privateHome(nemotronHome()), required: true });
+    return checks;
+  }
   for (const tool of ["sbatch", "squeue", "scontrol", "scancel", "srun", "sacct"]) {
     const p = which(tool);
     checks.push({
@@ -316,6 +326,18 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
         const profile = resolveProfile(env, name);
         const executor = profile.executor ?? "slurm";
         if (executor !== "slurm") continue;
+        if (profile.tunnel === "ssh") {
+          // ssh tunnel (issue 12): remote_job_dir is on the cluster; `doctor NAME` checks it there.
+          checks.push({
+            name: `profile ${name}`,
+            ok: true,
+            detail: `tunnel = "ssh" (${
+              String(profile.host)
+            }): \`nemotron doctor ${name}\` checks it through ssh`,
+            required: false,
+          });
+          continue;
+        }
         const rjd = profile.remote_job_dir;
         if (typeof rjd !== "string" || rjd === "") {
           if (profileName) {
@@ -381,6 +403,21 @@ async function runChecks(profileName: string | undefined): Promise<Check[]> {
   const { nemotronHome } = await import("../lib/home.ts");
   checks.push({ name: "job store", ...privateHome(nemotronHome()), required: true });
   return checks;
+}
+
+/** The profile `name` when it says `tunnel = "ssh"` (errors are left to the normal checks). */
+async function tunnelProfile(
+  name: string,
+): Promise<{ profile: Readonly<Record<string, unknown>>; envPath: string } | undefined> {
+  try {
+    const { loadEnvFile, resolveProfile } = await import("../lib/env_toml.ts");
+    const env = loadEnvFile();
+    if (!env) return undefined;
+    const profile = resolveProfile(env, name);
+    return profile.tunnel === "ssh" ? { profile, envPath: env.path } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function doctorCommand(_cli: CliContext): Command {

@@ -523,6 +523,12 @@ export function jobsCommand(_cli: CliContext): Command {
           }
           const job = await resolveJob(store, id);
           const rec = await refreshOne(store, job);
+          // ssh tunnel (issue 12): the logs of a job behind a tunnel are read through it.
+          if (rec.cluster.startsWith("ssh://")) {
+            const { tunnelJobLogs } = await import("../lib/exec/ssh_jobs.ts");
+            await tunnelJobLogs(rec, { ...opts, attempt, store });
+            return;
+          }
           const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
           if (opts.role !== undefined && opts.sbatch) {
             throw new UsageError("give --role or --sbatch, not both");
@@ -658,8 +664,14 @@ export function jobsCommand(_cli: CliContext): Command {
           );
           return;
         }
-        await cancelSlurmJobs(live.map((t) => t.slurm_job_id));
-        for (const t of live) removeSecretsFile(t.secrets_file, t.job_dir);
+        if (live.some((t) => t.cluster.startsWith("ssh://"))) {
+          // ssh tunnel (issue 12): each job is cancelled through its own cluster's tunnel.
+          const { cancelTunnelJobs } = await import("../lib/exec/ssh_jobs.ts");
+          await cancelTunnelJobs(live);
+        } else await cancelSlurmJobs(live.map((t) => t.slurm_job_id));
+        for (const t of live) {
+          if (!t.cluster.startsWith("ssh://")) removeSecretsFile(t.secrets_file, t.job_dir);
+        }
         let after = await refreshJobs(store, live, { settlePipelines: false });
         for (let i = 0; i < 20 && after.some((t) => !t.terminal); i++) {
           await new Promise((r) => setTimeout(r, 250));

@@ -3,8 +3,8 @@
  *
  * A profile key that is not in this table is a typo until proven otherwise (`partiton = "x"` must
  * not be dropped silently): `checkProfileKeys` raises a UsageError with the file, the line, the
- * source line and a "did you mean". Keys of executors and tunnels nemotron does not run (docker,
- * lepton, dgxcloud, `tunnel = "ssh"`) are known keys: those profiles are refused for what they ask,
+ * source line and a "did you mean". Keys of executors nemotron does not run (docker, lepton,
+ * dgxcloud) are known keys: those profiles are refused for what they ask,
  * not as typos. A key that another value of the same profile interpolates (`${base}/jobs`) is a
  * variable, not a typo. The README's env.toml reference lists exactly these keys
  * (tests/cli_validate.test.ts checks both directions).
@@ -17,7 +17,7 @@ export type ProfileKeyGroup =
   | "profile" // every executor
   | "slurm"
   | "squash"
-  | "ssh" // tunnel = "ssh" (refused: not supported yet)
+  | "ssh" // tunnel = "ssh" (lib/exec/ssh.ts)
   | "docker"
   | "dgxcloud"
   | "lepton"
@@ -98,7 +98,11 @@ export const PROFILE_KEYS: readonly ProfileKey[] = Object.freeze([
   k("retries", "slurm", "requeue a failed job up to N times (default 0)"),
   k("rdzv_port", "slurm", "torchrun rendezvous port on multi-node jobs (default 29500)"),
   k("sbatch_template", "slurm", "your own Jinja sbatch template (relative to env.toml)"),
-  k("tunnel", "slurm", "`local` (default); `ssh` is refused (not supported yet)"),
+  k(
+    "tunnel",
+    "slurm",
+    "`local` (default) or `ssh`: submit through OpenSSH (see ## Submit from a laptop)",
+  ),
   k(
     "auto_resume",
     "slurm",
@@ -135,12 +139,16 @@ export const PROFILE_KEYS: readonly ProfileKey[] = Object.freeze([
   k("build_include_gpus", "squash", "request GPUs for the build allocation"),
   k("build_gpus_per_node", "squash", "GPUs requested when `build_include_gpus`"),
   k("build_registry", "squash", "registry that kit builds push to (original; not used)"),
-  // ---- tunnel = "ssh" (refused: nemotron runs on the login node) ----
-  k("host", "ssh", "SSH login host"),
-  k("user", "ssh", "SSH user"),
-  k("port", "ssh", "SSH port"),
-  k("identity", "ssh", "SSH private key file"),
-  k("pre_command", "ssh", "command run before each remote command"),
+  // ---- tunnel = "ssh" (## Submit from a laptop (SSH tunnel)) ----
+  k("host", "ssh", "login host name or `Host` alias of ~/.ssh/config (required)"),
+  k("user", "ssh", "`ssh -l` (default: ~/.ssh/config)"),
+  k("port", "ssh", "`ssh -p` (default: ~/.ssh/config)"),
+  k("identity", "ssh", "private key file, `ssh -i` (default: ~/.ssh/config, the agent)"),
+  k(
+    "pre_command",
+    "ssh",
+    "original's command before each remote command (not supported: put Slurm on the PATH)",
+  ),
   // ---- docker executor (refused) ----
   k("runtime", "docker", "container runtime (default `nvidia`)"),
   k("ipc_mode", "docker", "IPC mode"),
@@ -240,8 +248,10 @@ export function ignoredProfileKeys(
     const g = known.group;
     const reader = g === "docker" || g === "dgxcloud" || g === "lepton"
       ? `the ${g} executor`
-      : g === "ssh"
-      ? 'an ssh tunnel (tunnel = "ssh", not supported yet)'
+      : g === "ssh" && (profile.tunnel !== "ssh" || key === "pre_command")
+      ? key === "pre_command"
+        ? "the Python original's ssh tunnel only (not supported)"
+        : 'an ssh tunnel (tunnel = "ssh")'
       : g === "original"
       ? "the Python original only"
       : (g === "slurm" || g === "squash") && executor === "local"

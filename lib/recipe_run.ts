@@ -36,6 +36,7 @@ import { checkoutRoot } from "./packaging/git.ts";
 import * as path from "./path.ts";
 import { redactArgv } from "./secrets.ts";
 import { shellJoin, shellQuote } from "./shell.ts";
+import { tunnelJobOf, tunnelSpecOf } from "./exec/ssh.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
 
@@ -480,6 +481,20 @@ export async function planSlurmJob(opts: {
     pipeline: opts.pipeline,
     templateBaseDir: envFile ? path.dirname(envFile.path) : undefined,
   };
+  // ---- ssh tunnel (issue 12): a cluster reached over OpenSSH is planned in lib/exec/ssh_submit.ts
+  const tunnel = tunnelSpecOf(settings.env, { profileName: args.profile, locate: base.locate });
+  if (tunnel) {
+    const { planTunnelJob } = await import("./exec/ssh_submit.ts");
+    return await planTunnelJob({
+      args,
+      spec: tunnel,
+      base,
+      image,
+      gitMounts: settings.gitMounts,
+      env,
+    });
+  }
+  // ----
   // Check the profile and that no other user can swap remote_job_dir before anything is written.
   const bare = buildSlurmJob({ ...base, image: null });
   checkRemoteJobDir(bare.remoteJobDir);
@@ -554,7 +569,10 @@ export async function submitRecipeJob(
     console.log(stagedInstructions(job));
     return { code: 0, jobDir: job.jobDir, slurmJobIds: [] };
   }
-  const sub = await submitJob(job, { after: opts.after });
+  // ssh tunnel (issue 12): a job planned for a tunnel is copied and submitted over ssh.
+  const sub = tunnelJobOf(job)
+    ? await (await import("./exec/ssh_submit.ts")).submitTunnelJob(job, { after: opts.after })
+    : await submitJob(job, { after: opts.after });
   const done = { jobDir: sub.job_dir, slurmJobIds: [sub.slurm_job_id], submitted: [sub] };
   if (args.mode === "batch" || opts.noFollow) {
     if (!opts.noFollow) console.log(submissionReport("batch", [sub], args.json));

@@ -33,17 +33,55 @@ function prefixes(abs: string): string[] {
   return out;
 }
 
-/** Check one chain of components (lstat each; stop at the first that does not exist). */
-function checkChain(chain: readonly string[], uid: number): PathProblem | undefined {
-  let parentSticky = false;
-  for (const dir of chain) {
-    let st: Deno.FileInfo;
+/** What the check needs to know of a path (lstat); `undefined` when it does not exist. */
+export interface PathFacts {
+  readonly uid: number | null;
+  readonly mode: number | null;
+  readonly isSymlink: boolean;
+}
+
+/**
+ * How the check looks at a filesystem: this machine's (default), or another one's described by
+ * facts gathered there (the ssh tunnel checks `remote_job_dir` on the cluster this way).
+ */
+export interface PathInspector {
+  /** lstat, or undefined when the path does not exist. */
+  lstat(p: string): PathFacts | undefined;
+  /** The real path (symlinks resolved), or undefined when the path does not exist. */
+  realPath(p: string): string | undefined;
+}
+
+/** The local filesystem. */
+export const localInspector: PathInspector = {
+  lstat(p) {
     try {
-      st = Deno.lstatSync(dir);
+      const st = Deno.lstatSync(p);
+      return { uid: st.uid, mode: st.mode, isSymlink: st.isSymlink };
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return undefined; // created by us, privately
+      if (err instanceof Deno.errors.NotFound) return undefined;
       throw err;
     }
+  },
+  realPath(p) {
+    try {
+      return Deno.realPathSync(p);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+  },
+};
+
+/** Check one chain of components (lstat each; stop at the first that does not exist). */
+function checkChain(
+  chain: readonly string[],
+  uid: number,
+  fs: PathInspector,
+): PathProblem | undefined {
+  let parentSticky = false;
+  for (const dir of chain) {
+    const st = fs.lstat(dir);
+    if (st === undefined) return undefined; // created by us, privately
     const owner = st.uid ?? uid;
     const mode = st.mode ?? 0;
     if (owner !== uid && owner !== 0) {
@@ -86,23 +124,27 @@ function checkChain(chain: readonly string[], uid: number): PathProblem | undefi
 export function untrustedPathComponent(
   target: string,
   uid: number | null = Deno.uid(),
+  fs: PathInspector = localInspector,
 ): PathProblem | undefined {
   if (uid === null) return undefined; // no users on this platform
   const abs = path.resolve(target);
-  const lexical = checkChain(prefixes(abs), uid);
+  const lexical = checkChain(prefixes(abs), uid, fs);
   if (lexical) return lexical;
   // The real path of the deepest existing component, then what is still to be created below it.
   let existing = abs;
   let rest = "";
   while (true) {
-    try {
-      const real = Deno.realPathSync(existing);
-      return checkChain(prefixes(rest ? path.join(real, rest) : real), uid);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      if (existing === "/") return undefined;
-      rest = rest ? path.join(path.basename(existing), rest) : path.basename(existing);
-      existing = path.dirname(existing);
+    const real = fs.realPath(existing);
+    if (real !== undefined) {
+      return checkChain(prefixes(rest ? path.join(real, rest) : real), uid, fs);
     }
+    if (existing === "/") return undefined;
+    rest = rest ? path.join(path.basename(existing), rest) : path.basename(existing);
+    existing = path.dirname(existing);
   }
+}
+
+/** All components of an absolute path, `/` first (what a remote inspector must gather). */
+export function pathPrefixes(abs: string): string[] {
+  return prefixes(path.resolve(abs));
 }

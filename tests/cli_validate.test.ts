@@ -229,7 +229,7 @@ Deno.test("unknown profile keys: exit 2 with file:line, the source line and 'did
   assert.deepEqual(tree(path.join(sb.cwd, ".nemotron")), []);
 });
 
-Deno.test("known keys: other executors' and ssh keys are refused for what they ask, not as typos; interpolated variables are fine", async () => {
+Deno.test("known keys: other executors' keys are refused for what they ask and ssh keys are read by the tunnel, not as typos; interpolated variables are fine", async () => {
   const rjd = path.join(await tempDir("nemotron-validate-rjd-"), "rjd");
   const sb = await sandbox({
     "env.toml": [
@@ -266,9 +266,10 @@ Deno.test("known keys: other executors' and ssh keys are refused for what they a
   const lep = await sb.run(["demo", "data", "-c", "tiny", "-b", "lep", "-d"]);
   assert.equal(lep.code, 2);
   assert.match(lep.stderr, /executor 'lepton'/);
+  // tunnel = "ssh" (## Submit from a laptop): its keys are read; a missing key file is bad input.
   const ssh = await sb.run(["demo", "data", "-c", "tiny", "-b", "remote", "-d"]);
   assert.equal(ssh.code, 2);
-  assert.match(ssh.stderr, /tunnel = "ssh" is not supported yet/);
+  assert.match(ssh.stderr, /profile 'remote': identity: key file .*id_ed25519 not found/);
   assert.doesNotMatch(ssh.stderr, /unknown key/);
   // keys another executor reads are not typos, but not silently dropped either
   const mixed = await sandbox({

@@ -239,7 +239,7 @@ Deno.test("profile problems are UsageErrors naming the key; nothing is half-buil
       (e: unknown) => e instanceof UsageError && re.test(e.message),
     );
   };
-  bad({ tunnel: "ssh" }, /tunnel = "ssh" is not supported yet/);
+  bad({ tunnel: "paramiko" }, /tunnel: must be "ssh" or "local"/);
   bad({ remote_job_dir: undefined }, /remote_job_dir: is required/);
   bad({ nodes: 0 }, /nodes: must be an integer >= 1/);
   bad({ retries: "2" }, /retries: must be an integer >= 0/);

@@ -33,6 +33,9 @@ const APT_PACKAGES = [
   "fish",
   "tmux",
   "python3-torch",
+  "openssh-server",
+  "openssh-client",
+  "rsync",
 ];
 
 async function sh(
@@ -103,9 +106,10 @@ async function ensureSlurm(): Promise<void> {
  */
 // multiuser_*: real users and (multiuser_jobs) the shared Slurm cluster; each builds the bundle.
 // secrets_slurm: real Slurm runs scanned for leaked secrets.
+// ssh_tunnel: sshd in front of the shared Slurm cluster, a local user of its own (the "laptop").
 // long_runs_slurm: its own private Slurm instance, slow (time limits are checked every ~30 s).
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|run_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm|multinode_ray|multinode_ddp)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|run_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm|multinode_ray|multinode_ddp|ssh_tunnel)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

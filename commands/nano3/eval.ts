@@ -137,6 +137,15 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
     const tasks = taskFlags(args.passthrough);
     const profile = profileFrom(envFile, args.profile);
     const executor = executorFor(args, profile, envFile?.path);
+    // ssh tunnel (issue 12): the evaluator launcher runs here and would squash and write locally.
+    if (executor === "slurm" && profile?.tunnel === "ssh") {
+      throw new UsageError(
+        `nano3 eval does not support tunnel = "ssh" yet (profile '${args.profile}')`,
+        {
+          hint: "run nemotron nano3 eval on the cluster's login node",
+        },
+      );
+    }
 
     // 2. Config and job config.
     const configName = args.config ?? "default";

@@ -171,7 +171,7 @@ export async function runNano3Pretrain(
       const pkg = await packageSelfContained({
         script: { path: path.join(unpacked.dir, SCRIPT) },
         trainConfig: renderConfig(train, runspec.config.format),
-        jobDir: slurmJob.jobDir,
+        jobDir: prepared.jobDir,
         repoRoot: Deno.cwd(),
         scriptDir: unpacked.dir,
       });

@@ -52,6 +52,8 @@ export interface FollowTarget {
   readonly slurm_job_id: string;
   readonly job_dir: string;
   readonly slurm_name: string;
+  /** The job store's cluster; `ssh://…` for a job behind an ssh tunnel (lib/exec/ssh_jobs.ts). */
+  readonly cluster?: string;
 }
 
 /** Options of `followJob`. */
@@ -118,7 +120,7 @@ export function pendingStatusLine(
 }
 
 /** The default `live` writer: redraw in place on a terminal, print changes otherwise. */
-function liveWriter(note: (line: string) => void): (line: string | null) => void {
+export function liveWriter(note: (line: string) => void): (line: string | null) => void {
   let tty = false;
   try {
     tty = Deno.stderr.isTerminal();
@@ -161,7 +163,8 @@ export function exitCodeOf(st: SlurmJobStatus | undefined): number {
   return 1;
 }
 
-async function askDetachOrCancel(): Promise<"detach" | "cancel"> {
+/** Ask on the terminal whether to detach (default) or cancel the job. */
+export async function askDetachOrCancel(): Promise<"detach" | "cancel"> {
   const enc = new TextEncoder();
   Deno.stderr.writeSync(enc.encode("\n[nemotron] detach (d, default) or cancel the job (c)? "));
   const buf = new Uint8Array(64);
@@ -187,6 +190,11 @@ export async function followJob(
   target: FollowTarget,
   opts: FollowOptions = {},
 ): Promise<FollowResult> {
+  // ssh tunnel (issue 12): a job on a cluster behind a tunnel is followed through it.
+  if (!opts.run && target.cluster?.startsWith("ssh://")) {
+    const { followTunnelJob } = await import("./ssh_jobs.ts");
+    return await followTunnelJob({ ...target, cluster: target.cluster }, opts);
+  }
   const write = opts.write ?? ((b: Uint8Array) => Deno.stdout.writeSync(b));
   const note = opts.note ?? ((l: string) => console.error(l));
   const run = opts.run ?? runCommand;

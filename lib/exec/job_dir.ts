@@ -24,6 +24,7 @@ import { RuntimeFailure, UsageError } from "../errors.ts";
 import { shellQuote } from "../shell.ts";
 import { type PipelineRef, secretsDirName, secretValues, type SlurmJob } from "./slurm.ts";
 import { type PathProblem, untrustedPathComponent } from "../trusted_path.ts";
+import { tunnelJobOf } from "./ssh.ts";
 export { type PathProblem, untrustedPathComponent } from "../trusted_path.ts";
 
 /** Why other users could swap `remote_job_dir` or what nemotron keeps in it, or undefined. */
@@ -192,6 +193,8 @@ export interface PreparedJobDir {
  * Fails if the job dir already exists. The caller then writes configs and code, and submits.
  */
 export function prepareJobDir(job: SlurmJob, script: string): PreparedJobDir {
+  // ssh tunnel (issue 12): built in a private local staging dir, copied to the cluster on submit.
+  if (tunnelJobOf(job)) return prepareStagedJobDir(job, script);
   checkRemoteJobDir(job.remoteJobDir);
   const gid = job.jobDirGroup === null ? null : groupId(job.jobDirGroup);
   const mode = gid === null ? 0o700 : 0o750;
@@ -234,6 +237,40 @@ export function prepareJobDir(job: SlurmJob, script: string): PreparedJobDir {
     secretsFile: job.secretsFile,
   };
 }
+
+// ---- ssh tunnel (issue 12) ----
+/**
+ * `prepareJobDir` for a tunnel job: the same files, written into the private local staging dir
+ * instead of the job dir on the cluster — but never the secrets file (that goes straight to the
+ * cluster from stdin at submit time).
+ */
+function prepareStagedJobDir(job: SlurmJob, script: string): PreparedJobDir {
+  const t = tunnelJobOf(job)!;
+  const root = t.stageDir;
+  const rel = (p: string) => path.join(root, path.relative(job.jobDir, p));
+  try {
+    Deno.mkdirSync(path.dirname(root), { recursive: true, mode: 0o700 });
+    Deno.mkdirSync(root, { mode: 0o700 });
+  } catch (err) {
+    throw new RuntimeFailure(`cannot create the staging dir ${root}: ${String(err)}`);
+  }
+  const configsDir = path.join(root, "configs");
+  const codeDir = path.join(root, "code");
+  for (const d of [configsDir, codeDir, rel(job.logsDir)]) Deno.mkdirSync(d, { recursive: true });
+  writeFileAtomic(rel(job.scriptPath), script, 0o755);
+  writeFileAtomic(rel(job.manifestPath), JSON.stringify(initialManifest(job), null, 2) + "\n");
+  return {
+    jobDir: root,
+    scriptPath: rel(job.scriptPath),
+    manifestPath: rel(job.manifestPath),
+    configsDir,
+    codeDir,
+    logsDir: rel(job.logsDir),
+    secretsFile: job.secretsFile,
+  };
+}
+
+// ----
 
 /**
  * Write the private env file: `export NAME=<quoted value>` lines, file 0600 created exclusively,
@@ -336,6 +373,11 @@ export function readAttempts(jobDir: string): AttemptRecord[] {
   } catch {
     return [];
   }
+  return parseAttempts(text);
+}
+
+/** The attempts in the text of an `attempts.tsv` (latest record per attempt number). */
+export function parseAttempts(text: string): AttemptRecord[] {
   const byAttempt = new Map<number, AttemptRecord>();
   const iso = (s: string | undefined) =>
     s && /^\d+$/.test(s) ? new Date(Number(s) * 1000).toISOString() : null;

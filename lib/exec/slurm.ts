@@ -311,15 +311,10 @@ export function buildSlurmJob(spec: SlurmJobSpec): SlurmJob {
     );
   }
 
+  // ssh tunnel (issue 12): tunnel = "ssh" is checked and handled by lib/exec/ssh*.ts.
   const tunnel = r.string("tunnel");
-  if (tunnel !== undefined && tunnel !== "" && tunnel !== "local") {
-    r.fail(
-      "tunnel",
-      `tunnel = ${
-        JSON.stringify(tunnel)
-      } is not supported yet: nemotron submits with the local sbatch`,
-      "run nemotron on the cluster's login node and remove `tunnel` from the profile",
-    );
+  if (tunnel !== undefined && tunnel !== "" && tunnel !== "local" && tunnel !== "ssh") {
+    r.fail("tunnel", `must be "ssh" or "local", got ${JSON.stringify(tunnel)}`);
   }
 
   // ---- where the job lives ----

@@ -99,6 +99,8 @@ export interface SubmittedJob {
   readonly script: string;
   /** The pipeline id when the job is a pipeline stage. */
   readonly pipeline?: string;
+  /** The job store's cluster of a job submitted through an ssh tunnel (`ssh://…`). */
+  readonly cluster?: string;
 }
 
 /** Options of `submitJob`. */

@@ -4,7 +4,14 @@
  * failed, the later stages can never run (`afterok`), so they are cancelled and say why.
  */
 import { type JobRecord, type JobStateUpdate, JobStore } from "../jobs/store.ts";
-import { readAttempts, readManifest, removeSecretsFile, updateManifest } from "./job_dir.ts";
+import {
+  type AttemptRecord,
+  type JobManifest,
+  readAttempts,
+  readManifest,
+  removeSecretsFile,
+  updateManifest,
+} from "./job_dir.ts";
 import {
   cancelSlurmJobs,
   type CommandRunner,
@@ -21,6 +28,13 @@ export interface RefreshOptions {
   /** Cancel pipeline stages that can never run (default true). */
   readonly settlePipelines?: boolean;
   readonly cluster?: string;
+  /**
+   * What the job dir records (attempts.tsv, job.json) when it is not on this
+   * machine's filesystem (ssh tunnel); default: read from `job_dir`.
+   */
+  readonly jobFiles?: (
+    rec: JobRecord,
+  ) => { attempts: AttemptRecord[]; manifest: JobManifest | undefined };
 }
 
 function isoOrNull(s: string | null): string | null {
@@ -30,8 +44,12 @@ function isoOrNull(s: string | null): string | null {
 }
 
 /** The store update for one job from its Slurm status and the attempts the script recorded. */
-function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpdate {
-  const attempts = readAttempts(rec.job_dir);
+function updateFrom(
+  rec: JobRecord,
+  st: SlurmJobStatus | undefined,
+  files?: RefreshOptions["jobFiles"],
+): JobStateUpdate {
+  const attempts = files ? files(rec).attempts : readAttempts(rec.job_dir);
   const attemptCount = attempts.length ? attempts[attempts.length - 1].attempt + 1 : 0;
   if (st) {
     return {
@@ -50,7 +68,7 @@ function updateFrom(rec: JobRecord, st: SlurmJobStatus | undefined): JobStateUpd
   }
   // slurmctld forgot the job and there is no accounting: trust the script's own records.
   const last = attempts[attempts.length - 1];
-  const manifest = last ? readManifest(rec.job_dir) : undefined;
+  const manifest = !last ? undefined : files ? files(rec).manifest : readManifest(rec.job_dir);
   // long runs: with auto_resume the restart budget is max_restarts, and any exit 0 is final
   const retries = manifest?.auto_resume ? manifest.max_restarts ?? 0 : manifest?.retries ?? 0;
   if (last && last.exitCode !== null && (last.exitCode === 0 || last.attempt >= retries)) {
@@ -85,6 +103,11 @@ export async function refreshJobs(
   input: readonly JobRecord[],
   opts: RefreshOptions = {},
 ): Promise<JobRecord[]> {
+  // ssh tunnel (issue 12): jobs on clusters behind a tunnel are refreshed through it.
+  if (!opts.run && input.some((r) => r.cluster.startsWith("ssh://"))) {
+    const { refreshTunnelJobs } = await import("./ssh_jobs.ts");
+    return await refreshTunnelJobs(store, input, opts, refreshJobs);
+  }
   const run = opts.run ?? runCommand;
   // Local runs: settled from their process (LOST when it is gone), never asked of Slurm.
   const records = settleLocalRuns(store, input);
@@ -94,7 +117,9 @@ export async function refreshJobs(
   if (live.length === 0) return [...records];
   const states = await jobState(live.map((r) => r.slurm_job_id), { run });
   const updates = new Map<string, JobStateUpdate>();
-  for (const rec of live) updates.set(rec.key, updateFrom(rec, states.get(rec.slurm_job_id)));
+  for (const rec of live) {
+    updates.set(rec.key, updateFrom(rec, states.get(rec.slurm_job_id), opts.jobFiles));
+  }
   store.transaction(() => {
     for (const [key, patch] of updates) store.update(key, patch);
   });
@@ -115,6 +140,8 @@ export async function refreshJobs(
 
 /** Clean up after a job that can no longer run: private env file, manifest state. */
 function finishJob(rec: JobRecord, patch: JobStateUpdate): void {
+  // ssh tunnel (issue 12): the job dir is on the cluster; lib/exec/ssh_jobs.ts cleans up there.
+  if (rec.cluster.startsWith("ssh://")) return;
   try {
     removeSecretsFile(rec.secrets_file, rec.job_dir);
   } catch { /* best effort: the script removes it too */ }

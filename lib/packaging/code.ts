@@ -659,12 +659,16 @@ export function checkPackageSize(plan: CodePackagePlan, maxMb: number, force: bo
 
 /**
  * Write a planned package: `<jobDir>/<name>.tar.gz` (mode 0600), and `<name>.commit` and
- * `<name>.diff` for a git source with a commit. Always rebuilds the archive.
+ * `<name>.diff` for a git source with a commit. Always rebuilds the archive. `intoDir` writes
+ * them elsewhere than the planned job dir (the local staging dir of an ssh-tunnel job).
  */
-export async function writeCodePackage(plan: CodePackagePlan): Promise<CodePackage> {
+export async function writeCodePackage(
+  plan: CodePackagePlan,
+  intoDir?: string,
+): Promise<CodePackage> {
   const opts = plan.options;
   const name = opts.name ?? "code";
-  const jobDir = resolve(opts.jobDir);
+  const jobDir = resolve(intoDir ?? opts.jobDir);
   const lazy = PLAN_READERS.get(plan);
   try {
     await Deno.mkdir(jobDir, { recursive: true });

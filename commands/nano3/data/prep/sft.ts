@@ -214,7 +214,7 @@ export async function runNano3DataPrepSft(
       // the code package (the user's checkout + the recipe + a launcher) unpacked into code/.
       const prepared = prepareJobDir(slurmJob, script);
       writeJobFiles(prepared.configsDir, job, train, runspec.config.format);
-      const pkg = await writeCodePackage(plan);
+      const pkg = await writeCodePackage(plan, prepared.jobDir);
       for (const w of pkg.warnings) console.error(`warning: ${w}`);
       await extractTarball(pkg.tarball, prepared.codeDir);
 

@@ -1,0 +1,312 @@
+/**
+ * The ssh tunnel's pieces that need no sshd: profile keys, the job store's cluster key, how ssh
+ * failures are explained, the remote StrictModes-style check of remote_job_dir (its facts are
+ * gathered by a shell snippet; here the snippet runs locally, and the verdicts are compared with
+ * the login-node check on the same real directories), incremental remote log reading, and a dry
+ * run that does not connect.
+ */
+import * as assert from "node:assert/strict";
+import * as path from "node:path";
+import {
+  isTunnelCluster,
+  parseTunnelClusterKey,
+  sshFailure,
+  tunnelClusterKey,
+  tunnelSpecOf,
+} from "../lib/exec/ssh.ts";
+import { checkRemoteJobDirOverSsh, probeRemote } from "../lib/exec/ssh_submit.ts";
+import { finishRemoteJobs, remoteJobFiles, RemoteLogReader } from "../lib/exec/ssh_jobs.ts";
+import { readAttempts } from "../lib/exec/job_dir.ts";
+import type { JobRecord } from "../lib/jobs/store.ts";
+import { untrustedPathComponent } from "../lib/trusted_path.ts";
+import { secretsDirName } from "../lib/exec/slurm.ts";
+import { RuntimeFailure, UsageError } from "../lib/errors.ts";
+
+/** Runs the "remote" scripts on this machine: `sh -c SCRIPT nemotron ARGS…`. */
+const localTunnel = {
+  spec: { host: "local-test" },
+  async exec(script: string, stdin?: Uint8Array, args: readonly string[] = []) {
+    const child = new Deno.Command("sh", {
+      args: ["-c", script, "nemotron", ...args],
+      stdin: stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (stdin) {
+      const w = child.stdin.getWriter();
+      await w.write(stdin);
+      await w.close();
+    }
+    const o = await child.output();
+    return { code: o.code, stdout: o.stdout, stderr: new TextDecoder().decode(o.stderr) };
+  },
+};
+
+Deno.test("tunnelSpecOf: the keys of a tunnel profile, each bad value an exit-2 error naming it", () => {
+  assert.equal(tunnelSpecOf({}), undefined);
+  assert.equal(tunnelSpecOf({ tunnel: "local" }), undefined);
+  assert.deepEqual(tunnelSpecOf({ tunnel: "ssh", host: "login.example.org" }), {
+    host: "login.example.org",
+    user: undefined,
+    port: undefined,
+    identity: undefined,
+  });
+  const key = Deno.makeTempFileSync();
+  const s = tunnelSpecOf({ tunnel: "ssh", host: "h", user: "me", port: 2222, identity: key });
+  assert.deepEqual(s, { host: "h", user: "me", port: 2222, identity: key });
+  const bad = (p: Record<string, unknown>, re: RegExp) =>
+    assert.throws(
+      () => tunnelSpecOf({ tunnel: "ssh", host: "h", ...p }, { profileName: "c" }),
+      (e: unknown) => e instanceof UsageError && re.test(e.message),
+    );
+  bad({ host: undefined }, /profile 'c': host: is required with tunnel = "ssh"/);
+  bad({ host: "-oProxyCommand=x" }, /host: .* is not a host name/);
+  bad({ host: "a b" }, /host: .* is not a host name/);
+  bad({ user: "-l" }, /user: .* is not a user name/);
+  bad({ port: 0 }, /port: must be a port number/);
+  bad({ port: "22x" }, /port: must be a port number/);
+  bad({ identity: "/nonexistent/key" }, /identity: key file \/nonexistent\/key not found/);
+  bad({ tunnel: "paramiko" }, /tunnel: must be "ssh" or "local"/);
+  Deno.removeSync(key);
+});
+
+Deno.test("tunnel cluster key: round trip, recognised, plain cluster names are not tunnels", () => {
+  for (
+    const spec of [
+      { host: "cluster" },
+      { host: "login.example.org", user: "a.b", port: 2222 },
+      { host: "h", user: "u", identity: "/home/u/.ssh/id key" },
+    ]
+  ) {
+    const key = tunnelClusterKey(spec);
+    assert.ok(isTunnelCluster(key));
+    assert.deepEqual(
+      parseTunnelClusterKey(key),
+      { user: undefined, port: undefined, identity: undefined, ...spec },
+    );
+  }
+  assert.equal(tunnelClusterKey({ host: "h", user: "u", port: 2 }), "ssh://u@h:2");
+  assert.ok(!isTunnelCluster("localcluster"));
+});
+
+Deno.test("sshFailure: ssh's messages become errors that say what to do", () => {
+  const spec = { host: "cluster" };
+  const unknown = sshFailure(
+    spec,
+    "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\r\nHost key verification failed.\r\n",
+    { hostname: "127.0.0.1", port: 2222 },
+  )!;
+  assert.ok(unknown instanceof RuntimeFailure);
+  assert.match(unknown.message, /host key is unknown/);
+  assert.match(unknown.hint!, /ssh-keyscan -p 2222 127\.0\.0\.1/);
+  const changed = sshFailure(
+    spec,
+    "@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.",
+  )!;
+  assert.match(changed.message, /host key CHANGED/);
+  assert.match(
+    sshFailure(spec, "root@127.0.0.1: Permission denied (publickey).")!.message,
+    /login failed/,
+  );
+  assert.match(
+    sshFailure(spec, "ssh: connect to host 127.0.0.1 port 2238: Connection refused")!.message,
+    /cannot reach the cluster/,
+  );
+  assert.match(
+    sshFailure(spec, "ssh: Could not resolve hostname nohost: Name or service not known")!.message,
+    /cannot reach the cluster/,
+  );
+  assert.equal(sshFailure(spec, ""), undefined);
+});
+
+Deno.test("remote remote_job_dir check (snippet + facts) agrees with the login-node check", async () => {
+  if (Deno.uid() !== 0) {
+    console.log("SKIP: needs root to make directories of other owners");
+    return;
+  }
+  const base = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "nm-ssh-unit-" });
+  try {
+    Deno.chmodSync(base, 0o755);
+    const mk = (rel: string, mode: number, uid = 0) => {
+      const p = path.join(base, rel);
+      Deno.mkdirSync(p, { recursive: true });
+      Deno.chmodSync(p, mode);
+      Deno.chownSync(p, uid, uid);
+      return p;
+    };
+    const cases: Record<string, string> = {
+      private: mk("private/rjd", 0o700),
+      "missing below a private dir": path.join(mk("p2", 0o755), "a/b"),
+      "world-writable": path.join(mk("open", 0o777), "me"),
+      "sticky shared, own subdir": mk("sticky/mine", 0o700),
+      "sticky shared, another user's subdir": mk("sticky2/theirs", 0o755, 4242),
+      "another user's dir": mk("theirs/rjd", 0o700, 4242),
+      "jobs/ of another user": path.dirname(mk("shared-rjd/jobs", 0o700, 4242)),
+    };
+    Deno.chmodSync(path.join(base, "sticky"), 0o1777);
+    Deno.chmodSync(path.join(base, "sticky2"), 0o1777);
+    Deno.symlinkSync(path.join(base, "open"), path.join(base, "link-to-open"));
+    cases["symlink into a world-writable dir"] = path.join(base, "link-to-open", "x");
+    Deno.symlinkSync(path.join(base, "private"), path.join(base, "link-to-private"));
+    cases["symlink to a private dir"] = path.join(base, "link-to-private", "rjd");
+    let problems = 0;
+    for (const [name, rjd] of Object.entries(cases)) {
+      const probe = await probeRemote(localTunnel, rjd);
+      assert.equal(probe.uid, 0);
+      assert.equal(probe.remoteJobDir, rjd);
+      for (const sub of ["jobs", "git-cache", secretsDirName(0)]) {
+        const target = path.join(rjd, sub);
+        const local = untrustedPathComponent(target, 0);
+        const remote = untrustedPathComponent(target, 0, probe.inspector);
+        assert.deepEqual(remote, local, `${name}: ${target}`);
+        if (local) problems++;
+      }
+      let refused = false;
+      try {
+        checkRemoteJobDirOverSsh(probe, "cluster");
+      } catch (e) {
+        assert.ok(e instanceof UsageError);
+        assert.match(e.message, /^remote_job_dir cluster:.* is not safe: /);
+        refused = true;
+      }
+      const expectRefused = !/^private|^missing|^sticky shared, own|^symlink to a private/.test(
+        name,
+      );
+      assert.equal(refused, expectRefused, name);
+    }
+    assert.ok(problems >= 5, "the cases include unsafe ones");
+    // `~` is the remote account's home.
+    const probe = await probeRemote(localTunnel, "~/x");
+    assert.equal(probe.remoteJobDir, path.join(Deno.env.get("HOME")!, "x"));
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("RemoteLogReader: only the bytes added since the last read; a truncated log starts over", async () => {
+  const jobDir = Deno.makeTempDirSync();
+  try {
+    Deno.mkdirSync(path.join(jobDir, "logs"));
+    const prefix = "log-x_12_";
+    const reader = new RemoteLogReader(localTunnel, jobDir, prefix);
+    const file = `${prefix}0.out`;
+    let r = await reader.read(file);
+    assert.equal(r.bytes.length, 0);
+    assert.deepEqual(r.attempts, []);
+    const f = path.join(jobDir, "logs", file);
+    Deno.writeTextFileSync(f, "line 1\n");
+    r = await reader.read(file);
+    assert.equal(new TextDecoder().decode(r.bytes), "line 1\n");
+    assert.deepEqual(r.attempts, [0]);
+    Deno.writeTextFileSync(f, "line 2\n\u0000bin\n", { append: true });
+    Deno.writeTextFileSync(path.join(jobDir, "logs", `${prefix}1.out`), "");
+    r = await reader.read(file);
+    assert.equal(new TextDecoder().decode(r.bytes), "line 2\n\u0000bin\n");
+    assert.deepEqual(r.attempts, [0, 1]);
+    assert.equal((await reader.read(file)).bytes.length, 0);
+    Deno.writeTextFileSync(f, "new\n"); // truncated (shorter than what was read)
+    assert.equal((await reader.read(file)).bytes.length, 0);
+    assert.equal(new TextDecoder().decode((await reader.read(file)).bytes), "new\n");
+  } finally {
+    Deno.removeSync(jobDir, { recursive: true });
+  }
+});
+
+Deno.test("a dry run with a tunnel profile connects nowhere and shows where the job would go", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(
+      path.join(dir, "env.toml"),
+      `[cluster]\nexecutor = "slurm"\ntunnel = "ssh"\nhost = "127.0.0.1"\nport = 2259\nremote_job_dir = "/lustre/me/jobs"\ncontainer_image = "/lustre/img/pt.sqsh"\n`,
+    );
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, "demo", "data", "-c", "tiny", "--batch", "cluster", "--dry-run"],
+      cwd: dir,
+      env: { NEMOTRON_HOME: path.join(dir, "home"), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(o.stdout);
+    assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+    assert.match(out, /tunnel: ssh 127\.0\.0\.1:2259/);
+    assert.match(out, /--container-image=\/lustre\/img\/pt\.sqsh/);
+    assert.match(out, /job dir: \/lustre\/me\/jobs\/jobs\//);
+    assert.throws(() => Deno.statSync(path.join(dir, "home", "ssh")), "no control dir: no ssh");
+    // nano3 eval runs its launcher here: refused with a tunnel profile (exit 2).
+    const ev = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, "nano3", "eval", "--batch", "cluster", "--dry-run"],
+      cwd: dir,
+      env: { NEMOTRON_HOME: path.join(dir, "home"), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(ev.code, 2);
+    assert.match(new TextDecoder().decode(ev.stderr), /nano3 eval does not support tunnel = "ssh"/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("remoteJobFiles: attempts.tsv and job.json of several job dirs in one call, as read locally", async () => {
+  const base = Deno.makeTempDirSync();
+  try {
+    const mk = (name: string, tsv: string | null, retries: number | null) => {
+      const d = path.join(base, name);
+      Deno.mkdirSync(d);
+      if (tsv !== null) Deno.writeTextFileSync(path.join(d, "attempts.tsv"), tsv);
+      if (retries !== null) {
+        Deno.writeTextFileSync(
+          path.join(d, "job.json"),
+          JSON.stringify({ key: name, retries, attempts: [] }, null, 2),
+        );
+      }
+      return { key: name, job_dir: d } as unknown as JobRecord;
+    };
+    const recs = [
+      mk("a", "start\t0\t11\t1700000000\tn1\nend\t0\t3\t1700000010\n", 2),
+      mk(
+        "b",
+        "start\t0\t12\t1700000000\tn1\nend\t0\t1\t1700000005\nstart\t1\t12\t1700000100\tn2\n",
+        1,
+      ),
+      mk("c", null, null),
+    ];
+    const files = await remoteJobFiles(localTunnel, recs);
+    for (const r of recs) {
+      assert.deepEqual(files.get(r.key)?.attempts, readAttempts(r.job_dir), r.key);
+    }
+    assert.equal(files.get("a")?.manifest?.retries, 2);
+    assert.equal(files.get("b")?.manifest?.retries, 1);
+    assert.equal(files.get("c")?.manifest, undefined);
+    assert.equal(files.get("b")?.attempts.length, 2);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("finishRemoteJobs: job.json on the cluster gets the final state; nothing else is touched", async () => {
+  const base = Deno.makeTempDirSync();
+  try {
+    const mk = (name: string) => {
+      const d = path.join(base, name);
+      Deno.mkdirSync(d);
+      const m = { key: name, state: "SUBMITTED", exit_code: null, attempts: [{ state: "x" }] };
+      Deno.writeTextFileSync(path.join(d, "job.json"), JSON.stringify(m, null, 2) + "\n");
+      return d;
+    };
+    const a = mk("a"), b = mk("b");
+    Deno.removeSync(path.join(b, "job.json"));
+    Deno.symlinkSync(path.join(a, "job.json"), path.join(b, "job.json"));
+    const rec = (d: string, state: string, exit_code: number | null) =>
+      ({ job_dir: d, state, exit_code, secrets_file: null }) as unknown as JobRecord;
+    // b's job.json is a symlink (to a's): never written through.
+    await finishRemoteJobs(localTunnel, [rec(b, "FAILED", 3)]);
+    assert.equal(JSON.parse(Deno.readTextFileSync(path.join(a, "job.json"))).state, "SUBMITTED");
+    await finishRemoteJobs(localTunnel, [rec(a, "COMPLETED", 0)]);
+    const m = JSON.parse(Deno.readTextFileSync(path.join(a, "job.json")));
+    assert.deepEqual(m, { key: "a", state: "COMPLETED", exit_code: 0, attempts: [{ state: "x" }] });
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
