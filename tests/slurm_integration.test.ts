@@ -324,7 +324,10 @@ slurmTest(
     assert.equal(await waitForJob(s0.id), "FAILED");
     const list = await cli("jobs", "list");
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /pipeline bad-pipe\n\s+\d+\s+prep\s+FAILED\s+5/);
+    assert.match(
+      list.stdout,
+      /pipeline bad-pipe \(3 stages\)\n\s+\d+\s+prep\s+FAILED\s+ended [^\n]*\s5\n/,
+    );
     const stages = await withStore((s) => Promise.resolve(s.pipeline(badId)));
     assert.deepEqual(stages.map((s) => s.state), ["FAILED", "CANCELLED", "CANCELLED"]);
     assert.match(
