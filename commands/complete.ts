@@ -11,7 +11,9 @@
  * Values it knows: subcommands and options of the command being typed; env.toml profile names
  * after `-r/--run`, `-b/--batch` (and for `env show`, `doctor`); config names after `-c/--config`
  * for the built-in recipe being typed; job ids for `jobs status|logs|cancel`; artifact names (and
- * `NAME:vN`/aliases after `NAME:`) for `artifacts show|lineage|alias`; shells for `completion`.
+ * `NAME:vN`/aliases after `NAME:`) for `artifacts show|lineage|alias`; shells for `completion`;
+ * recipe names for `run` and `recipes show|export`, and after `run SCRIPT -c` the configs of that
+ * script (its runspec's config dir) or of that recipe.
  */
 import type { Command } from "../lib/cli/command.ts";
 import { loadEnvFile, profileNames } from "../lib/env_toml.ts";
@@ -86,6 +88,39 @@ function profiles(): string[] {
     const env = loadEnvFile();
     return env ? profileNames(env) : [];
   }, []);
+}
+
+/** Recipe names of the catalogue (built-ins and the user's recipe dirs), with their sources. */
+async function recipeNames(): Promise<string[]> {
+  try {
+    const { loadCatalogue, recipeDirs } = await import("../lib/recipe_catalogue.ts");
+    const { BUILTIN_RECIPES } = await import("../recipes/index.ts");
+    const entries = loadCatalogue(BUILTIN_RECIPES, recipeDirs(loadEnvFile()), () => {});
+    return entries.map((e) => `${e.name}\t${e.source}`);
+  } catch {
+    return [];
+  }
+}
+
+/** Config names for `nemotron run SCRIPT -c`: the script's config dir, or the named recipe's. */
+async function runConfigs(script: string): Promise<string[]> {
+  try {
+    const isFile = quietly(() => Deno.statSync(script).isFile, false);
+    if (isFile || script.endsWith(".py")) {
+      const { parseRunspecFile } = await import("../lib/runspec.ts");
+      const { runspec } = parseRunspecFile(script);
+      return [...Deno.readDirSync(runspec.config.dir)]
+        .filter((e) => e.isFile && /\.ya?ml$/.test(e.name))
+        .map((e) => e.name.replace(/\.ya?ml$/, ""))
+        .sort();
+    }
+    const { findRecipe, loadCatalogue, recipeDirs } = await import("../lib/recipe_catalogue.ts");
+    const { BUILTIN_RECIPES } = await import("../recipes/index.ts");
+    const entries = loadCatalogue(BUILTIN_RECIPES, recipeDirs(loadEnvFile()), () => {});
+    return [...findRecipe(entries, script).configs];
+  } catch {
+    return [];
+  }
 }
 
 async function jobIds(): Promise<string[]> {
@@ -170,6 +205,10 @@ async function positionals(
       return { candidates: index === 0 ? profiles() : [], files: false };
     case "completion":
       return { candidates: index === 0 ? ["bash", "zsh", "fish"] : [], files: false };
+    case "recipes show":
+      return { candidates: index === 0 ? await recipeNames() : [], files: false };
+    case "recipes export":
+      return { candidates: index === 0 ? await recipeNames() : [], files: index === 1 };
     default:
       return { candidates: [], files: true };
   }
@@ -186,6 +225,7 @@ export async function complete(
   let positional = 0;
   let afterDashDash = false;
   let pendingValue: string | undefined;
+  let runScript: string | undefined;
   for (const w of words) {
     if (pendingValue !== undefined) {
       pendingValue = undefined;
@@ -199,13 +239,15 @@ export async function complete(
       afterDashDash = true;
       continue;
     }
-    const recipe = path.join(" ") in RECIPE_CONFIGS;
+    const recipe = path.join(" ") in RECIPE_CONFIGS || path.join(" ") === "run";
     if (w.startsWith("-")) {
-      if (
-        !w.includes("=") && (optionTakingValue(node, w) || (recipe && RECIPE_VALUE_FLAGS.has(w)))
-      ) {
-        pendingValue = w;
-      }
+      const takesValue = optionTakingValue(node, w) ||
+        (recipe && (RECIPE_VALUE_FLAGS.has(w) || w === "--package"));
+      if (!w.includes("=") && takesValue) pendingValue = w;
+      continue;
+    }
+    if (path.join(" ") === "run" && runScript === undefined) {
+      runScript = w; // `nemotron run SCRIPT …`: the script or recipe name
       continue;
     }
     const sub = node.commands.find((c) => c.name() === w || c.aliases().includes(w));
@@ -236,10 +278,26 @@ export async function complete(
     else if (["-c", "--config"].includes(option) && recipeConfigs) {
       values = builtinConfigNames(recipeConfigs);
       files = true;
+    } else if (["-c", "--config"].includes(option) && runScript !== undefined) {
+      values = await runConfigs(runScript);
+      files = true;
+    } else if (option === "--package" && commandPath === "run") {
+      values = ["code", "self-contained"];
     } else files = true;
     return { candidates: filter(values, typed).map((v) => prefix + v), files };
   }
   if (afterDashDash) return { candidates: [], files: true };
+  // `nemotron run`: first the script (a recipe name, or a path), then recipe options.
+  if (commandPath === "run") {
+    if (runScript === undefined && !current.startsWith("-")) {
+      return { candidates: filter(await recipeNames(), current), files: true };
+    }
+    if (current.startsWith("-")) {
+      const flags = [...RECIPE_FLAGS, ["--package", "code or self-contained"] as const];
+      return { candidates: filter(flags.map(([f, d]) => `${f}\t${d}`), current), files: false };
+    }
+    return { candidates: [], files: true }; // overrides and script arguments
+  }
   if (current.startsWith("-")) {
     const flags = recipeConfigs ? RECIPE_FLAGS.map(([f, d]) => `${f}\t${d}`) : flagsOf(node);
     return { candidates: filter(flags, current), files: false };

@@ -72,6 +72,11 @@ async function setup(): Promise<Fixture> {
     "work/env.toml": `[cluster]\nexecutor = "slurm"\n\n[cluster-big]\nextends = "cluster"\n\n` +
       `[laptop]\nexecutor = "local"\n\n[wandb]\nproject = "p"\n`,
     "work/data.txt": "x\n",
+    // A user's own recipe: its runspec names its config dir, whose files are the config names.
+    "work/mine.py": '# /// script\n# [tool.runspec]\n# name = "me/mine"\n' +
+      '# [tool.runspec.config]\n# dir = "./conf"\n# default = "small"\n# ///\nprint(1)\n',
+    "work/conf/small.yaml": "a: 1\n",
+    "work/conf/big.yaml": "a: 2\n",
   });
   await Deno.chmod(path.join(bin, "nemotron"), 0o755);
   const nemotronHome = path.join(home, ".nemotron");
@@ -187,6 +192,17 @@ Deno.test({
       "best",
     ]);
     assert.deepEqual(await bashComplete("nemotron completion z", f), ["zsh"]);
+    // Recipe names (the built-in catalogue) for run and recipes show; a script's own configs.
+    assert.deepEqual(await bashComplete("nemotron run demo/tr", f), ["demo/train"]);
+    assert.deepEqual(
+      (await bashComplete("nemotron recipes show nano3/data/prep/", f)).sort(),
+      ["nano3/data/prep/pretrain", "nano3/data/prep/rl", "nano3/data/prep/sft"],
+    );
+    assert.deepEqual((await bashComplete("nemotron run mine.py -c ", f)).sort(), ["big", "small"]);
+    assert.deepEqual((await bashComplete("nemotron run mine.py --package ", f)).sort(), [
+      "code",
+      "self-contained",
+    ]);
     assert.deepEqual(await bashComplete("nemotron env show la", f), ["laptop"]);
   },
 });
