@@ -32,13 +32,27 @@ each step (seeded by rank and step), so local gradients differ; DDP all-reduces 
 the parameters stay identical on every rank. Each rank prints `rank R/W on HOST` at start and the
 SHA-256 of its parameters after step 1 (equal on all ranks when the all-reduce works). Rank 0 logs
 the loss, saves `checkpoint/model.pt` and publishes the model artifact with the data as its input.
+
+Long runs (nemotron's auto_resume, the contract of demo/train): rank 0 saves the training state
+(step, model, optimizer) to `$NEMOTRON_CHECKPOINT_DIR` (else `<output_dir>/checkpoints`) every
+`train.checkpoint_every` steps. SIGUSR1 (time limit near) or SIGTERM may reach any rank: before each
+step the ranks all-reduce a stop flag, so they all stop after the same step; rank 0 checkpoints,
+then every rank exits with code 75 (EX_TEMPFAIL: "not finished, run me again"). At start rank 0
+reads the latest checkpoint there and broadcasts it, so every rank resumes from the same step even
+where the file system shows the ranks different things. A batch is drawn from a generator seeded by
+(seed, rank, step), so the resumed run draws the batches the uninterrupted one would have and
+prints the same losses. `train.step_seconds` sleeps before each step, to make the demo slow on
+purpose. Each rank prints its pid (`rank R/W on HOST pid P`) so a test can signal it.
 """
 
+import glob
 import hashlib
 import json
 import os
+import signal
 import socket
 import sys
+import time
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -112,8 +126,45 @@ def params_sha256(model):
     return h.hexdigest()
 
 
+def batch_generator(seed, rank, step):
+    """The generator of one rank's batch at one step: the same draws whenever that step runs."""
+    return torch.Generator().manual_seed(((seed * 1000003 + rank) * 1000000007 + step) % (1 << 63))
+
+
+EX_TEMPFAIL = 75  # "not finished: run me again" (checkpointed on a signal)
+CHECKPOINT_FORMAT = "nemotron-demo-ddp-state/1"
+_stop = []
+
+
+def _on_signal(signum, _frame):
+    _stop.append(signum)
+
+
+def save_checkpoint(ckpt_dir, state):
+    """Write step-NNNNNNNN.pt atomically (temp file + rename); keep the two latest."""
+    os.makedirs(ckpt_dir, exist_ok=True)
+    path = os.path.join(ckpt_dir, "step-%08d.pt" % state["step"])
+    tmp = path + ".tmp-%d" % os.getpid()
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    for old in sorted(glob.glob(os.path.join(ckpt_dir, "step-*.pt")))[:-2]:
+        os.remove(old)
+    return path
+
+
+def latest_checkpoint(ckpt_dir):
+    found = sorted(glob.glob(os.path.join(ckpt_dir, "step-*.pt")))
+    return found[-1] if found else None
+
+
 def main(argv):
-    print("rank %d/%d on %s" % (RANK, WORLD, HOST), flush=True)
+    # installed first: a signal that comes while torch starts is not lost
+    signal.signal(signal.SIGUSR1, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print("rank %d/%d on %s pid %d" % (RANK, WORLD, HOST, os.getpid()), flush=True)
     cfg, _rest = na.load_config(argv)
     cfg, inputs = na.resolve_config(cfg)
     train_cfg = cfg.get("train") or {}
@@ -122,8 +173,13 @@ def main(argv):
     batch = int(train_cfg.get("batch_tokens", 256))
     seed = int(train_cfg.get("seed", 1234))
     fail_host = train_cfg.get("fail_host")  # tests: the ranks on this host fail after step 1
+    checkpoint_every = int(train_cfg.get("checkpoint_every", 0))
+    step_seconds = float(train_cfg.get("step_seconds", 0))
+    dim = int(model_cfg.get("dim", 32))
     if steps < 1 or batch < 1:
         raise na.ArtifactError("train.steps and train.batch_tokens must be >= 1")
+    if checkpoint_every < 0 or step_seconds < 0:
+        raise na.ArtifactError("train.checkpoint_every and train.step_seconds must be >= 0")
 
     dist.init_process_group("gloo")
     print("rank %d: node rank %d (SLURM_NODEID %s), local rank %d, world size %d, master %s" % (
@@ -131,12 +187,69 @@ def main(argv):
         os.environ.get("MASTER_ADDR", "-")), flush=True)
     tokens, vocab = load_split(cfg["data"]["blend_path"], "train")
     torch.manual_seed(seed)
-    model = DistributedDataParallel(Bigram(vocab, int(model_cfg.get("dim", 32))))
-    opt = torch.optim.SGD(model.parameters(), lr=float(train_cfg.get("lr", 0.5)))
-    gen = torch.Generator().manual_seed(seed * 1000 + RANK)
+    module = Bigram(vocab, dim)
+    opt = torch.optim.SGD(module.parameters(), lr=float(train_cfg.get("lr", 0.5)))
     out_dir = os.path.abspath(cfg.get("output_dir") or "output/ddp")
-    loss = None
-    for step in range(1, steps + 1):
+    ckpt_dir = os.environ.get("NEMOTRON_CHECKPOINT_DIR") or os.path.join(out_dir, "checkpoints")
+    # What a checkpoint must agree on to be resumed (steps may grow; speed settings may change).
+    fingerprint = {"vocab_size": vocab, "dim": dim, "batch_tokens": batch, "seed": seed,
+                   "world_size": WORLD, "train_tokens": len(tokens)}
+
+    # Resume: rank 0 reads the latest checkpoint and broadcasts it, so every rank starts from the
+    # same step with the same state (None: start from step 0).
+    found = [None]
+    if RANK == 0:
+        latest = latest_checkpoint(ckpt_dir)
+        if latest:
+            with open(latest, "rb") as f:
+                found = [{"path": latest, "state": torch.load(f)}]
+    dist.broadcast_object_list(found, src=0)
+    start = 0
+    resume_from = None
+    if found[0] is not None:
+        resume_from, state = found[0]["path"], found[0]["state"]
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
+            raise na.ArtifactError("%s was made with other settings (%s), not %s; remove it or use "
+                                   "another checkpoint dir"
+                                   % (resume_from, state.get("fingerprint"), fingerprint))
+        start = state["step"]
+        if start >= steps:
+            raise na.ArtifactError("%s is at step %d, not before train.steps = %d; raise train.steps "
+                                   "to train on" % (resume_from, start, steps))
+        module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        print("rank %d: resuming from step %d (%s)" % (RANK, start, resume_from), flush=True)
+    model = DistributedDataParallel(module)  # broadcasts rank 0's parameters to every rank
+
+    def checkpoint(step, why):
+        if RANK != 0:
+            return
+        if step == start and resume_from:
+            path = resume_from  # nothing new since the resume
+        else:
+            path = save_checkpoint(ckpt_dir, {
+                "format": CHECKPOINT_FORMAT, "step": step, "fingerprint": fingerprint,
+                "model": module.state_dict(), "optimizer": opt.state_dict(),
+            })
+        print("[ddp] checkpoint at step %d (%s) -> %s" % (step, why, path), flush=True)
+
+    mean = None
+    for step in range(start + 1, steps + 1):
+        deadline = time.monotonic() + step_seconds
+        while not _stop and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        # Every rank stops after the same step: a signal seen by any rank stops them all.
+        stop = torch.tensor([1 if _stop else 0])
+        dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+        if stop.item():
+            why = "signal %s" % signal.Signals(_stop[0]).name if _stop else "another rank was signalled"
+            checkpoint(step - 1, why)
+            dist.barrier()  # rank 0 has saved before any rank exits (torchrun then stops the rest)
+            print("rank %d: stopping at step %d/%d to be resumed (%s, exit %d)"
+                  % (RANK, step - 1, steps, why, EX_TEMPFAIL), flush=True)
+            dist.destroy_process_group()
+            return EX_TEMPFAIL
+        gen = batch_generator(seed, RANK, step)
         idx = torch.randint(0, len(tokens) - 1, (batch,), generator=gen)
         x, y = tokens[idx], tokens[idx + 1]
         loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -149,21 +262,24 @@ def main(argv):
         mean /= WORLD
         print("rank %d step %d/%d loss %.4f mean_loss %.4f" % (RANK, step, steps, loss.item(), mean.item()),
               flush=True)
-        if step == 1:
-            print("rank %d step 1 params sha256 %s" % (RANK, params_sha256(model.module)), flush=True)
+        if step == start + 1:
+            print("rank %d step %d params sha256 %s" % (RANK, step, params_sha256(module)), flush=True)
         if fail_host is not None and fail_host == HOST:
             sys.stderr.write("rank %d on %s: failing on purpose (train.fail_host)\n" % (RANK, HOST))
             sys.stderr.flush()
             os._exit(int(train_cfg.get("fail_code", 7)))
+        if checkpoint_every and step % checkpoint_every == 0 and step < steps:
+            checkpoint(step, "every %d steps" % checkpoint_every)
 
     if RANK == 0:
         ckpt = os.path.join(out_dir, "checkpoint")
         os.makedirs(ckpt, exist_ok=True)
-        torch.save(model.module.state_dict(), os.path.join(ckpt, "model.pt"))
+        torch.save(module.state_dict(), os.path.join(ckpt, "model.pt"))
         with open(os.path.join(ckpt, "meta.json"), "w", encoding="utf-8") as f:
             json.dump({"format": "nemotron-demo-ddp/1", "vocab_size": vocab,
-                       "dim": int(model_cfg.get("dim", 32)), "world_size": WORLD,
-                       "steps": steps, "params_sha256": params_sha256(model.module)}, f)
+                       "dim": dim, "world_size": WORLD,
+                       "steps": steps, "params_sha256": params_sha256(module)}, f)
+        print("[ddp] final loss %.4f" % mean.item(), flush=True)
         print("[ddp] checkpoint -> %s" % ckpt, flush=True)
         art = cfg.get("artifact") or {}
         name = art.get("name")
