@@ -209,6 +209,9 @@ squashTest(
       assert.equal(Deno.lstatSync(blob).isFile, true, "the layer is in the victim's blob cache");
       assert.equal(Deno.statSync(blob).uid, w.uid(VICTIM));
       assert.equal(Deno.statSync(nh).mode! & 0o777, 0o700, "NEMOTRON_HOME is private");
+      // Defence in depth: the cache dir itself is private too (with only one of the two, the
+      // moves below are still refused; with neither, they succeed).
+      assert.equal(Deno.statSync(cache).mode! & 0o777, 0o700, "the blob cache dir is private");
 
       const listing = () => [...Deno.readDirSync(cache)].map((e) => e.name).sort();
       const before = listing();
