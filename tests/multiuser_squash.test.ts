@@ -8,11 +8,21 @@
  * machine's setting) the kernel does not stop a write through another user's symlink in a sticky
  * dir: only nemotron's own checks do. Images come from a `docker-archive://` tarball
  * (tests/fixtures/squash/make_archive.py) and, for the blob cache, a fake registry on 127.0.0.1
- * (tests/fixtures/squash/hostile.ts). Needs mksquashfs.
+ * (tests/fixtures/squash/hostile.ts); and the same .sqsh rule where a recipe submission asks for its
+ * image in a shared `remote_job_dir` (on the shared local Slurm cluster). Needs mksquashfs.
  */
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { exists, multiuserTest, OTHER, VICTIM, type World, writeAs } from "./multiuser.ts";
+import {
+  exists,
+  mkdirAs,
+  multiuserTest,
+  OTHER,
+  scancel,
+  VICTIM,
+  type World,
+  writeAs,
+} from "./multiuser.ts";
 import { unsquash } from "./fixtures/squash/registry.ts";
 import {
   concat,
@@ -33,14 +43,18 @@ const noMksquashfs = (await new Deno.Command("sh", {
   stderr: "null",
 }).output()).code !== 0;
 
-function squashTest(name: string, fn: (w: World) => Promise<void>): void {
+function squashTest(
+  name: string,
+  fn: (w: World) => Promise<void>,
+  opts: { slurm?: boolean } = {},
+): void {
   multiuserTest(name, async (w) => {
     if (noMksquashfs) {
       console.log(`SKIP ${name}: mksquashfs/unsquashfs are not installed (squashfs-tools)`);
       return;
     }
     await fn(w);
-  });
+  }, opts);
 }
 
 /** A docker-archive tarball (root-made, readable by everyone) with one file `hello`. */
@@ -255,4 +269,71 @@ squashTest(
       await registry.close();
     }
   },
+);
+
+squashTest(
+  "multiuser: a recipe submission never reuses the other user's .sqsh planted in a shared remote_job_dir",
+  async (w) => {
+    const image = await archive(w);
+    // A team dir the admin made (root, 1777: it passes the remote_job_dir check), where the other
+    // user planted the image name the victim's job will look for (hand-derived from img.tar).
+    const shared = path.join(w.base, "team");
+    mkdirAs(w, "root", shared, 0o1777);
+    const planted = path.join(shared, "img_tar.sqsh");
+    const p = await w.shAs(OTHER, `printf 'evil image\\n' > ${planted} && chmod 666 ${planted}`);
+    assert.equal(p.code, 0, p.stderr);
+    const proj = path.join(w.home(VICTIM), "proj");
+    mkdirAs(w, VICTIM, proj);
+    const profile = (rjd: string) =>
+      `[cluster]\nexecutor = "slurm"\ncontainer_image = "${image}"\ntime = "00:10:00"\n` +
+      `remote_job_dir = "${rjd}"\n`;
+    writeAs(w, VICTIM, path.join(proj, "env.toml"), profile(shared));
+    // A regression would submit a job: cancel it at once.
+    const submit = async (...extra: string[]) => {
+      const r = await w.runAs(VICTIM, [
+        "demo",
+        "data",
+        "-c",
+        "tiny",
+        "--batch",
+        "cluster",
+        ...extra,
+      ], {
+        cwd: proj,
+      });
+      const id = /Slurm job (\d+)/.exec(r.stdout + r.stderr)?.[1];
+      if (id) await scancel(id);
+      return r;
+    };
+
+    const r = await submit();
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`existing image ${planted} belongs to uid ${w.uid(OTHER)}, not to you`),
+    );
+    const f = await submit("--force-squash");
+    assert.equal(f.code, 1, f.stdout + f.stderr);
+    assert.match(f.stderr, new RegExp(`cannot put the image in place at ${planted}: `));
+    assert.equal(Deno.readTextFileSync(planted), "evil image\n");
+    assert.equal(Deno.statSync(planted).uid, w.uid(OTHER));
+    assert.deepEqual(
+      [...Deno.readDirSync(shared)].map((e) => e.name),
+      ["img_tar.sqsh"],
+      "a job dir or temp dir was made",
+    );
+    assert.doesNotMatch(r.stdout + f.stdout, /slurm_job_id|Submitted/);
+
+    // Control: with a remote_job_dir of the victim's own, the same recipe squashes the image
+    // there (staged, not submitted).
+    const own = path.join(w.scratch, "victim-rjd");
+    mkdirAs(w, VICTIM, own);
+    writeAs(w, VICTIM, path.join(proj, "env.toml"), profile(own));
+    const s = await submit("--stage");
+    assert.equal(s.code, 0, s.stderr);
+    const sqsh = path.join(own, "img_tar.sqsh");
+    assert.equal(Deno.lstatSync(sqsh).isFile, true);
+    assert.equal(Deno.lstatSync(sqsh).uid, w.uid(VICTIM));
+  },
+  { slurm: true },
 );
