@@ -11,7 +11,7 @@ import { colorLabels, stderrColor } from "./lib/cli/color.ts";
 
 const SQUASH_DESCRIPTION =
   "convert a docker image into an enroot .sqsh (natively, or with --enroot)";
-const JOBS_DESCRIPTION = "List, inspect, follow and cancel Slurm jobs";
+const JOBS_DESCRIPTION = "List, inspect, follow and cancel jobs (Slurm jobs and local runs)";
 const ARTIFACTS_DESCRIPTION =
   "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)";
 const CONFIG_DESCRIPTION = "Inspect OmegaConf-style YAML configs";

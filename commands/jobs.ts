@@ -412,7 +412,9 @@ function neverRunsReason(r: JobRecord): string | undefined {
 }
 
 export function jobsCommand(_cli: CliContext): Command {
-  const group = new Command("jobs").description("List, inspect, follow and cancel Slurm jobs")
+  const group = new Command("jobs").description(
+    "List, inspect, follow and cancel jobs (Slurm jobs and local runs)",
+  )
     .examples([
       ["nemotron jobs list", "Live jobs and those that ended in the last 24 h"],
       ["nemotron jobs status 4711", "State, exit code, attempts, nodes"],

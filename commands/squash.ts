@@ -101,7 +101,7 @@ export function squashCommand(cli: CliContext): Command {
     .option("--force", "re-create the .sqsh even if it exists")
     .option("-d, --dry-run", "show what would be fetched (or the enroot command); write nothing")
     .option("--enroot", "run enroot import on a compute node via salloc/srun instead")
-    .option("-r, --run <profile>", "env.toml profile: remote_job_dir, squash mode, build_* keys")
+    .option("-r, --run <profile>", "Profile (env.toml): remote_job_dir, squash mode, build_* keys")
     .option(
       "--platform <os/arch>",
       "platform to pick from a multi-platform image (default: this host)",

@@ -162,3 +162,23 @@ Deno.test("a broken env.toml does not break a recipe's --help: the help, and one
   const run = await runCli(["demo", "train", "-c", "tiny", "-d"], { cwd: dir });
   assert.equal(run.code, 2);
 });
+
+Deno.test("help screens match their hand-checked goldens (piped, 80 columns)", async () => {
+  // tests/golden/help/*.txt were read by eye: 80 columns, one style, Examples on each.
+  for (
+    const [file, args] of [
+      ["root", []],
+      ["jobs", ["jobs"]],
+      ["jobs-logs", ["jobs", "logs"]],
+      ["squash", ["squash"]],
+      ["doctor", ["doctor"]],
+    ] as const
+  ) {
+    const r = await runCli([...args, "--help"]);
+    assert.equal(r.code, 0, r.stderr);
+    const golden = await Deno.readTextFile(
+      path.join(path.dirname(MAIN), "tests", "golden", "help", `${file}.txt`),
+    );
+    assert.equal(r.stdout, golden, `nemotron ${args.join(" ")} --help`);
+  }
+});

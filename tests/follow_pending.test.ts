@@ -42,15 +42,18 @@ Deno.test("pendingStatusLine: state, reason, waited time, estimate only when Slu
   );
 });
 
-/** Submit a bare-metal job that starts `delay` seconds from now and writes to the attempt log. */
-async function submitDelayed(dir: string, delay: number): Promise<string> {
+/**
+ * Submit a bare-metal job that writes to the attempt log and starts `delay` seconds from now, or
+ * (delay "hold") only once the test releases it.
+ */
+async function submitDelayed(dir: string, delay: number | "hold"): Promise<string> {
   await Deno.mkdir(path.join(dir, "logs"), { recursive: true });
   const log = attemptLogPath(dir, "pending-test", "%j", 0); // sbatch fills in %j
   const r = await new Deno.Command("sbatch", {
     args: [
       "--parsable",
       "--job-name=pending-test",
-      `--begin=now+${delay}`,
+      delay === "hold" ? "--hold" : `--begin=now+${delay}`,
       `--output=${log}`,
       "--wrap",
       "echo hello from the job",
@@ -90,7 +93,8 @@ slurmTest(
   "follow in a real terminal: the status line is redrawn in place, then replaced",
   async () => {
     const dir = await tempDir("nemotron-pending-tty-");
-    const id = await submitDelayed(dir, 4);
+    // Held until the status line is on screen, so a slow start cannot skip the waiting phase.
+    const id = await submitDelayed(dir, "hold");
     const socket = `nemotron-pending-${Deno.pid}`;
     const done = path.join(dir, "done");
     const script = path.join(HERE, "fixtures", "follow_job.ts");
@@ -113,9 +117,18 @@ slurmTest(
     ]);
     try {
       let sawPending = "";
-      for (let i = 0; i < 300; i++) {
+      for (let i = 0; i < 600 && !sawPending; i++) {
         const screen = await tmux(["capture-pane", "-p"]);
-        if (/PENDING \(BeginTime\)/.test(screen)) sawPending = screen;
+        if (/PENDING \(JobHeldUser\), waiting/.test(screen)) sawPending = screen;
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(sawPending, "the status line was on screen while the job waited");
+      await new Promise((r) => setTimeout(r, 1500)); // a few redraws of the same line
+      const again = await tmux(["capture-pane", "-p"]);
+      assert.equal(again.match(/PENDING/g)?.length, 1, again);
+      const rel = await new Deno.Command("scontrol", { args: ["release", id] }).output();
+      assert.equal(rel.code, 0);
+      for (let i = 0; i < 1200; i++) {
         try {
           Deno.statSync(done);
           break;
@@ -123,7 +136,6 @@ slurmTest(
           await new Promise((r) => setTimeout(r, 100));
         }
       }
-      assert.ok(sawPending, "the status line was on screen while the job waited");
       // One line, redrawn in place: never two status lines on the screen at once.
       assert.equal(sawPending.match(/PENDING/g)?.length, 1, sawPending);
       const end = await tmux(["capture-pane", "-p"]);

@@ -445,3 +445,64 @@ Deno.test({
     await registry.close();
   }
 });
+
+Deno.test({
+  name: "squash: a token realm on another host never gets the registry's credentials",
+  ...opts,
+}, async (t) => {
+  const image = await smallImage();
+  const basic = `Basic ${btoa("tester:s3cret")}`;
+  // The token server on another host: it gives a token to anyone (as for a public image).
+  const tokens = serve(
+    "127.0.0.2",
+    (_req, url) =>
+      url.pathname === "/token"
+        ? Response.json({ token: "anon" })
+        : new Response("", { status: 404 }),
+  );
+  let realm = "";
+  const registry = serve("127.0.0.1", (req, url) => {
+    if (req.headers.get("authorization") !== "Bearer anon") {
+      return new Response("", {
+        status: 401,
+        headers: { "www-authenticate": `Bearer realm="${realm}",service="reg"` },
+      });
+    }
+    return registryResponse(image, url);
+  });
+  realm = `${tokens.origin}/token`;
+  try {
+    await withDir(async (dir) => {
+      await writeNetrc(dir, "machine 127.0.0.1 login tester password s3cret\n");
+      await Deno.mkdir(`${dir}/out`);
+      await t.step("the token is asked for anonymously; the pull works", async () => {
+        const r = await nemotron(
+          ["squash", `${registry.host}/test/img:1`, "-o", `${dir}/out/a.sqsh`],
+          envFor(dir),
+        );
+        assert.equal(r.code, 0, r.stderr);
+        const asked = tokens.seen.filter((s) => s.path === "/token");
+        assert.ok(asked.length > 0, "the realm was asked for a token");
+        assert.deepEqual(asked.filter((s) => s.authorization !== null), []);
+        assert.ok(asked.every((s) => !/account=/.test(s.query)), "no account name either");
+        assert.ok(!tokens.seen.some((s) => s.authorization === basic));
+      });
+    });
+  } finally {
+    await Promise.all([tokens.close(), registry.close()]);
+  }
+});
+
+Deno.test("realmMayGetCredentials: same host, or Docker Hub's own token service; nothing else", async () => {
+  const { realmMayGetCredentials } = await import("../lib/squash/registry.ts");
+  const u = (s: string) => new URL(s);
+  assert.equal(realmMayGetCredentials("nvcr.io", u("https://nvcr.io/proxy_auth")), true);
+  assert.equal(realmMayGetCredentials("127.0.0.1:5000", u("http://127.0.0.1:5001/token")), true);
+  assert.equal(
+    realmMayGetCredentials("registry-1.docker.io", u("https://auth.docker.io/token")),
+    true,
+  );
+  assert.equal(realmMayGetCredentials("nvcr.io", u("https://auth.docker.io/token")), false);
+  assert.equal(realmMayGetCredentials("nvcr.io", u("https://nvcr.io.evil.example/t")), false);
+  assert.equal(realmMayGetCredentials("ghcr.io", u("https://token.example/t")), false);
+});

@@ -31,7 +31,7 @@ import {
   type SlurmJobSpec,
 } from "./slurm.ts";
 import type { JobManifest } from "./job_dir.ts";
-import { type SubmitJobOptions, submitSbatch, type SubmittedJob } from "./submit.ts";
+import { newJobRecord, type SubmitJobOptions, submitSbatch, type SubmittedJob } from "./submit.ts";
 import { preflightSbatch } from "./slurm_preflight.ts";
 import {
   registerTunnelJob,
@@ -491,34 +491,7 @@ export async function submitTunnelJob(
   const cluster = tunnelClusterKey(tunnel.spec);
   const store = opts.store ?? await JobStore.open();
   try {
-    store.insert({
-      slurm_job_id: id,
-      cluster,
-      key: job.key,
-      name: job.name,
-      slurm_name: job.slurmName,
-      profile: job.profileName,
-      mode: job.mode,
-      job_dir: job.jobDir,
-      pipeline: job.pipeline?.id ?? null,
-      stage: job.pipeline?.stage ?? null,
-      stages: job.pipeline?.stages ?? null,
-      dependency,
-      state: "PENDING",
-      terminal: false,
-      exit_code: null,
-      signal: null,
-      attempts: 0,
-      nodes: null,
-      reason: null,
-      elapsed: null,
-      secrets_file: job.secretsFile,
-      submitted_at: now,
-      started_at: null,
-      ended_at: null,
-      updated_at: now,
-      note: null,
-    });
+    store.insert(newJobRecord(job, id, cluster, dependency, now));
   } finally {
     if (!opts.store) store.close();
   }

@@ -4,7 +4,7 @@
  * inspection, removes the private env file, and writes no store row.
  */
 import { RuntimeFailure } from "../errors.ts";
-import { JobStore } from "../jobs/store.ts";
+import { type JobRecord, JobStore } from "../jobs/store.ts";
 import { removeSecretsFile, updateManifest } from "./job_dir.ts";
 import type { SlurmJob } from "./slurm.ts";
 import { type CommandRunner, runCommand } from "./slurm_state.ts";
@@ -164,34 +164,7 @@ export async function submitJob(job: SlurmJob, opts: SubmitJobOptions = {}): Pro
   const cluster = opts.cluster ?? await clusterName(opts.run);
   const store = opts.store ?? await JobStore.open();
   try {
-    store.insert({
-      slurm_job_id: id,
-      cluster,
-      key: job.key,
-      name: job.name,
-      slurm_name: job.slurmName,
-      profile: job.profileName,
-      mode: job.mode,
-      job_dir: job.jobDir,
-      pipeline: job.pipeline?.id ?? null,
-      stage: job.pipeline?.stage ?? null,
-      stages: job.pipeline?.stages ?? null,
-      dependency,
-      state: "PENDING",
-      terminal: false,
-      exit_code: null,
-      signal: null,
-      attempts: 0,
-      nodes: null,
-      reason: null,
-      elapsed: null,
-      secrets_file: job.secretsFile,
-      submitted_at: now,
-      started_at: null,
-      ended_at: null,
-      updated_at: now,
-      note: null,
-    });
+    store.insert(newJobRecord(job, id, cluster, dependency, now));
   } finally {
     if (!opts.store) store.close();
   }
@@ -202,6 +175,44 @@ export async function submitJob(job: SlurmJob, opts: SubmitJobOptions = {}): Pro
     job_dir: job.jobDir,
     script: job.scriptPath,
     ...(job.pipeline ? { pipeline: job.pipeline.id } : {}),
+  };
+}
+
+/** The store row of a job Slurm just accepted (state PENDING until the first refresh). */
+export function newJobRecord(
+  job: SlurmJob,
+  id: string,
+  cluster: string,
+  dependency: string | null,
+  now: string,
+): JobRecord {
+  return {
+    slurm_job_id: id,
+    cluster,
+    key: job.key,
+    name: job.name,
+    slurm_name: job.slurmName,
+    profile: job.profileName,
+    mode: job.mode,
+    job_dir: job.jobDir,
+    pipeline: job.pipeline?.id ?? null,
+    stage: job.pipeline?.stage ?? null,
+    stages: job.pipeline?.stages ?? null,
+    dependency,
+    state: "PENDING",
+    terminal: false,
+    exit_code: null,
+    signal: null,
+    attempts: 0,
+    nodes: null,
+    reason: null,
+    elapsed: null,
+    secrets_file: job.secretsFile,
+    submitted_at: now,
+    started_at: null,
+    ended_at: null,
+    updated_at: now,
+    note: null,
   };
 }
 

@@ -198,6 +198,21 @@ export interface RegistryClientOptions {
   readonly onRetry?: (message: string) => void;
 }
 
+/** Docker Hub's registry and its token service: the one cross-host pair credentials may cross. */
+const DOCKER_HUB_TOKEN_HOSTS: Readonly<Record<string, string>> = {
+  "registry-1.docker.io": "auth.docker.io",
+};
+
+/**
+ * Whether the credentials stored for `registry` may go to the token `realm` its challenge names:
+ * only when the realm is on the same host, or is Docker Hub's own token service.
+ */
+export function realmMayGetCredentials(registry: string, realm: URL): boolean {
+  const host = splitRegistry(registry)?.host;
+  if (!host) return false;
+  return realm.hostname === host || DOCKER_HUB_TOKEN_HOSTS[host] === realm.hostname;
+}
+
 /** One registry + repository, with its auth state. */
 export class RegistryClient {
   readonly registry: string;
@@ -332,9 +347,14 @@ export class RegistryClient {
     checkRemoteUrl(tokenUrl, `the token realm of ${this.registry}`, this.#allowHttp);
     if (params.service) tokenUrl.searchParams.set("service", params.service);
     tokenUrl.searchParams.set("scope", params.scope ?? `repository:${this.repository}:pull`);
-    if (this.#creds) tokenUrl.searchParams.set("account", this.#creds.username);
+    // Credentials go only to the host they were stored for: a realm on that same host, or Docker
+    // Hub's own token service. A realm elsewhere is asked for an anonymous token (public images).
+    const creds = this.#creds && realmMayGetCredentials(this.registry, tokenUrl)
+      ? this.#creds
+      : undefined;
+    if (creds) tokenUrl.searchParams.set("account", creds.username);
     const headers: Record<string, string> = { "User-Agent": "nemotron-squash" };
-    if (this.#creds) headers.Authorization = basic(this.#creds);
+    if (creds) headers.Authorization = basic(creds);
     const res = await withRetry(`token request to ${tokenUrl.origin}`, this.retry, async () => {
       let r: Response;
       try {
@@ -362,7 +382,13 @@ export class RegistryClient {
     if (!res.ok) {
       throw new RuntimeFailure(
         `token server ${tokenUrl.origin} refused: HTTP ${res.status} ${registryErrorText(body)}`,
-        { hint: this.#credsHint() },
+        {
+          hint: this.#creds && !creds
+            ? `the token server is not on ${this.registry}, so your credentials for ` +
+              `${this.registry} were not sent to it (they only ever go to the host they are ` +
+              "stored for)"
+            : this.#credsHint(),
+        },
       );
     }
     let token: string | undefined;
