@@ -30,7 +30,8 @@ Usage (under torchrun): torchrun --nproc-per-node=N ddp.py --config CONFIG.json 
 Every rank reads the demo dataset (`${art:data,path}`, see data.py) and takes its own random batch
 each step (seeded by rank and step), so local gradients differ; DDP all-reduces them over gloo, so
 the parameters stay identical on every rank. Each rank prints `rank R/W on HOST` at start and the
-SHA-256 of its parameters after step 1 (equal on all ranks when the all-reduce works). Rank 0 logs
+SHA-256 of its parameters after step 1, or after its first step when resumed (equal on all ranks
+when the all-reduce works). Rank 0 logs
 the loss, saves `checkpoint/model.pt` and publishes the model artifact with the data as its input.
 
 Long runs (nemotron's auto_resume, the contract of demo/train): rank 0 saves the training state
