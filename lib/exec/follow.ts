@@ -3,6 +3,7 @@
  * refetched), switch to the next attempt's log after a requeue, and return the job's exit code
  * when it ends. Ctrl-C asks "detach or cancel" on a terminal and detaches otherwise.
  */
+import { formatDuration } from "../cli/time.ts";
 import { attemptLogPath, attemptsWithLogs, sbatchLogPath } from "./job_dir.ts";
 import {
   cancelSlurmJobs,
@@ -94,14 +95,6 @@ export interface FollowResult {
   readonly cancelled: boolean;
 }
 
-/** `1m05s`, `42s`, `2h03m`. */
-function waited(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
-}
-
 /**
  * The live status of a job that waits to start: state, Slurm's reason, how long we have waited, and
  * Slurm's estimated start time (squeue's StartTime of a pending job) when it has one.
@@ -116,7 +109,9 @@ export function pendingStatusLine(
   if (st.startTime && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/.test(st.startTime)) {
     estimate = `, Slurm estimates the start at ${st.startTime.replace("T", " ")}`;
   }
-  return `[nemotron] job ${id} ${st.state}${reason}, waiting ${waited(waitedMs)}${estimate}`;
+  return `[nemotron] job ${id} ${st.state}${reason}, waiting ${
+    formatDuration(waitedMs)
+  }${estimate}`;
 }
 
 /** The default `live` writer: redraw in place on a terminal, print changes otherwise. */
