@@ -189,6 +189,52 @@ sshTest(
       assert.ok(published.some((n) => n.startsWith("demo-data")), published.join(" "));
       assert.ok(published.some((n) => n.startsWith("demo-model")), published.join(" "));
       assert.ok(!exists(path.join(w.home, ".nemotron", "artifacts")), "no registry on the laptop");
+      // ... but `artifacts … --on cluster` reads the cluster's, through the tunnel: the same
+      // names, versions and paths as the manifests on the cluster side's disk.
+      const remoteList = await w.nemotron(["artifacts", "list", "--on", "cluster", "--json"]);
+      assert.equal(remoteList.code, 0, remoteList.stderr);
+      const onDisk = published.flatMap((name) =>
+        [...Deno.readDirSync(path.join(w.remoteJobDir, "artifacts", name))]
+          .filter((e) => /^v\d+$/.test(e.name))
+          .map((e) =>
+            JSON.parse(Deno.readTextFileSync(
+              path.join(w.remoteJobDir, "artifacts", name, e.name, "manifest.json"),
+            ))
+          )
+      );
+      const listed = JSON.parse(remoteList.stdout).flatMap((
+        e: { name: string; versions: { version: number; path: string }[] },
+      ) => e.versions.map((v) => `${e.name}:v${v.version} ${v.path}`)).sort();
+      assert.deepEqual(
+        listed,
+        onDisk.map((m: { name: string; version: number; path: string }) =>
+          `${m.name}:v${m.version} ${m.path}`
+        ).sort(),
+      );
+      const text = await w.nemotron(["artifacts", "list", "--on", "cluster"]);
+      assert.match(text.stdout, new RegExp(`^registry: cluster:${w.remoteJobDir}/artifacts$`, "m"));
+      const model = published.find((n) => n.startsWith("demo-model"))!;
+      const lineage = await w.nemotron([
+        "artifacts",
+        "lineage",
+        model,
+        "--on",
+        "cluster",
+        "--json",
+      ]);
+      assert.equal(lineage.code, 0, lineage.stderr);
+      assert.match(JSON.parse(lineage.stdout).inputs[0].name, /^demo-data/);
+      const show = await w.nemotron(["artifacts", "show", `${model}:latest`, "--on", "cluster"]);
+      assert.match(show.stdout, new RegExp(`path:\\s+${w.remoteJobDir}/artifacts/${model}/v1/`));
+      assert.deepEqual(
+        [...Deno.readDirSync(path.join(w.home, ".nemotron", "ssh"))].filter((e) =>
+          e.name.startsWith("artifacts-")
+        ),
+        [],
+        "the copy of the registry was removed",
+      );
+      const localList = await w.nemotron(["artifacts", "list", "--json"]);
+      assert.deepEqual(JSON.parse(localList.stdout), [], "the laptop's registry is empty");
       // job.json on the cluster says how the jobs ended, as on a login node.
       for (const j of report.jobs) {
         const m = JSON.parse(Deno.readTextFileSync(path.join(j.job_dir, "job.json")));
@@ -463,6 +509,10 @@ sshTest(
       assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
       assert.match(r.stderr, /tunnel: must be "ssh" or "local"/);
       await assertNothingSubmitted(w, before);
+      w.envToml(profile(w, "cluster").replace('tunnel = "ssh"\n', ""));
+      r = await w.nemotron(["artifacts", "list", "--on", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /--on cluster: profile 'cluster' does not say tunnel = "ssh"/);
 
       // A partition the cluster's Slurm does not have: Slurm there says so (sbatch --test-only
       // in the same round trip as the cluster checks), exit 2, nothing copied or queued.
