@@ -144,11 +144,7 @@ export const PROFILE_KEYS: readonly ProfileKey[] = Object.freeze([
   k("user", "ssh", "`ssh -l` (default: ~/.ssh/config)"),
   k("port", "ssh", "`ssh -p` (default: ~/.ssh/config)"),
   k("identity", "ssh", "private key file, `ssh -i` (default: ~/.ssh/config, the agent)"),
-  k(
-    "pre_command",
-    "ssh",
-    "original's command before each remote command (not supported: put Slurm on the PATH)",
-  ),
+  k("pre_command", "ssh", "run before every remote command, e.g. `module load slurm`"),
   // ---- docker executor (refused) ----
   k("runtime", "docker", "container runtime (default `nvidia`)"),
   k("ipc_mode", "docker", "IPC mode"),
@@ -248,10 +244,8 @@ export function ignoredProfileKeys(
     const g = known.group;
     const reader = g === "docker" || g === "dgxcloud" || g === "lepton"
       ? `the ${g} executor`
-      : g === "ssh" && (profile.tunnel !== "ssh" || key === "pre_command")
-      ? key === "pre_command"
-        ? "the Python original's ssh tunnel only (not supported)"
-        : 'an ssh tunnel (tunnel = "ssh")'
+      : g === "ssh" && profile.tunnel !== "ssh"
+      ? 'an ssh tunnel (tunnel = "ssh")'
       : g === "original"
       ? "the Python original only"
       : (g === "slurm" || g === "squash") && executor === "local"

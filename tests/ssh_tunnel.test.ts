@@ -647,6 +647,17 @@ sshTest(
       assert.equal(r.code, 1, `${r.code} ${r.stdout} ${r.stderr}`);
       assert.match(r.stderr, /sbatch not found on cluster/);
       await assertNothingSubmitted(w, before);
+      // NeMo-Run's pre_command (e.g. `module load slurm`) runs before every remote command: with
+      // one that puts Slurm on the PATH the same cluster works, and so do the later `jobs`
+      // commands (they reach the cluster again from the job store's record of it).
+      w.envToml(profile(w, "cluster", `pre_command = 'export PATH="/usr/bin:$PATH"'`));
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const preJob = JSON.parse(r.stdout).jobs[0];
+      assert.equal(await waitDone(w, preJob.slurm_job_id), "COMPLETED");
+      const preLogs = await w.nemotron(["jobs", "logs", preJob.slurm_job_id]);
+      assert.match(preLogs.stdout, /token-sha=/);
+      w.envToml(profile(w, "cluster"));
       // No rsync on the cluster: the copy falls back to tar over ssh and the job runs.
       const noRsync = path.join(w.base, "cluster-bin");
       Deno.mkdirSync(noRsync);

@@ -51,10 +51,24 @@ Deno.test("tunnelSpecOf: the keys of a tunnel profile, each bad value an exit-2 
     user: undefined,
     port: undefined,
     identity: undefined,
+    preCommand: undefined,
   });
   const key = Deno.makeTempFileSync();
-  const s = tunnelSpecOf({ tunnel: "ssh", host: "h", user: "me", port: 2222, identity: key });
-  assert.deepEqual(s, { host: "h", user: "me", port: 2222, identity: key });
+  const s = tunnelSpecOf({
+    tunnel: "ssh",
+    host: "h",
+    user: "me",
+    port: 2222,
+    identity: key,
+    pre_command: "module load slurm",
+  });
+  assert.deepEqual(s, {
+    host: "h",
+    user: "me",
+    port: 2222,
+    identity: key,
+    preCommand: "module load slurm",
+  });
   const bad = (p: Record<string, unknown>, re: RegExp) =>
     assert.throws(
       () => tunnelSpecOf({ tunnel: "ssh", host: "h", ...p }, { profileName: "c" }),
@@ -68,6 +82,7 @@ Deno.test("tunnelSpecOf: the keys of a tunnel profile, each bad value an exit-2 
   bad({ port: "22x" }, /port: must be a port number/);
   bad({ identity: "/nonexistent/key" }, /identity: key file \/nonexistent\/key not found/);
   bad({ tunnel: "paramiko" }, /tunnel: must be "ssh" or "local"/);
+  bad({ pre_command: "module load\nslurm" }, /pre_command: must be one line/);
   Deno.removeSync(key);
 });
 
@@ -77,16 +92,22 @@ Deno.test("tunnel cluster key: round trip, recognised, plain cluster names are n
       { host: "cluster" },
       { host: "login.example.org", user: "a.b", port: 2222 },
       { host: "h", user: "u", identity: "/home/u/.ssh/id key" },
+      { host: "h", identity: "/k&pre_command=x", preCommand: "module load slurm && A=1&B=2" },
+      { host: "h", port: 22, preCommand: "source /etc/profile" },
     ]
   ) {
     const key = tunnelClusterKey(spec);
     assert.ok(isTunnelCluster(key));
     assert.deepEqual(
       parseTunnelClusterKey(key),
-      { user: undefined, port: undefined, identity: undefined, ...spec },
+      { user: undefined, port: undefined, identity: undefined, preCommand: undefined, ...spec },
     );
   }
   assert.equal(tunnelClusterKey({ host: "h", user: "u", port: 2 }), "ssh://u@h:2");
+  assert.equal(
+    tunnelClusterKey({ host: "h", identity: "/k", preCommand: "module load slurm" }),
+    "ssh://h?identity=%2Fk&pre_command=module%20load%20slurm",
+  );
   assert.ok(!isTunnelCluster("localcluster"));
 });
 

@@ -30,6 +30,12 @@ export interface TunnelSpec {
   readonly port?: number;
   /** Private key file (`ssh -i`); a leading `~` is this machine's home. */
   readonly identity?: string;
+  /**
+   * NeMo-Run's `pre_command` (e.g. `module load slurm`): run by the cluster account's login shell
+   * before every remote command, in the same shell (`PRE && sh -c '…'`), so what it sets (PATH)
+   * reaches the command. One line; it is the user's own env.toml text, run as them.
+   */
+  readonly preCommand?: string;
 }
 
 type Profile = Readonly<Record<string, unknown>>;
@@ -100,19 +106,23 @@ export function tunnelSpecOf(
       fail("identity", `key file ${identity} not found`, "point identity at your private key");
     }
   }
-  return { host: host!, user, port, identity };
+  return { host: host!, user, port, identity, preCommand: str("pre_command") };
 }
 
 /**
  * How the job store names the cluster of a job submitted through a tunnel:
- * `ssh://[user@]host[:port]` plus `?identity=PATH` — enough to reach it again later.
+ * `ssh://[user@]host[:port]` plus `?identity=PATH` and `&pre_command=…` (URL-encoded) — enough to
+ * reach it again later.
  */
 export function tunnelClusterKey(spec: TunnelSpec): string {
   const enc = encodeURIComponent;
   let s = "ssh://" + (spec.user ? `${enc(spec.user)}@` : "") + enc(spec.host);
   if (spec.port !== undefined) s += `:${spec.port}`;
-  if (spec.identity) s += `?identity=${enc(spec.identity)}`;
-  return s;
+  const query = [
+    ...(spec.identity ? [`identity=${enc(spec.identity)}`] : []),
+    ...(spec.preCommand ? [`pre_command=${enc(spec.preCommand)}`] : []),
+  ];
+  return query.length ? `${s}?${query.join("&")}` : s;
 }
 
 /** Whether a job store `cluster` value names a cluster reached through an ssh tunnel. */
@@ -122,14 +132,21 @@ export function isTunnelCluster(cluster: string | undefined | null): boolean {
 
 /** The tunnel of a job store `cluster` value written by `tunnelClusterKey`. */
 export function parseTunnelClusterKey(cluster: string): TunnelSpec {
-  const m = /^ssh:\/\/(?:([^@/?]+)@)?([^:/?]+)(?::(\d+))?(?:\?identity=(.*))?$/.exec(cluster);
+  const m = /^ssh:\/\/(?:([^@/?]+)@)?([^:/?]+)(?::(\d+))?(?:\?(.*))?$/.exec(cluster);
   if (!m) throw new RuntimeFailure(`bad tunnel cluster in the job store: ${cluster}`);
   const dec = decodeURIComponent;
+  const query = new Map<string, string>();
+  for (const kv of m[4] ? m[4].split("&") : []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new RuntimeFailure(`bad tunnel cluster in the job store: ${cluster}`);
+    query.set(kv.slice(0, eq), dec(kv.slice(eq + 1)));
+  }
   return {
     user: m[1] ? dec(m[1]) : undefined,
     host: dec(m[2]),
     port: m[3] ? Number(m[3]) : undefined,
-    identity: m[4] ? dec(m[4]) : undefined,
+    identity: query.get("identity"),
+    preCommand: query.get("pre_command"),
   };
 }
 
@@ -366,6 +383,11 @@ export class SshTunnel {
     }
   }
 
+  /** `PRE && ` for the profile's `pre_command`, else "" (see `TunnelSpec.preCommand`). */
+  private preCommand(): string {
+    return this.spec.preCommand ? `${this.spec.preCommand} && ` : "";
+  }
+
   /** The ssh options every call uses (before the host). */
   sshOptions(): string[] {
     const s = this.spec;
@@ -434,7 +456,7 @@ export class SshTunnel {
     stdin?: Uint8Array,
     args: readonly string[] = [],
   ): Promise<RemoteOutput> {
-    const remote = `sh -c ${shellJoin([script, "nemotron", ...args])}`;
+    const remote = this.preCommand() + `sh -c ${shellJoin([script, "nemotron", ...args])}`;
     const out = await this.ssh([], { remote, stdin });
     if (out.code === 255) {
       const f = sshFailure(this.spec, out.stderr);
@@ -449,7 +471,7 @@ export class SshTunnel {
     if (out.code === 127 && /not found/i.test(out.stderr)) {
       throw new RuntimeFailure(`${cmd} not found on ${tunnelLabel(this.spec)}`, {
         hint:
-          "the cluster's non-interactive shell has no Slurm on PATH: check `ssh HOST command -v sbatch`, or add Slurm's bin directory to PATH in the cluster's ~/.bashrc",
+          "the cluster's non-interactive shell has no Slurm on PATH: check `ssh HOST command -v sbatch`, add Slurm's bin directory to PATH in the cluster's ~/.bashrc, or set the profile's pre_command (e.g. `module load slurm`)",
       });
     }
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: out.stderr };
@@ -475,7 +497,7 @@ export class SshTunnel {
         "--chmod=Dgo-rwx",
         "-e",
         rsh,
-        `--rsync-path=${mkdir} && rsync`,
+        `--rsync-path=${this.preCommand()}${mkdir} && rsync`,
         ...(opts.exclude ?? []).map((e) => `--exclude=${e}`),
         ...(opts.linkDest ?? []).map((d) => `--link-dest=${d}`),
         localDir.replace(/\/*$/, "/"),

@@ -317,7 +317,7 @@ export async function planTunnelJob(
   if (probe.sbatch === "" || !probe.preflight) {
     throw new RuntimeFailure(`sbatch not found on ${label}`, {
       hint:
-        "the cluster's non-interactive shell has no Slurm on PATH: check `ssh HOST command -v sbatch`, or add Slurm's bin directory to PATH in the cluster's ~/.bashrc",
+        "the cluster's non-interactive shell has no Slurm on PATH: check `ssh HOST command -v sbatch`, add Slurm's bin directory to PATH in the cluster's ~/.bashrc, or set the profile's pre_command (e.g. `module load slurm`)",
     });
   }
   const remoteProfile = { ...profile, remote_job_dir: probe.remoteJobDir };
