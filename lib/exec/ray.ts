@@ -122,28 +122,47 @@ export function rayLogPath(
   return path.join(jobDir, "logs", `ray_${rayTag(slurmJobId, attempt)}`, `ray-${role}.log`);
 }
 
-/** The roles that have a log in one attempt, e.g. `["driver", "head", "worker-1"]`. */
-export function rayRoles(jobDir: string, slurmJobId: string, attempt: number): string[] {
-  const out: string[] = [];
+/**
+ * The entry names of a directory, none when it is missing or unreadable. `localDir` reads this
+ * machine's; for a job on a cluster behind an ssh tunnel, `remoteRayListing`
+ * (lib/exec/ssh_jobs.ts) answers from one listing made on the cluster.
+ */
+export type ListDir = (dir: string) => readonly string[];
+
+function localDir(dir: string): string[] {
   try {
-    const dir = path.join(jobDir, "logs", `ray_${rayTag(slurmJobId, attempt)}`);
-    for (const e of Deno.readDirSync(dir)) {
-      const m = /^ray-(.+)\.log$/.exec(e.name);
-      if (m) out.push(m[1]);
-    }
-  } catch { /* no Ray logs */ }
+    return [...Deno.readDirSync(dir)].map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+/** The roles that have a log in one attempt, e.g. `["driver", "head", "worker-1"]`. */
+export function rayRoles(
+  jobDir: string,
+  slurmJobId: string,
+  attempt: number,
+  list: ListDir = localDir,
+): string[] {
+  const out: string[] = [];
+  for (const name of list(path.join(jobDir, "logs", `ray_${rayTag(slurmJobId, attempt)}`))) {
+    const m = /^ray-(.+)\.log$/.exec(name);
+    if (m) out.push(m[1]);
+  }
   return out.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
 }
 
 /** Attempts of a job that ran the Ray template (have `ray/<job id>_<n>/`), ascending. */
-export function rayAttempts(jobDir: string, slurmJobId: string): number[] {
+export function rayAttempts(
+  jobDir: string,
+  slurmJobId: string,
+  list: ListDir = localDir,
+): number[] {
   const out: number[] = [];
-  try {
-    for (const e of Deno.readDirSync(path.join(jobDir, "ray"))) {
-      const m = /^(\d+)_(\d+)$/.exec(e.name);
-      if (m && m[1] === slurmJobId) out.push(Number(m[2]));
-    }
-  } catch { /* not a Ray job */ }
+  for (const name of list(path.join(jobDir, "ray"))) {
+    const m = /^(\d+)_(\d+)$/.exec(name);
+    if (m && m[1] === slurmJobId) out.push(Number(m[2]));
+  }
   return out.sort((a, b) => a - b);
 }
 

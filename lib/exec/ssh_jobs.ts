@@ -20,6 +20,7 @@ import {
   liveWriter,
   pendingStatusLine,
 } from "./follow.ts";
+import type { ListDir } from "./ray.ts";
 import { cancelSlurmJobs, jobState, type SlurmJobStatus } from "./slurm_state.ts";
 import type { RefreshOptions } from "./tracking.ts";
 import {
@@ -373,13 +374,44 @@ export async function followTunnelJob(
   }
 }
 
-/** `jobs logs ID [--attempt N] [--sbatch] [-f]` for a job on a tunnel cluster. */
+/**
+ * The entries of `ray/` and `logs/` of a job dir on the cluster, and of their subdirectories, in
+ * one ssh call: the `ListDir` that `rayAttempts`/`rayRoles` (lib/exec/ray.ts) read a job behind
+ * the tunnel with (`jobs logs --role`).
+ */
+export async function remoteRayListing(
+  tunnel: Pick<SshTunnel, "exec" | "spec">,
+  jobDir: string,
+): Promise<ListDir> {
+  const r = await tunnel.exec(
+    `cd -- "$1" 2>/dev/null || exit 0; find ray logs -mindepth 1 -maxdepth 2 -print0 2>/dev/null; exit 0`,
+    undefined,
+    [jobDir],
+  );
+  if (r.code !== 0) {
+    throw new RuntimeFailure(
+      `cannot list ${jobDir} on ${tunnelLabel(tunnel.spec)}: ${r.stderr.trim()}`,
+    );
+  }
+  const byDir = new Map<string, string[]>();
+  for (const p of dec.decode(r.stdout).split("\0")) {
+    if (p === "") continue;
+    const dir = path.resolve(jobDir, path.dirname(p));
+    byDir.set(dir, [...(byDir.get(dir) ?? []), path.basename(p)]);
+  }
+  return (dir) => byDir.get(path.resolve(dir)) ?? [];
+}
+
+/**
+ * `jobs logs ID [--attempt N] [--sbatch] [-f]` for a job on a tunnel cluster; `file` (a path on
+ * the cluster under the job dir's `logs/`, e.g. a Ray role's log) instead of the task log.
+ */
 export async function tunnelJobLogs(
   rec: JobRecord,
-  opts: { follow?: boolean; attempt?: number; sbatch?: boolean; store?: JobStore },
+  opts: { follow?: boolean; attempt?: number; sbatch?: boolean; file?: string; store?: JobStore },
 ): Promise<void> {
   const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
-  if (opts.follow && !opts.sbatch) {
+  if (opts.follow && !opts.sbatch && opts.file === undefined) {
     await followTunnelJob(rec, { attempt: opts.attempt, store: opts.store });
     return;
   }
@@ -387,7 +419,8 @@ export async function tunnelJobLogs(
   const prefix = `log-${rec.slurm_name}_${rec.slurm_job_id}_`;
   const reader = new RemoteLogReader(tunnel, rec.job_dir, prefix);
   let file: string;
-  if (opts.sbatch) file = `sbatch-${rec.slurm_name}_${rec.slurm_job_id}.out`;
+  if (opts.file !== undefined) file = path.relative(path.join(rec.job_dir, "logs"), opts.file);
+  else if (opts.sbatch) file = `sbatch-${rec.slurm_name}_${rec.slurm_job_id}.out`;
   else {
     const { attempts } = await reader.read(`${prefix}0.out`);
     if (opts.attempt !== undefined && !attempts.includes(opts.attempt)) {
