@@ -310,7 +310,21 @@ interface NodeFacts {
 
 async function nodeFacts(r: JobRecord): Promise<NodeFacts> {
   const { rayClusterSummary } = await import("../lib/exec/ray.ts");
-  const ray = rayClusterSummary(r.job_dir, r.slurm_job_id);
+  let files;
+  if (r.cluster.startsWith("ssh://")) {
+    // ssh tunnel (issue 12): the Ray files are on the cluster; one listing through the tunnel
+    const { tunnelFor, remoteRayFiles } = await import("../lib/exec/ssh_jobs.ts");
+    try {
+      files = await remoteRayFiles(await tunnelFor(r.cluster), r.job_dir);
+    } catch (err) {
+      console.error(
+        `warning: ${err instanceof Error ? err.message : String(err)}; no Ray cluster facts shown`,
+      );
+    }
+  }
+  const ray = r.cluster.startsWith("ssh://") && !files
+    ? undefined
+    : rayClusterSummary(r.job_dir, r.slurm_job_id, files);
   let failed: string | undefined;
   if (r.terminal && r.state !== "COMPLETED") {
     const { sbatchLogPath, attemptsWithLogs, attemptLogPath } = await import(
@@ -378,24 +392,24 @@ function statusText(
 
 /**
  * The log of one Ray role (`driver`, `head`, `worker-N`; checked by the caller) of a Ray cluster
- * job's attempt. `list` reads the job dir: this machine's, or for a job behind an ssh tunnel a
+ * job's attempt. `files` reads the job dir: this machine's, or for a job behind an ssh tunnel a
  * listing made on the cluster.
  */
 async function rayRoleLog(
   rec: JobRecord,
   role: string,
   attempt?: number,
-  list?: import("../lib/exec/ray.ts").ListDir,
+  files?: import("../lib/exec/ray.ts").RayFiles,
 ): Promise<string> {
   const ray = await import("../lib/exec/ray.ts");
-  const attempts = ray.rayAttempts(rec.job_dir, rec.slurm_job_id, list);
+  const attempts = ray.rayAttempts(rec.job_dir, rec.slurm_job_id, files);
   if (attempts.length === 0) {
     throw new UsageError(`job ${rec.slurm_job_id} is not a Ray cluster job (no Ray files yet)`, {
       hint: `the job is ${rec.state}; --role applies to launch = "ray" jobs on more than one node`,
     });
   }
   const a = attempt ?? attempts[attempts.length - 1];
-  const roles = ray.rayRoles(rec.job_dir, rec.slurm_job_id, a, list);
+  const roles = ray.rayRoles(rec.job_dir, rec.slurm_job_id, a, files);
   if (!roles.includes(role)) {
     throw new UsageError(`job ${rec.slurm_job_id} attempt ${a} has no ${role} log`, {
       hint: roles.length ? `roles with logs: ${roles.join(", ")}` : "no Ray role has started yet",
@@ -565,14 +579,14 @@ export function jobsCommand(_cli: CliContext): Command {
           // ssh tunnel (issue 12): the logs of a job behind a tunnel are read through it; a Ray
           // role's log is looked up as below, in a listing of the job dir made on the cluster.
           if (rec.cluster.startsWith("ssh://")) {
-            const { tunnelJobLogs, tunnelFor, remoteRayListing } = await import(
+            const { tunnelJobLogs, tunnelFor, remoteRayFiles } = await import(
               "../lib/exec/ssh_jobs.ts"
             );
             const file = opts.role === undefined ? undefined : await rayRoleLog(
               rec,
               opts.role,
               attempt,
-              await remoteRayListing(await tunnelFor(rec.cluster), rec.job_dir),
+              await remoteRayFiles(await tunnelFor(rec.cluster), rec.job_dir),
             );
             await tunnelJobLogs(rec, { ...opts, attempt, store, file });
             return;

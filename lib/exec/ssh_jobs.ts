@@ -20,7 +20,7 @@ import {
   liveWriter,
   pendingStatusLine,
 } from "./follow.ts";
-import type { ListDir } from "./ray.ts";
+import type { RayFiles } from "./ray.ts";
 import { cancelSlurmJobs, jobState, type SlurmJobStatus } from "./slurm_state.ts";
 import type { RefreshOptions } from "./tracking.ts";
 import {
@@ -375,16 +375,22 @@ export async function followTunnelJob(
 }
 
 /**
- * The entries of `ray/` and `logs/` of a job dir on the cluster, and of their subdirectories, in
- * one ssh call: the `ListDir` that `rayAttempts`/`rayRoles` (lib/exec/ray.ts) read a job behind
- * the tunnel with (`jobs logs --role`).
+ * The Ray files of a job dir on the cluster, in one ssh call: the entries of `ray/` and `logs/`
+ * and of their subdirectories, and each attempt's `ray/<tag>/events.tsv`. What `rayAttempts`,
+ * `rayRoles` and `rayClusterSummary` (lib/exec/ray.ts) read a job behind the tunnel with
+ * (`jobs logs --role`, `jobs status`).
  */
-export async function remoteRayListing(
+export async function remoteRayFiles(
   tunnel: Pick<SshTunnel, "exec" | "spec">,
   jobDir: string,
-): Promise<ListDir> {
+): Promise<RayFiles> {
   const r = await tunnel.exec(
-    `cd -- "$1" 2>/dev/null || exit 0; find ray logs -mindepth 1 -maxdepth 2 -print0 2>/dev/null; exit 0`,
+    [
+      `cd -- "$1" 2>/dev/null || exit 0`,
+      `find ray logs -mindepth 1 -maxdepth 2 -print0 2>/dev/null`,
+      `for f in ray/*/events.tsv; do [ -f "$f" ] && printf '\\036%s\\n' "$f" && cat -- "$f"; done`,
+      `exit 0`,
+    ].join("\n"),
     undefined,
     [jobDir],
   );
@@ -393,13 +399,22 @@ export async function remoteRayListing(
       `cannot list ${jobDir} on ${tunnelLabel(tunnel.spec)}: ${r.stderr.trim()}`,
     );
   }
+  const [listing, ...texts] = dec.decode(r.stdout).split("\x1e");
   const byDir = new Map<string, string[]>();
-  for (const p of dec.decode(r.stdout).split("\0")) {
+  for (const p of listing.split("\0")) {
     if (p === "") continue;
     const dir = path.resolve(jobDir, path.dirname(p));
     byDir.set(dir, [...(byDir.get(dir) ?? []), path.basename(p)]);
   }
-  return (dir) => byDir.get(path.resolve(dir)) ?? [];
+  const byFile = new Map<string, string>();
+  for (const t of texts) {
+    const nl = t.indexOf("\n");
+    byFile.set(path.resolve(jobDir, t.slice(0, nl)), t.slice(nl + 1));
+  }
+  return {
+    list: (dir) => byDir.get(path.resolve(dir)) ?? [],
+    read: (file) => byFile.get(path.resolve(file)),
+  };
 }
 
 /**
