@@ -10,13 +10,15 @@
  * A Ray cluster job needs more than one node (one node runs `launch = "ray"` directly, without
  * role logs). Ray is not installable here: the job's PATH gets the STAND-IN `ray`
  * (tests/fixtures/ray/ray: a tiny TCP head that workers register with, NOT Ray), which is enough
- * for templates/ray.sub.j2 to write the per-role logs `jobs logs --role` reads.
+ * for templates/ray.sub.j2 to write the per-role logs `jobs logs --role` reads. The job is
+ * `nano3 data prep rl` with `nodes = 2`, whose driver command `uv run …` meets a STAND-IN `uv`
+ * written by this test (not uv).
  */
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { type JobRecord, JobStore } from "../lib/jobs/store.ts";
 import { runCli } from "./cli_helpers.ts";
-import { LAPTOP, makeSshWorld, run, sshTest, type SshWorld } from "./ssh_world.ts";
+import { LAPTOP, makeSshWorld, run, sshTest } from "./ssh_world.ts";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const STANDIN_DIR = path.join(HERE, "fixtures", "ray");
@@ -67,49 +69,15 @@ function read(file: string): string {
   }
 }
 
-/** A file of the laptop user's (in its cwd). */
-async function laptopFile(w: SshWorld, rel: string, text: string): Promise<void> {
-  const f = path.join(w.cwd, rel);
-  Deno.mkdirSync(path.dirname(f), { recursive: true });
-  Deno.writeTextFileSync(f, text);
-  await run("chown", ["-R", `${LAPTOP}:`, path.join(w.cwd, rel.split("/")[0])]);
-}
-
-/** A runspec script: `launch`, on `nodes` nodes, running `body` (python). */
-function script(launch: string, nodes: number, body: string): string {
-  return `# /// script
-# requires-python = ">=3.8"
-#
-# [tool.runspec]
-# schema = "1"
-# name = "mine/probe"
-#
-# [tool.runspec.run]
-# launch = "${launch}"
-#
-# [tool.runspec.resources]
-# nodes = ${nodes}
-# gpus_per_node = 0
-# ///
-import os
-import sys
-import time
-
-${body}
-`;
-}
-
-const RAY_DRIVER =
-  `print("driver line 1 RAY_ADDRESS=" + os.environ.get("RAY_ADDRESS", ""), flush=True)
-for _ in range(1500):
-    if os.path.exists(os.environ["PROBE_GO"]):
-        break
-    time.sleep(0.2)
-print("driver line 2", flush=True)
-`;
-
-const SLEEPER = `print("sleeping", flush=True)
-time.sleep(300)
+/**
+ * A STAND-IN for `uv` (this test's; not uv) on the job's PATH: `nano3 data prep rl` runs
+ * `uv run … python SCRIPT --config CONFIG` as the Ray driver. It prints a line, waits until the
+ * file $PROBE_GO exists (so the test can follow a running driver), prints another and exits 0.
+ */
+const UV_STANDIN = `#!/bin/bash
+echo "driver line 1 RAY_ADDRESS=\${RAY_ADDRESS:-unset}"
+for _ in $(seq 1 1500); do [ -e "\${PROBE_GO}" ] && break; sleep 0.2; done
+echo "driver line 2"
 `;
 
 sshTest(
@@ -127,7 +95,14 @@ sshTest(
         `Host cluster\n  HostName 127.0.0.1\n  Port 2243\n  User root\n  IdentityFile ~/.ssh/id_ed25519\n`,
         sshd.knownHostsLine + "\n",
       );
+      // the cluster side (root's, as the sshd account): the stand-ins' dir and the go file
+      const bin = path.join(w.base, "cluster", "bin");
+      Deno.mkdirSync(bin, { mode: 0o700 });
+      Deno.writeTextFileSync(path.join(bin, "uv"), UV_STANDIN, { mode: 0o755 });
       const go = path.join(w.base, "cluster", "go");
+      const jobPath =
+        `${bin}:${STANDIN_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+      const standinDir = path.join(w.base, "cluster", "standin");
       w.envToml(`[cluster]
 executor = "slurm"
 tunnel = "ssh"
@@ -135,20 +110,20 @@ host = "cluster"
 remote_job_dir = "${w.remoteJobDir}"
 container_image = ""
 time = "00:05:00"
+nodes = 2
 ray_port = 17957
 ray_head_timeout = 60
 ray_join_timeout = 60
-env_vars = { PATH = "${STANDIN_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NEMOTRON_RAY_STANDIN_DIR = "${
-        path.join(w.base, "cluster", "standin")
-      }", PROBE_GO = "${go}" }
+env_vars = { PATH = "${jobPath}", NEMOTRON_RAY_STANDIN_DIR = "${standinDir}", PROBE_GO = "${go}" }
+
+[one-node]
+extends = "cluster"
+nodes = 1
+env_vars = { PATH = "${jobPath}", PROBE_GO = "${go}-never" }
 `);
-      await laptopFile(w, "ray/probe.py", script("ray", 2, RAY_DRIVER));
-      await laptopFile(w, "ray/config/default.yaml", "name: probe\n");
-      await laptopFile(w, "direct/probe.py", script("direct", 1, SLEEPER));
-      await laptopFile(w, "direct/config/default.yaml", "name: probe\n");
 
       // ---- a 2-node Ray cluster job, submitted from the laptop ----
-      const sub = await w.nemotron(["run", "ray/probe.py", "--batch", "cluster", "--json"]);
+      const sub = await w.nemotron(["nano3", "data", "prep", "rl", "--batch", "cluster", "--json"]);
       assert.equal(sub.code, 0, sub.stdout + sub.stderr);
       const job = JSON.parse(sub.stdout).jobs[0];
       const id: string = job.slurm_job_id;
@@ -261,7 +236,15 @@ env_vars = { PATH = "${STANDIN_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/us
       assert.match(status.stdout, /driver exited with code 0/);
 
       // ---- a job that is not a Ray cluster job; cancelled by its job dir ----
-      const sub2 = await w.nemotron(["run", "direct/probe.py", "--batch", "cluster", "--json"]);
+      const sub2 = await w.nemotron([
+        "nano3",
+        "data",
+        "prep",
+        "rl",
+        "--batch",
+        "one-node",
+        "--json",
+      ]);
       assert.equal(sub2.code, 0, sub2.stdout + sub2.stderr);
       const sleeper = JSON.parse(sub2.stdout).jobs[0];
       await waitFor(

@@ -193,7 +193,8 @@ export async function cancelTunnelJobs(recs: readonly JobRecord[]): Promise<void
 
 /**
  * Reads growing log files of one job dir on the cluster: each call is one ssh call that lists
- * the attempt logs and returns only the bytes of `file` past what was read before.
+ * the attempt logs and returns only the bytes of `file` past what was read before. The size is
+ * the file's behind a symlink (`stat -L`): a Ray cluster job's task log links to the driver's log.
  */
 export class RemoteLogReader {
   private offsets = new Map<string, number>();
@@ -209,7 +210,7 @@ export class RemoteLogReader {
     const script = [
       `cd -- "$1/logs" 2>/dev/null || { printf 'Z\\t-1\\n'; exit 0; }`,
       `for f in "$2"*.out; do [ -e "$f" ] && printf 'A\\t%s\\n' "$f"; done`,
-      `s=$(stat -c %s -- "$3" 2>/dev/null) || s=-1`,
+      `s=$(stat -L -c %s -- "$3" 2>/dev/null) || s=-1`,
       `printf 'Z\\t%s\\n' "$s"`,
       `if [ "$s" -gt "$4" ]; then tail -c +$(($4 + 1)) -- "$3" | head -c $((s - $4)); fi`,
     ].join("\n");
