@@ -12,7 +12,8 @@
  * (tests/fixtures/ray/ray: a tiny TCP head that workers register with, NOT Ray), which is enough
  * for templates/ray.sub.j2 to write the per-role logs `jobs logs --role` reads. The job is
  * `nano3 data prep rl` with `nodes = 2`, whose driver command `uv run …` meets a STAND-IN `uv`
- * written by this test (not uv).
+ * written by this test (not uv). Port 2244 is a plain TCP listener standing for a cluster whose
+ * sshd closes every connection.
  */
 import assert from "node:assert/strict";
 import * as path from "node:path";
@@ -337,6 +338,44 @@ Deno.test("job dir IDs of jobs on clusters behind tunnels: found in the store, a
       );
     }
   } finally {
+    Deno.removeSync(home, { recursive: true });
+  }
+});
+
+Deno.test("jobs status of a job on a cluster that cannot be reached: one connection try, last known state", async () => {
+  const home = Deno.makeTempDirSync({ prefix: "nemotron-ssh-role-" });
+  const env = { HOME: home, NEMOTRON_HOME: path.join(home, ".nemotron") };
+  // a "cluster" that accepts TCP connections and closes them at once, counting them
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 2244 });
+  let accepted = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      accepted++;
+      conn.close();
+    }
+  })();
+  const store = await JobStore.open(path.join(env.NEMOTRON_HOME, "jobs.db"));
+  const dir = "/cluster/down/jobs/probe-20261130-120000-cccccc";
+  store.insert(record({
+    cluster: "ssh://127.0.0.1:2244",
+    key: "probe-20261130-120000-cccccc",
+    job_dir: dir,
+    state: "RUNNING",
+    terminal: false,
+    exit_code: null,
+    ended_at: null,
+  }));
+  store.close();
+  try {
+    const r = await runCli(["jobs", "status", dir], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}state: {5}RUNNING$/m, "the last known state");
+    assert.match(r.stderr, /warning: .*127\.0\.0\.1:2244.*showing the last known states/);
+    assert.match(r.stderr, /no Ray cluster facts shown/);
+    assert.equal(accepted, 1, "the refresh and the Ray facts share one failed connection try");
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
     Deno.removeSync(home, { recursive: true });
   }
 });

@@ -2,8 +2,9 @@
  * Jobs on a cluster behind an ssh tunnel (job store `cluster` = `ssh://…`, see lib/exec/ssh.ts):
  * refreshing their states (one `squeue` per refresh per cluster, through the tunnel), following
  * and printing their logs incrementally (a remote `tail -c +OFFSET`, never the whole file again),
- * cancelling them, removing their secrets files on the cluster once they ended, and the
- * `doctor PROFILE` checks of a tunnel profile. The login-node code paths hand over to these
+ * cancelling them, removing their secrets files on the cluster once they ended, listing their
+ * Ray files (`jobs logs --role`, the `ray:` line of `jobs status`), and the `doctor PROFILE`
+ * checks of a tunnel profile. The login-node code paths hand over to these
  * functions when a record's cluster is a tunnel (small hooks in tracking.ts, follow.ts,
  * commands/jobs.ts and commands/doctor.ts).
  */
@@ -33,9 +34,22 @@ import {
 
 const dec = new TextDecoder();
 
-/** The tunnel of a job store cluster value. */
-export function tunnelFor(cluster: string): Promise<SshTunnel> {
-  return SshTunnel.open(parseTunnelClusterKey(cluster));
+/** Clusters this command could not connect to, with why: not tried again (each try may wait). */
+const unreachable = new Map<string, unknown>();
+
+/**
+ * The tunnel of a job store cluster value. A cluster that could not be reached is not tried
+ * again within the same command (`jobs status` would otherwise wait for the connect timeout once
+ * for the refresh and once more for the Ray files): the same error comes back at once.
+ */
+export async function tunnelFor(cluster: string): Promise<SshTunnel> {
+  if (unreachable.has(cluster)) throw unreachable.get(cluster);
+  try {
+    return await SshTunnel.open(parseTunnelClusterKey(cluster));
+  } catch (err) {
+    unreachable.set(cluster, err);
+    throw err;
+  }
 }
 
 /**
