@@ -46,14 +46,30 @@ async function untrustedJobDir(dir: string): Promise<string | undefined> {
   return p ? `${p.dir}: ${p.reason}` : undefined;
 }
 
-/** The job for an ID: Slurm id, job key or job dir (from the store, else from its job.json). */
+/**
+ * The job for an ID: Slurm id, job key or job dir (from the store, else from its job.json). A job
+ * dir path (any ID with a `/`) is matched against the store's job dirs first, as written or
+ * normalized: a job submitted through an ssh tunnel has its job dir on the cluster, not here,
+ * so its store row is the only place that path can be found.
+ */
 async function resolveJob(store: JobStore, id: string): Promise<ResolvedJob> {
+  const path = await import("../lib/path.ts");
+  const dir = path.resolve(id);
+  if (id.includes("/")) {
+    const rows = store.find(dir);
+    if (rows.length > 1) {
+      throw new UsageError(`job dir ${dir} belongs to ${rows.length} jobs in the job store`, {
+        hint: `give the job key instead: ${
+          rows.map((r) => `${r.key} (job ${r.slurm_job_id} on ${r.cluster})`).join(", ")
+        }`,
+      });
+    }
+    if (rows.length === 1) return { rec: rows[0], fromStore: true };
+  }
   const found = store.find(id);
   if (found.length) return { rec: found[0], fromStore: true };
   const { readManifest } = await import("../lib/exec/job_dir.ts");
   const { clusterName } = await import("../lib/exec/submit.ts");
-  const path = await import("../lib/path.ts");
-  const dir = path.resolve(id);
   const distrust = await untrustedJobDir(dir);
   if (distrust) {
     throw new UsageError(`refusing to act on job dir ${dir}: ${distrust}`, {
@@ -96,6 +112,15 @@ async function resolveJob(store: JobStore, id: string): Promise<ResolvedJob> {
       note: null,
     };
     return { rec, fromStore: false };
+  }
+  if (id.includes("/")) {
+    throw new UsageError(
+      `no job with job dir ${dir}: it is not in the job store (${store.path}) and not a job dir (with job.json) on this machine`,
+      {
+        hint:
+          "a job dir on a cluster behind an ssh tunnel is found only through your job store: `nemotron jobs list --all --json` shows each job's job_dir",
+      },
+    );
   }
   throw new UsageError(`no job '${id}' in the job store (${store.path})`, {
     hint: "`nemotron jobs list --all` lists known jobs; a job dir path (with job.json) works too",
@@ -285,7 +310,21 @@ interface NodeFacts {
 
 async function nodeFacts(r: JobRecord): Promise<NodeFacts> {
   const { rayClusterSummary } = await import("../lib/exec/ray.ts");
-  const ray = rayClusterSummary(r.job_dir, r.slurm_job_id);
+  let files;
+  if (r.cluster.startsWith("ssh://")) {
+    // ssh tunnel (issue 12): the Ray files are on the cluster; one listing through the tunnel
+    const { tunnelFor, remoteRayFiles } = await import("../lib/exec/ssh_jobs.ts");
+    try {
+      files = await remoteRayFiles(await tunnelFor(r.cluster), r.job_dir);
+    } catch (err) {
+      console.error(
+        `warning: ${err instanceof Error ? err.message : String(err)}; no Ray cluster facts shown`,
+      );
+    }
+  }
+  const ray = r.cluster.startsWith("ssh://") && !files
+    ? undefined
+    : rayClusterSummary(r.job_dir, r.slurm_job_id, files);
   let failed: string | undefined;
   if (r.terminal && r.state !== "COMPLETED") {
     const { sbatchLogPath, attemptsWithLogs, attemptLogPath } = await import(
@@ -351,20 +390,26 @@ function statusText(
   return lines.join("\n");
 }
 
-/** The log of one Ray role (`driver`, `head`, `worker-N`) of a Ray cluster job's attempt. */
-async function rayRoleLog(rec: JobRecord, role: string, attempt?: number): Promise<string> {
+/**
+ * The log of one Ray role (`driver`, `head`, `worker-N`; checked by the caller) of a Ray cluster
+ * job's attempt. `files` reads the job dir: this machine's, or for a job behind an ssh tunnel a
+ * listing made on the cluster.
+ */
+async function rayRoleLog(
+  rec: JobRecord,
+  role: string,
+  attempt?: number,
+  files?: import("../lib/exec/ray.ts").RayFiles,
+): Promise<string> {
   const ray = await import("../lib/exec/ray.ts");
-  if (!/^(driver|head|worker-[1-9][0-9]*)$/.test(role)) {
-    throw new UsageError(`--role must be driver, head or worker-N, got '${role}'`);
-  }
-  const attempts = ray.rayAttempts(rec.job_dir, rec.slurm_job_id);
+  const attempts = ray.rayAttempts(rec.job_dir, rec.slurm_job_id, files);
   if (attempts.length === 0) {
     throw new UsageError(`job ${rec.slurm_job_id} is not a Ray cluster job (no Ray files yet)`, {
       hint: `the job is ${rec.state}; --role applies to launch = "ray" jobs on more than one node`,
     });
   }
   const a = attempt ?? attempts[attempts.length - 1];
-  const roles = ray.rayRoles(rec.job_dir, rec.slurm_job_id, a);
+  const roles = ray.rayRoles(rec.job_dir, rec.slurm_job_id, a, files);
   if (!roles.includes(role)) {
     throw new UsageError(`job ${rec.slurm_job_id} attempt ${a} has no ${role} log`, {
       hint: roles.length ? `roles with logs: ${roles.join(", ")}` : "no Ray role has started yet",
@@ -509,6 +554,12 @@ export function jobsCommand(_cli: CliContext): Command {
             throw new UsageError(`--attempt must be a number >= 0, got '${opts.attempt}'`);
           }
         }
+        if (opts.role !== undefined && opts.sbatch) {
+          throw new UsageError("give --role or --sbatch, not both");
+        }
+        if (opts.role !== undefined && !/^(driver|head|worker-[1-9][0-9]*)$/.test(opts.role)) {
+          throw new UsageError(`--role must be driver, head or worker-N, got '${opts.role}'`);
+        }
         const { withStore } = await import("../lib/exec/tracking.ts");
         const jd = await import("../lib/exec/job_dir.ts");
         const { LogTail, followJob } = await import("../lib/exec/follow.ts");
@@ -525,16 +576,22 @@ export function jobsCommand(_cli: CliContext): Command {
           }
           const job = await resolveJob(store, id);
           const rec = await refreshOne(store, job);
-          // ssh tunnel (issue 12): the logs of a job behind a tunnel are read through it.
+          // ssh tunnel (issue 12): the logs of a job behind a tunnel are read through it; a Ray
+          // role's log is looked up as below, in a listing of the job dir made on the cluster.
           if (rec.cluster.startsWith("ssh://")) {
-            const { tunnelJobLogs } = await import("../lib/exec/ssh_jobs.ts");
-            await tunnelJobLogs(rec, { ...opts, attempt, store });
+            const { tunnelJobLogs, tunnelFor, remoteRayFiles } = await import(
+              "../lib/exec/ssh_jobs.ts"
+            );
+            const file = opts.role === undefined ? undefined : await rayRoleLog(
+              rec,
+              opts.role,
+              attempt,
+              await remoteRayFiles(await tunnelFor(rec.cluster), rec.job_dir),
+            );
+            await tunnelJobLogs(rec, { ...opts, attempt, store, file });
             return;
           }
           const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
-          if (opts.role !== undefined && opts.sbatch) {
-            throw new UsageError("give --role or --sbatch, not both");
-          }
           // A local run: its run.log, followed (-f) until the run's row says it ended.
           if (rec.cluster === "local" && rec.mode === "local") {
             const tail = new LogTail(`${rec.job_dir}/run.log`);

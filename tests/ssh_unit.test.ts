@@ -16,7 +16,13 @@ import {
 } from "../lib/exec/ssh.ts";
 import { checkRemoteGroup, checkRemoteJobDirOverSsh, probeRemote } from "../lib/exec/ssh_submit.ts";
 import { readPreflight } from "../lib/exec/slurm_preflight.ts";
-import { finishRemoteJobs, remoteJobFiles, RemoteLogReader } from "../lib/exec/ssh_jobs.ts";
+import {
+  finishRemoteJobs,
+  remoteJobFiles,
+  RemoteLogReader,
+  remoteRayFiles,
+} from "../lib/exec/ssh_jobs.ts";
+import { rayAttempts, rayClusterSummary, rayRoles } from "../lib/exec/ray.ts";
 import { readAttempts } from "../lib/exec/job_dir.ts";
 import type { JobRecord } from "../lib/jobs/store.ts";
 import { untrustedPathComponent } from "../lib/trusted_path.ts";
@@ -385,5 +391,75 @@ Deno.test("finishRemoteJobs: job.json on the cluster gets the final state; nothi
     assert.deepEqual(m, { key: "a", state: "COMPLETED", exit_code: 0, attempts: [{ state: "x" }] });
   } finally {
     Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("RemoteLogReader: a Ray job's task log (a symlink to the driver's log) is read whole", async () => {
+  const jobDir = Deno.makeTempDirSync();
+  try {
+    // as templates/ray.sub.j2 lays it out: logs/log-<name>_<tag>.out -> ray_<tag>/ray-driver.log
+    Deno.mkdirSync(path.join(jobDir, "logs", "ray_7_0"), { recursive: true });
+    const driver = path.join(jobDir, "logs", "ray_7_0", "ray-driver.log");
+    Deno.writeTextFileSync(driver, "a line longer than the link's own target name\n");
+    Deno.symlinkSync("ray_7_0/ray-driver.log", path.join(jobDir, "logs", "log-x_7_0.out"));
+    const reader = new RemoteLogReader(localTunnel, jobDir, "log-x_7_");
+    const dec = new TextDecoder();
+    let r = await reader.read("log-x_7_0.out");
+    assert.equal(dec.decode(r.bytes), Deno.readTextFileSync(driver));
+    assert.deepEqual(r.attempts, [0]);
+    Deno.writeTextFileSync(driver, "more\n", { append: true });
+    r = await reader.read("log-x_7_0.out");
+    assert.equal(dec.decode(r.bytes), "more\n");
+    // a role's log by its path under logs/ (jobs logs --role)
+    r = await new RemoteLogReader(localTunnel, jobDir, "log-x_7_").read("ray_7_0/ray-driver.log");
+    assert.equal(dec.decode(r.bytes), Deno.readTextFileSync(driver));
+  } finally {
+    Deno.removeSync(jobDir, { recursive: true });
+  }
+});
+
+Deno.test("remoteRayFiles: one listing answers rayAttempts, rayRoles and rayClusterSummary as the local files do", async () => {
+  const jobDir = Deno.makeTempDirSync();
+  try {
+    // two attempts of job 7 (a requeue), a stray dir of another job id, roles of each attempt
+    const files: Record<string, string> = {
+      "ray/7_0/events.tsv": "1\thead_up\tnode1\t\n2\tnot_joined\tnode3\t\n",
+      "ray/7_1/events.tsv":
+        "3\thead_up\tnode1\t\n4\tall_joined\tnode[1-3]\t3\n5\tdriver_exit\tnode1\t0\n",
+      "ray/8_0/events.tsv": "",
+      "logs/ray_7_0/ray-head.log": "h0\n",
+      "logs/ray_7_1/ray-driver.log": "d1\n",
+      "logs/ray_7_1/ray-head.log": "h1\n",
+      "logs/ray_7_1/ray-worker-1.log": "w1\n",
+      "logs/ray_7_1/ray-worker-2.log": "w2\n",
+      "logs/ray_7_1/ray-worker-10.log": "w10\n",
+      "logs/log-x_7_1.out": "",
+      "code/ray/not-this.txt": "",
+    };
+    for (const [rel, text] of Object.entries(files)) {
+      Deno.mkdirSync(path.dirname(path.join(jobDir, rel)), { recursive: true });
+      Deno.writeTextFileSync(path.join(jobDir, rel), text);
+    }
+    const remote = await remoteRayFiles(localTunnel, jobDir);
+    assert.deepEqual(rayAttempts(jobDir, "7", remote), rayAttempts(jobDir, "7"));
+    assert.deepEqual(rayAttempts(jobDir, "7", remote), [0, 1]);
+    for (const a of [0, 1, 2]) {
+      assert.deepEqual(rayRoles(jobDir, "7", a, remote), rayRoles(jobDir, "7", a));
+    }
+    assert.deepEqual(rayRoles(jobDir, "7", 1, remote), [
+      "driver",
+      "head",
+      "worker-1",
+      "worker-2",
+      "worker-10",
+    ]);
+    assert.equal(rayClusterSummary(jobDir, "7", remote), rayClusterSummary(jobDir, "7"));
+    assert.match(rayClusterSummary(jobDir, "7", remote)!, /^attempt 1: up: all 3 nodes joined/);
+    // a job dir that is not there (or has no Ray files): nothing, as locally
+    const none = await remoteRayFiles(localTunnel, path.join(jobDir, "missing"));
+    assert.deepEqual(rayAttempts(path.join(jobDir, "missing"), "7", none), []);
+    assert.equal(rayClusterSummary(path.join(jobDir, "code"), "7", none), undefined);
+  } finally {
+    Deno.removeSync(jobDir, { recursive: true });
   }
 });

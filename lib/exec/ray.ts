@@ -122,28 +122,60 @@ export function rayLogPath(
   return path.join(jobDir, "logs", `ray_${rayTag(slurmJobId, attempt)}`, `ray-${role}.log`);
 }
 
-/** The roles that have a log in one attempt, e.g. `["driver", "head", "worker-1"]`. */
-export function rayRoles(jobDir: string, slurmJobId: string, attempt: number): string[] {
-  const out: string[] = [];
-  try {
-    const dir = path.join(jobDir, "logs", `ray_${rayTag(slurmJobId, attempt)}`);
-    for (const e of Deno.readDirSync(dir)) {
-      const m = /^ray-(.+)\.log$/.exec(e.name);
-      if (m) out.push(m[1]);
+/**
+ * How the Ray files of a job dir are read: `list` gives a directory's entry names (none when it
+ * is missing), `read` a file's text (undefined when missing). `LOCAL_RAY_FILES` reads this
+ * machine's; for a job on a cluster behind an ssh tunnel, `remoteRayFiles` (lib/exec/ssh_jobs.ts)
+ * answers from one listing made on the cluster.
+ */
+export interface RayFiles {
+  list(dir: string): readonly string[];
+  read(file: string): string | undefined;
+}
+
+export const LOCAL_RAY_FILES: RayFiles = {
+  list(dir) {
+    try {
+      return [...Deno.readDirSync(dir)].map((e) => e.name);
+    } catch {
+      return [];
     }
-  } catch { /* no Ray logs */ }
+  },
+  read(file) {
+    try {
+      return Deno.readTextFileSync(file);
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** The roles that have a log in one attempt, e.g. `["driver", "head", "worker-1"]`. */
+export function rayRoles(
+  jobDir: string,
+  slurmJobId: string,
+  attempt: number,
+  files: RayFiles = LOCAL_RAY_FILES,
+): string[] {
+  const out: string[] = [];
+  for (const name of files.list(path.join(jobDir, "logs", `ray_${rayTag(slurmJobId, attempt)}`))) {
+    const m = /^ray-(.+)\.log$/.exec(name);
+    if (m) out.push(m[1]);
+  }
   return out.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
 }
 
 /** Attempts of a job that ran the Ray template (have `ray/<job id>_<n>/`), ascending. */
-export function rayAttempts(jobDir: string, slurmJobId: string): number[] {
+export function rayAttempts(
+  jobDir: string,
+  slurmJobId: string,
+  files: RayFiles = LOCAL_RAY_FILES,
+): number[] {
   const out: number[] = [];
-  try {
-    for (const e of Deno.readDirSync(path.join(jobDir, "ray"))) {
-      const m = /^(\d+)_(\d+)$/.exec(e.name);
-      if (m && m[1] === slurmJobId) out.push(Number(m[2]));
-    }
-  } catch { /* not a Ray job */ }
+  for (const name of files.list(path.join(jobDir, "ray"))) {
+    const m = /^(\d+)_(\d+)$/.exec(name);
+    if (m && m[1] === slurmJobId) out.push(Number(m[2]));
+  }
   return out.sort((a, b) => a - b);
 }
 
@@ -156,15 +188,14 @@ export interface RayEvent {
 }
 
 /** The events the template recorded for one attempt. */
-export function readRayEvents(jobDir: string, slurmJobId: string, attempt: number): RayEvent[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(
-      path.join(jobDir, "ray", rayTag(slurmJobId, attempt), "events.tsv"),
-    );
-  } catch {
-    return [];
-  }
+export function readRayEvents(
+  jobDir: string,
+  slurmJobId: string,
+  attempt: number,
+  files: RayFiles = LOCAL_RAY_FILES,
+): RayEvent[] {
+  const text = files.read(path.join(jobDir, "ray", rayTag(slurmJobId, attempt), "events.tsv"));
+  if (text === undefined) return [];
   const out: RayEvent[] = [];
   for (const line of text.split("\n")) {
     if (!line) continue;
@@ -178,11 +209,15 @@ export function readRayEvents(jobDir: string, slurmJobId: string, attempt: numbe
  * One line for `jobs status` about the Ray cluster of the latest attempt: up (all nodes joined),
  * still starting, or which node did not come up. Undefined for jobs without Ray files.
  */
-export function rayClusterSummary(jobDir: string, slurmJobId: string): string | undefined {
-  const attempts = rayAttempts(jobDir, slurmJobId);
+export function rayClusterSummary(
+  jobDir: string,
+  slurmJobId: string,
+  files: RayFiles = LOCAL_RAY_FILES,
+): string | undefined {
+  const attempts = rayAttempts(jobDir, slurmJobId, files);
   if (attempts.length === 0) return undefined;
   const attempt = attempts[attempts.length - 1];
-  const events = readRayEvents(jobDir, slurmJobId, attempt);
+  const events = readRayEvents(jobDir, slurmJobId, attempt, files);
   const find = (name: string) => events.find((e) => e.event === name);
   const failed = events.find((e) =>
     ["head_not_up", "not_joined", "role_died", "bad_allocation"].includes(e.event)

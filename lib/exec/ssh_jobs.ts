@@ -2,8 +2,9 @@
  * Jobs on a cluster behind an ssh tunnel (job store `cluster` = `ssh://…`, see lib/exec/ssh.ts):
  * refreshing their states (one `squeue` per refresh per cluster, through the tunnel), following
  * and printing their logs incrementally (a remote `tail -c +OFFSET`, never the whole file again),
- * cancelling them, removing their secrets files on the cluster once they ended, and the
- * `doctor PROFILE` checks of a tunnel profile. The login-node code paths hand over to these
+ * cancelling them, removing their secrets files on the cluster once they ended, listing their
+ * Ray files (`jobs logs --role`, the `ray:` line of `jobs status`), and the `doctor PROFILE`
+ * checks of a tunnel profile. The login-node code paths hand over to these
  * functions when a record's cluster is a tunnel (small hooks in tracking.ts, follow.ts,
  * commands/jobs.ts and commands/doctor.ts).
  */
@@ -20,6 +21,7 @@ import {
   liveWriter,
   pendingStatusLine,
 } from "./follow.ts";
+import type { RayFiles } from "./ray.ts";
 import { cancelSlurmJobs, jobState, type SlurmJobStatus } from "./slurm_state.ts";
 import type { RefreshOptions } from "./tracking.ts";
 import {
@@ -32,9 +34,22 @@ import {
 
 const dec = new TextDecoder();
 
-/** The tunnel of a job store cluster value. */
-export function tunnelFor(cluster: string): Promise<SshTunnel> {
-  return SshTunnel.open(parseTunnelClusterKey(cluster));
+/** Clusters this command could not connect to, with why: not tried again (each try may wait). */
+const unreachable = new Map<string, unknown>();
+
+/**
+ * The tunnel of a job store cluster value. A cluster that could not be reached is not tried
+ * again within the same command (`jobs status` would otherwise wait for the connect timeout once
+ * for the refresh and once more for the Ray files): the same error comes back at once.
+ */
+export async function tunnelFor(cluster: string): Promise<SshTunnel> {
+  if (unreachable.has(cluster)) throw unreachable.get(cluster);
+  try {
+    return await SshTunnel.open(parseTunnelClusterKey(cluster));
+  } catch (err) {
+    unreachable.set(cluster, err);
+    throw err;
+  }
 }
 
 /**
@@ -192,7 +207,8 @@ export async function cancelTunnelJobs(recs: readonly JobRecord[]): Promise<void
 
 /**
  * Reads growing log files of one job dir on the cluster: each call is one ssh call that lists
- * the attempt logs and returns only the bytes of `file` past what was read before.
+ * the attempt logs and returns only the bytes of `file` past what was read before. The size is
+ * the file's behind a symlink (`stat -L`): a Ray cluster job's task log links to the driver's log.
  */
 export class RemoteLogReader {
   private offsets = new Map<string, number>();
@@ -208,7 +224,7 @@ export class RemoteLogReader {
     const script = [
       `cd -- "$1/logs" 2>/dev/null || { printf 'Z\\t-1\\n'; exit 0; }`,
       `for f in "$2"*.out; do [ -e "$f" ] && printf 'A\\t%s\\n' "$f"; done`,
-      `s=$(stat -c %s -- "$3" 2>/dev/null) || s=-1`,
+      `s=$(stat -L -c %s -- "$3" 2>/dev/null) || s=-1`,
       `printf 'Z\\t%s\\n' "$s"`,
       `if [ "$s" -gt "$4" ]; then tail -c +$(($4 + 1)) -- "$3" | head -c $((s - $4)); fi`,
     ].join("\n");
@@ -373,13 +389,59 @@ export async function followTunnelJob(
   }
 }
 
-/** `jobs logs ID [--attempt N] [--sbatch] [-f]` for a job on a tunnel cluster. */
+/**
+ * The Ray files of a job dir on the cluster, in one ssh call: the entries of `ray/` and `logs/`
+ * and of their subdirectories, and each attempt's `ray/<tag>/events.tsv`. What `rayAttempts`,
+ * `rayRoles` and `rayClusterSummary` (lib/exec/ray.ts) read a job behind the tunnel with
+ * (`jobs logs --role`, `jobs status`).
+ */
+export async function remoteRayFiles(
+  tunnel: Pick<SshTunnel, "exec" | "spec">,
+  jobDir: string,
+): Promise<RayFiles> {
+  const r = await tunnel.exec(
+    [
+      `cd -- "$1" 2>/dev/null || exit 0`,
+      `find ray logs -mindepth 1 -maxdepth 2 -print0 2>/dev/null`,
+      `for f in ray/*/events.tsv; do [ -f "$f" ] && printf '\\036%s\\n' "$f" && cat -- "$f"; done`,
+      `exit 0`,
+    ].join("\n"),
+    undefined,
+    [jobDir],
+  );
+  if (r.code !== 0) {
+    throw new RuntimeFailure(
+      `cannot list ${jobDir} on ${tunnelLabel(tunnel.spec)}: ${r.stderr.trim()}`,
+    );
+  }
+  const [listing, ...texts] = dec.decode(r.stdout).split("\x1e");
+  const byDir = new Map<string, string[]>();
+  for (const p of listing.split("\0")) {
+    if (p === "") continue;
+    const dir = path.resolve(jobDir, path.dirname(p));
+    byDir.set(dir, [...(byDir.get(dir) ?? []), path.basename(p)]);
+  }
+  const byFile = new Map<string, string>();
+  for (const t of texts) {
+    const nl = t.indexOf("\n");
+    byFile.set(path.resolve(jobDir, t.slice(0, nl)), t.slice(nl + 1));
+  }
+  return {
+    list: (dir) => byDir.get(path.resolve(dir)) ?? [],
+    read: (file) => byFile.get(path.resolve(file)),
+  };
+}
+
+/**
+ * `jobs logs ID [--attempt N] [--sbatch] [-f]` for a job on a tunnel cluster; `file` (a path on
+ * the cluster under the job dir's `logs/`, e.g. a Ray role's log) instead of the task log.
+ */
 export async function tunnelJobLogs(
   rec: JobRecord,
-  opts: { follow?: boolean; attempt?: number; sbatch?: boolean; store?: JobStore },
+  opts: { follow?: boolean; attempt?: number; sbatch?: boolean; file?: string; store?: JobStore },
 ): Promise<void> {
   const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
-  if (opts.follow && !opts.sbatch) {
+  if (opts.follow && !opts.sbatch && opts.file === undefined) {
     await followTunnelJob(rec, { attempt: opts.attempt, store: opts.store });
     return;
   }
@@ -387,7 +449,8 @@ export async function tunnelJobLogs(
   const prefix = `log-${rec.slurm_name}_${rec.slurm_job_id}_`;
   const reader = new RemoteLogReader(tunnel, rec.job_dir, prefix);
   let file: string;
-  if (opts.sbatch) file = `sbatch-${rec.slurm_name}_${rec.slurm_job_id}.out`;
+  if (opts.file !== undefined) file = path.relative(path.join(rec.job_dir, "logs"), opts.file);
+  else if (opts.sbatch) file = `sbatch-${rec.slurm_name}_${rec.slurm_job_id}.out`;
   else {
     const { attempts } = await reader.read(`${prefix}0.out`);
     if (opts.attempt !== undefined && !attempts.includes(opts.attempt)) {
