@@ -396,6 +396,20 @@ sshTest(
 
       // 3. squash = "enroot": a missing image is imported on the cluster (salloc/srun there).
       w.envToml(profile(w, 'squash = "enroot"'));
+      //    But bad input stops the command before: an unknown artifact (the recipe's
+      //    `${art:model,path}`, no registry here) is exit 2, nothing imported or written.
+      r = await w.nemotron([
+        "nano3",
+        "eval",
+        "--batch",
+        "cluster",
+        ...OVERRIDES.filter((o) => !o.startsWith("deployment.checkpoint_path=")),
+        "+execution.proxy.image=haproxy:2.9",
+      ]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /artifact 'nano3-rl-model' not found/);
+      assert.ok(!exists(enrootLog), "enroot did not run");
+      assert.equal(jobDirs(w).length, 1);
       r = await w.nemotron(evalArgs("+execution.proxy.image=haproxy:2.9"));
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(

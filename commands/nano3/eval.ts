@@ -6,6 +6,11 @@
  * proxy images for Slurm, resolves `${run.*}` and `${art:…}`, writes `job.yaml` + `eval.yaml`, and
  * runs `nemo-evaluator-launcher run --config eval.yaml [-t TASK]…`.
  *
+ * With a `tunnel = "ssh"` profile the launcher still runs here (it logs in to the cluster itself,
+ * as `execution.username@execution.hostname`, filled from the profile when unset), and the images
+ * are the cluster's: `<remote_job_dir>/<name>.sqsh` there, reused or imported there with enroot
+ * over ssh (lib/exec/ssh_squash.ts), never squashed on or uploaded from this machine.
+ *
  * Script arguments: only `-t/--task NAME` (repeatable) are accepted.
  */
 import { Command } from "../../lib/cli/command.ts";
@@ -112,6 +117,16 @@ function injectEnvNames(cfg: ConfigMap, dotted: string, names: readonly string[]
     node = next;
   }
   for (const n of names) if (!node.has(n)) node.set(n, n);
+}
+
+/** The eval config as the launcher gets it: `${art:…}` and every interpolation resolved, no `run`. */
+function resolveForLauncher(withRefs: ConfigMap): ConfigMap {
+  const registry = registryFromEnvironment();
+  const resolved = resolveTree(withRefs, {
+    resolvers: { art: artResolver(artLookupByRef(registry)) },
+  });
+  resolved.delete("run");
+  return resolved;
 }
 
 /** Replace the image at the dotted `key` (an existing string value) with its `.sqsh` path. */
@@ -305,7 +320,9 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
         renderRecipeHelp({
           command: COMMAND,
           description:
-            "Evaluate the final model with nemo-evaluator-launcher. Script arguments: -t/--task NAME (repeatable).",
+            "Evaluate the final model with nemo-evaluator-launcher. Script arguments: -t/--task NAME (repeatable). " +
+            'With a tunnel = "ssh" profile the images are looked for (or squashed with enroot) on the cluster, ' +
+            "and an unset execution.hostname / execution.username is the profile's host / user.",
           configNames: configNames(configDir),
           artifacts: [{ key: "model", description: "Model checkpoint artifact to evaluate" }],
           profiles: envFile ? { file: envFile.path, names: profileNames(envFile) } : undefined,
@@ -342,6 +359,10 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
       injectEnvNames(job, "evaluation.env_vars", names);
       injectEnvNames(job, "execution.env_vars.export", names);
     }
+
+    // Bad input (an unknown artifact, an unresolvable value) stops the command before any image is
+    // squashed or looked for on a cluster: resolve once now (step 5 resolves the final config).
+    if (!args.dryRun) resolveForLauncher(extractTrainConfig(job, { forRemote: false }));
 
     // 3. Images the launcher deploys: squashed for Slurm (a dry run only says so). Through an ssh
     //    tunnel they are looked for (or squashed with enroot) on the cluster, never here; the
@@ -399,11 +420,7 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
     }
 
     // 5. Resolve artifacts and every interpolation for the launcher, which knows neither.
-    const registry = registryFromEnvironment();
-    const resolved = resolveTree(withRefs, {
-      resolvers: { art: artResolver(artLookupByRef(registry)) },
-    });
-    resolved.delete("run");
+    const resolved = resolveForLauncher(withRefs);
 
     // 6. Job dir with job.yaml and eval.yaml; run the launcher.
     const jobDir = createJobDir(jobsBase, "nano3/eval");
