@@ -477,3 +477,96 @@ sshTest(
     }
   },
 );
+
+/** A tunnel whose `exec` runs the script here with `sh -c` and records it (for the unit test). */
+function recordingTunnel(path_: string) {
+  const scripts: string[] = [];
+  return {
+    scripts,
+    tunnel: {
+      spec: { host: "cluster", user: "me" },
+      async exec(script: string, _stdin?: Uint8Array, args: readonly string[] = []) {
+        scripts.push(script);
+        const o = await new Deno.Command("sh", {
+          args: ["-c", script, "nemotron", ...args],
+          env: { PATH: path_ },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        return { code: o.code, stdout: o.stdout, stderr: new TextDecoder().decode(o.stderr) };
+      },
+    },
+  };
+}
+
+Deno.test("ensureClusterSqsh: reuse, enroot import (force removes first), refusals with the fix", async () => {
+  const { clusterFileExists, ensureClusterSqsh } = await import("../lib/exec/ssh_squash.ts");
+  const { UsageError, RuntimeFailure } = await import("../lib/errors.ts");
+  const dir = Deno.makeTempDirSync({ prefix: "ssh-squash-" });
+  try {
+    // salloc stand-in (test only): runs its command after the options, like salloc + srun here.
+    const bin = path.join(dir, "bin");
+    Deno.mkdirSync(bin);
+    Deno.writeTextFileSync(
+      path.join(bin, "salloc"),
+      `#!/bin/sh\n# Stand-in for salloc … srun --export=ALL CMD… (test only)\n` +
+        `while [ "$1" != srun ]; do shift; done; shift 2; exec "$@"\n`,
+      { mode: 0o755 },
+    );
+    Deno.writeTextFileSync(
+      path.join(bin, "enroot"),
+      `#!/bin/sh\n# Stand-in for enroot import (test only)\n[ -e "$3" ] && exit 1\necho "$4" > "$3"\n`,
+      { mode: 0o755 },
+    );
+    const { tunnel, scripts } = recordingTunnel(`${bin}:/usr/bin:/bin`);
+    const rjd = path.join(dir, "rjd");
+    const target = path.join(rjd, "nvcr_io_nvidia_pytorch_25_01_py3.sqsh");
+    const image = "nvcr.io/nvidia/pytorch:25.01-py3";
+    const req = { image, remoteJobDir: rjd, force: false, exists: false };
+    // Missing, native: exit 2 naming where it looked and how to squash it there; nothing run.
+    await assert.rejects(
+      ensureClusterSqsh(tunnel, { ...req, profile: {} }),
+      (e: Error) =>
+        e instanceof UsageError &&
+        e.message ===
+          `container image ${image} has no squashed .sqsh on me@cluster (looked for ${target})` &&
+        (e.hint ?? "").includes(`\`nemotron squash ${image} -o ${target}\` there`) &&
+        (e.hint ?? "").includes("set container_image to a .sqsh path on the cluster"),
+    );
+    await assert.rejects(
+      ensureClusterSqsh(tunnel, { ...req, profile: {}, force: true }),
+      (e: Error) => e instanceof UsageError && /only with enroot/.test(e.message),
+    );
+    assert.deepEqual(scripts, []);
+    // enroot: imported (the output dir created first), then found by a test on the "cluster".
+    const enroot = { ...req, profile: { squash: "enroot", remote_job_dir: rjd } };
+    assert.equal(await ensureClusterSqsh(tunnel, enroot), target);
+    assert.equal(Deno.readTextFileSync(target).trim(), `docker://${image}`);
+    assert.equal(await clusterFileExists(tunnel, target), true);
+    assert.equal(await clusterFileExists(tunnel, target + ".x"), false);
+    const n = scripts.length;
+    assert.equal(
+      await ensureClusterSqsh(tunnel, {
+        ...enroot,
+        exists: () => clusterFileExists(tunnel, target),
+      }),
+      target,
+    );
+    assert.equal(scripts.length, n + 1, "only the existence test ran");
+    // force: removed first (the stand-in refuses an existing output), imported again.
+    Deno.writeTextFileSync(target, "old");
+    assert.equal(await ensureClusterSqsh(tunnel, { ...enroot, exists: true, force: true }), target);
+    assert.equal(Deno.readTextFileSync(target).trim(), `docker://${image}`);
+    // A failing import: exit 1 with the command.
+    Deno.writeTextFileSync(path.join(bin, "enroot"), "#!/bin/sh\nexit 3\n", { mode: 0o755 });
+    await assert.rejects(
+      ensureClusterSqsh(tunnel, { ...enroot, force: true }),
+      (e: Error) =>
+        e instanceof RuntimeFailure &&
+        /Failed to squash container image on me@cluster/.test(e.message),
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
