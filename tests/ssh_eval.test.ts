@@ -452,9 +452,54 @@ sshTest(
       const jobYaml = Deno.readTextFileSync(path.join(jobDir, "job.yaml"));
       assert.ok(jobYaml.includes("MY_API_TOKEN"), "job.yaml records the variable's name");
 
-      // 5. The cluster cannot be checked: nothing written, the launcher not run. An unknown host
+      // 5. `~` in remote_job_dir is the cluster account's home (root's here), expanded there: an
+      //    existing .sqsh under it is found, for eval and for a recipe (planTunnelJob).
+      const tildeName = `nm-ssh-eval-${crypto.randomUUID().slice(0, 8)}`;
+      const tildeDir = path.join("/root", tildeName);
+      try {
+        Deno.mkdirSync(tildeDir, { mode: 0o700 });
+        Deno.writeTextFileSync(path.join(tildeDir, VLLM_SQSH), "squashfs stand-in\n");
+        Deno.writeTextFileSync(path.join(tildeDir, "nvcr_io_nvidia_pytorch_25_01_py3.sqsh"), "x\n");
+        const tildeProfile = profile(w).replace(
+          `remote_job_dir = "${w.remoteJobDir}"`,
+          `remote_job_dir = "~/${tildeName}"`,
+        );
+        w.envToml(tildeProfile);
+        r = await w.nemotron(evalArgs());
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(`✓ Using existing squashed image on root@cluster: ${tildeDir}/${VLLM_SQSH}`),
+        );
+        calls = launcherCalls(w);
+        assert.equal(
+          evalYaml(calls[calls.length - 1]).deployment.image,
+          `${tildeDir}/${VLLM_SQSH}`,
+        );
+        w.envToml(
+          tildeProfile.replace(
+            "[cluster]\n",
+            '[cluster]\ncontainer_image = "nvcr.io/nvidia/pytorch:25.01-py3"\ntime = "00:05:00"\n',
+          ),
+        );
+        r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster", "--json"]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `✓ Using existing squashed image on root@cluster: ${tildeDir}/nvcr_io_nvidia_pytorch_25_01_py3\\.sqsh`,
+          ),
+        );
+        for (const j of JSON.parse(r.stdout).jobs) await run("scancel", [j.slurm_job_id]);
+      } finally {
+        Deno.removeSync(tildeDir, { recursive: true });
+      }
+
+      // 6. The cluster cannot be checked: nothing written, the launcher not run. An unknown host
       //    key (a second sshd whose key is not in known_hosts): exit 1.
+      w.envToml(profile(w, 'squash = "enroot"'));
       const before = jobDirs(w).length;
+      const callsBefore = launcherCalls(w).length;
       const stranger = await w.startSshd(2253, {
         extraConfig: `ForceCommand export PATH=${clusterBin}:/usr/local/bin:/usr/bin:/bin; ` +
           `exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"`,
@@ -464,14 +509,14 @@ sshTest(
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /host key is unknown/);
       assert.equal(jobDirs(w).length, before);
-      assert.equal(launcherCalls(w).length, 3);
+      assert.equal(launcherCalls(w).length, callsBefore);
       // Unreachable (nothing listens on 2254): exit 1.
       w.sshConfig(directConfig(2254), sshd.knownHostsLine + "\n");
       r = await w.nemotron(evalArgs("+execution.proxy.image=haproxy:2.9"));
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /cannot reach the cluster/);
       assert.equal(jobDirs(w).length, before);
-      assert.equal(launcherCalls(w).length, 3);
+      assert.equal(launcherCalls(w).length, callsBefore);
     } finally {
       await w.close();
     }

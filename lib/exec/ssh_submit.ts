@@ -20,7 +20,7 @@ import { nemotronHome } from "../home.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import type { AutoMount } from "../config/resolvers.ts";
 import { sqshName } from "../squash/reference.ts";
-import { ensureClusterSqsh } from "./ssh_squash.ts";
+import { clusterFileExists, clusterSqshPath, ensureClusterSqsh } from "./ssh_squash.ts";
 import {
   buildSlurmJob,
   renderSbatch,
@@ -280,7 +280,10 @@ export async function planTunnelJob(
       remoteJobDir: probe.remoteJobDir,
       profile: remoteProfile,
       force: args.forceSquash,
-      exists: probe.sqshExists,
+      // The probe tested the path as written: with `~` in remote_job_dir, test the expanded one.
+      exists: rjd === probe.remoteJobDir
+        ? probe.sqshExists
+        : () => clusterFileExists(tunnel, clusterSqshPath(image, probe.remoteJobDir)),
     });
   }
   const spec2: SlurmJobSpec = {
