@@ -106,6 +106,31 @@ function lineageJson(node: LineageNode): Record<string, unknown> {
   };
 }
 
+/**
+ * Run `fn` with the registry the command reads: this machine's (`registryFromEnvironment`), or
+ * with `--on PROFILE` a read-only copy of the one on that tunnel profile's cluster
+ * (lib/artifacts/remote.ts), removed afterwards. `where` is what `list` prints as the registry.
+ */
+async function withRegistry(
+  on: string | undefined,
+  fn: (reg: ArtifactRegistry, where: string) => void,
+): Promise<void> {
+  if (on === undefined) {
+    const reg = registryFromEnvironment();
+    return fn(reg, reg.root);
+  }
+  const { openRemoteRegistry } = await import("../lib/artifacts/remote.ts");
+  const remote = await openRemoteRegistry(on);
+  try {
+    fn(remote.registry, remote.where);
+  } finally {
+    remote.close();
+  }
+}
+
+const ON_HELP =
+  'read the registry on the cluster of a tunnel = "ssh" profile (through ssh, read-only)';
+
 export function artifactsCommand(cli: CliContext): Command {
   const group = new Command("artifacts").description(
     "List, inspect, publish and alias versioned artifacts (datasets, checkpoints)",
@@ -124,51 +149,54 @@ export function artifactsCommand(cli: CliContext): Command {
     .description("list artifacts with their versions and aliases")
     .examples([
       ["nemotron artifacts list --json", "Machine-readable"],
+      ["nemotron artifacts list --on cluster", "The registry on a cluster you reach over ssh"],
     ])
     .option(
       "--json",
       "print JSON: [{name, versions:[{version, path, created_at, producer}], aliases}]",
     )
-    .action((opts: { json?: boolean }) => {
-      const reg = registryFromEnvironment();
-      const entries = reg.list();
-      if (opts.json) {
-        console.log(JSON.stringify(
-          entries.map((e) => ({
-            name: e.name,
-            versions: e.versions.map((m) => ({
-              version: m.version,
-              path: m.path,
-              created_at: m.created_at,
-              producer: m.producer,
+    .option("--on <profile>", ON_HELP)
+    .action((opts: { json?: boolean; on?: string }) =>
+      withRegistry(opts.on, (reg, where) => {
+        const entries = reg.list();
+        if (opts.json) {
+          console.log(JSON.stringify(
+            entries.map((e) => ({
+              name: e.name,
+              versions: e.versions.map((m) => ({
+                version: m.version,
+                path: m.path,
+                created_at: m.created_at,
+                producer: m.producer,
+              })),
+              aliases: e.aliases,
             })),
-            aliases: e.aliases,
-          })),
-          null,
-          2,
-        ));
-        return;
-      }
-      console.log(`registry: ${reg.root}`);
-      if (entries.length === 0) {
-        console.log(
-          "  (empty: publish with `nemotron artifacts publish NAME PATH` or run a recipe)",
-        );
-        return;
-      }
-      const width = Math.max(...entries.map((e) => e.name.length));
-      for (const e of entries) {
-        const latest = e.versions[e.versions.length - 1];
-        const aliases = Object.entries(e.aliases).map(([a, v]) => `${a}→v${v}`).join(" ");
-        console.log(
-          `  ${e.name.padEnd(width)}  v${latest.version}  ${
-            latest.type.padEnd(8)
-          } ${e.versions.length} version${
-            e.versions.length === 1 ? " " : "s"
-          }  ${latest.created_at}${aliases ? `  ${aliases}` : ""}`,
-        );
-      }
-    });
+            null,
+            2,
+          ));
+          return;
+        }
+        console.log(`registry: ${where}`);
+        if (entries.length === 0) {
+          console.log(
+            "  (empty: publish with `nemotron artifacts publish NAME PATH` or run a recipe)",
+          );
+          return;
+        }
+        const width = Math.max(...entries.map((e) => e.name.length));
+        for (const e of entries) {
+          const latest = e.versions[e.versions.length - 1];
+          const aliases = Object.entries(e.aliases).map(([a, v]) => `${a}→v${v}`).join(" ");
+          console.log(
+            `  ${e.name.padEnd(width)}  v${latest.version}  ${
+              latest.type.padEnd(8)
+            } ${e.versions.length} version${
+              e.versions.length === 1 ? " " : "s"
+            }  ${latest.created_at}${aliases ? `  ${aliases}` : ""}`,
+          );
+        }
+      })
+    );
 
   group.command("show")
     .description("show one version: path, producer, inputs, metadata (default: latest)")
@@ -178,17 +206,19 @@ export function artifactsCommand(cli: CliContext): Command {
     ])
     .argument("<ref>", "NAME, NAME:latest, NAME:vN, NAME:N or NAME:ALIAS")
     .option("--json", "print the manifest as JSON (with metadata.json and aliases)")
-    .action((ref: string, opts: { json?: boolean }) => {
-      const reg = registryFromEnvironment();
-      const m = reg.resolve(ref);
-      if (opts.json) {
-        console.log(JSON.stringify(
-          { ...m, metadata: reg.metadata(m), aliases: aliasesOf(reg, m) },
-          null,
-          2,
-        ));
-      } else printManifest(reg, m);
-    });
+    .option("--on <profile>", ON_HELP)
+    .action((ref: string, opts: { json?: boolean; on?: string }) =>
+      withRegistry(opts.on, (reg) => {
+        const m = reg.resolve(ref);
+        if (opts.json) {
+          console.log(JSON.stringify(
+            { ...m, metadata: reg.metadata(m), aliases: aliasesOf(reg, m) },
+            null,
+            2,
+          ));
+        } else printManifest(reg, m);
+      })
+    );
 
   group.command("lineage")
     .description("show the tree of artifacts a version was made from")
@@ -197,11 +227,14 @@ export function artifactsCommand(cli: CliContext): Command {
     ])
     .argument("<ref>", "NAME[:VERSION]")
     .option("--json", "print the tree as JSON")
-    .action((ref: string, opts: { json?: boolean }) => {
-      const tree = registryFromEnvironment().lineage(ref);
-      if (opts.json) console.log(JSON.stringify(lineageJson(tree), null, 2));
-      else console.log(lineageLines(tree).join("\n"));
-    });
+    .option("--on <profile>", ON_HELP)
+    .action((ref: string, opts: { json?: boolean; on?: string }) =>
+      withRegistry(opts.on, (reg) => {
+        const tree = reg.lineage(ref);
+        if (opts.json) console.log(JSON.stringify(lineageJson(tree), null, 2));
+        else console.log(lineageLines(tree).join("\n"));
+      })
+    );
 
   group.command("publish")
     .description("publish a file or directory as the next version of NAME")

@@ -275,6 +275,7 @@ export async function complete(
     let values: string[] = [];
     let files = false;
     if (["-r", "--run", "-b", "--batch"].includes(option)) values = profiles();
+    else if (option === "--on" && commandPath.startsWith("artifacts ")) values = profiles();
     else if (["-c", "--config"].includes(option) && recipeConfigs) {
       values = builtinConfigNames(recipeConfigs);
       files = true;

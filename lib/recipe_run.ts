@@ -36,7 +36,7 @@ import { checkoutRoot } from "./packaging/git.ts";
 import * as path from "./path.ts";
 import { redactArgv } from "./secrets.ts";
 import { shellJoin, shellQuote } from "./shell.ts";
-import { tunnelJobOf, tunnelSpecOf } from "./exec/ssh.ts";
+import { sshCommandLine, tunnelJobOf, tunnelLabel, tunnelSpecOf } from "./exec/ssh.ts";
 
 type Profile = Readonly<Record<string, unknown>>;
 
@@ -541,14 +541,20 @@ async function checkSlurmAccepts(job: SlurmJob, profile: string | undefined): Pr
  * comments there).
  */
 export function stagedInstructions(job: SlurmJob): string {
+  // ssh tunnel (issue 12): the job dir is on the cluster; the commands run there.
+  const t = tunnelJobOf(job);
+  const on = t ? `${sshCommandLine(t.tunnel.spec)} ` : "";
+  const onTty = t ? `${sshCommandLine(t.tunnel.spec, true)} ` : "";
   const notForSalloc = ["output", "open-mode", "requeue", "no-requeue", "dependency", "chdir"];
   const allocFlags = job.directives.filter((d) => !notForSalloc.includes(d.flag))
     .map((d) => d.value === null ? `--${d.flag}` : `--${d.flag}=${d.value}`);
   const log = path.join(job.logsDir, `log-${job.slurmName}_<JOBID>_0.out`);
   return [
-    `staged ${job.name} (not submitted): ${job.jobDir}`,
-    `  submit it:           sbatch --parsable ${shellQuote(job.scriptPath)}`,
-    `  or interactively:    ${shellJoin(["salloc", ...allocFlags, "bash", job.scriptPath])}`,
+    `staged ${job.name} (not submitted): ${t ? `${tunnelLabel(t.tunnel.spec)}:` : ""}${job.jobDir}`,
+    `  submit it:           ${on}sbatch --parsable ${shellQuote(job.scriptPath)}`,
+    `  or interactively:    ${onTty}${
+      shellJoin(["salloc", ...allocFlags, "bash", job.scriptPath])
+    }`,
     `  the task's log:      ${log}`,
     `  edit first if you like: ${path.join(job.jobDir, "code")}/, ${job.scriptPath}`,
   ].join("\n");
@@ -565,7 +571,9 @@ export async function submitRecipeJob(
   opts: StageOptions,
 ): Promise<RecipeOutcome> {
   if (args.stage) {
-    updateManifest(job.jobDir, { state: "STAGED" });
+    // ssh tunnel (issue 12): the staged job dir is copied to the cluster, not submitted.
+    if (tunnelJobOf(job)) await (await import("./exec/ssh_submit.ts")).stageTunnelJob(job);
+    else updateManifest(job.jobDir, { state: "STAGED" });
     console.log(stagedInstructions(job));
     return { code: 0, jobDir: job.jobDir, slurmJobIds: [] };
   }

@@ -184,6 +184,9 @@ Deno.test({
     ]);
     assert.deepEqual((await bashComplete("nemotron jobs status 471", f)).sort(), ["4711", "4712"]);
     assert.deepEqual(await bashComplete("nemotron artifacts show co", f), ["corpus"]);
+    assert.deepEqual(await bashComplete("nemotron artifacts list --on cluster-", f), [
+      "cluster-big",
+    ]);
     // After NAME: bash replaces only the part after ':' (a COMP_WORDBREAKS character).
     assert.deepEqual(await bashComplete("nemotron artifacts show corpus:", f), [
       "latest",

@@ -189,6 +189,52 @@ sshTest(
       assert.ok(published.some((n) => n.startsWith("demo-data")), published.join(" "));
       assert.ok(published.some((n) => n.startsWith("demo-model")), published.join(" "));
       assert.ok(!exists(path.join(w.home, ".nemotron", "artifacts")), "no registry on the laptop");
+      // ... but `artifacts … --on cluster` reads the cluster's, through the tunnel: the same
+      // names, versions and paths as the manifests on the cluster side's disk.
+      const remoteList = await w.nemotron(["artifacts", "list", "--on", "cluster", "--json"]);
+      assert.equal(remoteList.code, 0, remoteList.stderr);
+      const onDisk = published.flatMap((name) =>
+        [...Deno.readDirSync(path.join(w.remoteJobDir, "artifacts", name))]
+          .filter((e) => /^v\d+$/.test(e.name))
+          .map((e) =>
+            JSON.parse(Deno.readTextFileSync(
+              path.join(w.remoteJobDir, "artifacts", name, e.name, "manifest.json"),
+            ))
+          )
+      );
+      const listed = JSON.parse(remoteList.stdout).flatMap((
+        e: { name: string; versions: { version: number; path: string }[] },
+      ) => e.versions.map((v) => `${e.name}:v${v.version} ${v.path}`)).sort();
+      assert.deepEqual(
+        listed,
+        onDisk.map((m: { name: string; version: number; path: string }) =>
+          `${m.name}:v${m.version} ${m.path}`
+        ).sort(),
+      );
+      const text = await w.nemotron(["artifacts", "list", "--on", "cluster"]);
+      assert.match(text.stdout, new RegExp(`^registry: cluster:${w.remoteJobDir}/artifacts$`, "m"));
+      const model = published.find((n) => n.startsWith("demo-model"))!;
+      const lineage = await w.nemotron([
+        "artifacts",
+        "lineage",
+        model,
+        "--on",
+        "cluster",
+        "--json",
+      ]);
+      assert.equal(lineage.code, 0, lineage.stderr);
+      assert.match(JSON.parse(lineage.stdout).inputs[0].name, /^demo-data/);
+      const show = await w.nemotron(["artifacts", "show", `${model}:latest`, "--on", "cluster"]);
+      assert.match(show.stdout, new RegExp(`path:\\s+${w.remoteJobDir}/artifacts/${model}/v1/`));
+      assert.deepEqual(
+        [...Deno.readDirSync(path.join(w.home, ".nemotron", "ssh"))].filter((e) =>
+          e.name.startsWith("artifacts-")
+        ),
+        [],
+        "the copy of the registry was removed",
+      );
+      const localList = await w.nemotron(["artifacts", "list", "--json"]);
+      assert.deepEqual(JSON.parse(localList.stdout), [], "the laptop's registry is empty");
       // job.json on the cluster says how the jobs ended, as on a login node.
       for (const j of report.jobs) {
         const m = JSON.parse(Deno.readTextFileSync(path.join(j.job_dir, "job.json")));
@@ -463,6 +509,19 @@ sshTest(
       assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
       assert.match(r.stderr, /tunnel: must be "ssh" or "local"/);
       await assertNothingSubmitted(w, before);
+      w.envToml(profile(w, "cluster").replace('tunnel = "ssh"\n', ""));
+      r = await w.nemotron(["artifacts", "list", "--on", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /--on cluster: profile 'cluster' does not say tunnel = "ssh"/);
+
+      // A partition the cluster's Slurm does not have: Slurm there says so (sbatch --test-only
+      // in the same round trip as the cluster checks), exit 2, nothing copied or queued.
+      w.sshConfig(directConfig(2236), sshd.knownHostsLine + "\n");
+      w.envToml(profile(w, "cluster", 'partition = "no-such-partition"'));
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster"]);
+      assert.equal(r.code, 2, `${r.code} ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /Slurm on cluster would refuse this job: .*invalid partition/i);
+      await assertNothingSubmitted(w, before);
     } finally {
       await w.close();
     }
@@ -622,3 +681,164 @@ function exists(p: string): boolean {
     return false;
   }
 }
+
+sshTest(
+  "ssh tunnel: --stage copies a complete job dir (job_dir_group, secrets) and the printed ssh command runs it; git auto_mount on the cluster",
+  async () => {
+    const w = await makeSshWorld();
+    const group = `nmjdg${Deno.pid}`;
+    try {
+      const sshd = await w.startSshd(2232);
+      w.sshConfig(directConfig(2232), sshd.knownHostsLine + "\n");
+      const g = await run("groupadd", [group]);
+      assert.equal(g.code, 0, g.stderr);
+      const gid = Number((await run("getent", ["group", group])).stdout.split(":")[2]);
+      const before = (await run("squeue", ["-h", "-o", "%i"])).stdout;
+
+      // A group the cluster does not know: exit 2 before anything is copied.
+      w.envToml(profile(w, "cluster", 'job_dir_group = "no-such-group-nm"'));
+      let r = await w.nemotron(["demo", "data", "-c", "tiny", "--stage", "-b", "cluster"]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /job_dir_group: no group 'no-such-group-nm' on cluster/);
+      await assertNothingSubmitted(w, before);
+
+      // --stage: the job dir on the cluster is complete and STAGED, given to the group (0750);
+      // the secrets file is there (0600, in the private secrets dir); nothing is queued.
+      w.envToml(profile(w, "cluster", `job_dir_group = "${group}"`));
+      const watch = watchArgv(SECRET);
+      r = await w.nemotron(["demo", "data", "-c", "tiny", "--stage", "-b", "cluster"]);
+      assert.deepEqual(await watch.stop(), [], "the secret was in a process argv");
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const jobDir = new RegExp(
+        `staged demo/data \\(not submitted\\): cluster:(${w.remoteJobDir}/jobs/\\S+)`,
+      )
+        .exec(r.stdout)?.[1];
+      assert.ok(jobDir, r.stdout);
+      const st = Deno.statSync(jobDir);
+      assert.equal(st.gid, gid, "the job dir belongs to job_dir_group");
+      assert.equal(st.mode! & 0o777, 0o750);
+      assert.equal(Deno.statSync(path.join(jobDir, "logs")).gid, gid);
+      assert.equal(Deno.statSync(path.join(jobDir, "logs")).mode! & 0o070, 0o050);
+      const manifest = JSON.parse(Deno.readTextFileSync(path.join(jobDir, "job.json")));
+      assert.equal(manifest.state, "STAGED");
+      assert.ok(Deno.statSync(path.join(jobDir, "sbatch.sh")).isFile);
+      const secretsDir = path.join(w.remoteJobDir, ".nemotron-secrets-0");
+      const secrets = [...Deno.readDirSync(secretsDir)].map((e) => path.join(secretsDir, e.name));
+      assert.equal(secrets.length, 1);
+      assert.equal(Deno.statSync(secrets[0]).mode! & 0o777, 0o600);
+      assert.match(
+        Deno.readTextFileSync(secrets[0]),
+        new RegExp(`^export MY_API_TOKEN='?${SECRET}'?$`, "m"),
+      );
+      assert.deepEqual(filesContaining(w.remoteJobDir, SECRET), secrets, "secret elsewhere");
+      assert.deepEqual(
+        filesContaining(w.home, SECRET, (p) => p === path.join(w.cwd, "env.toml")),
+        [],
+        "secret in a local file",
+      );
+      assert.equal((await run("squeue", ["-h", "-o", "%i"])).stdout, before, "a job was queued");
+      const list = await w.nemotron(["jobs", "list", "--all", "--json"]);
+      assert.deepEqual(JSON.parse(list.stdout), [], "a staged job is not in the store");
+      assert.ok(
+        !exists(path.join(w.home, ".nemotron", "ssh", "stage")) ||
+          [...Deno.readDirSync(path.join(w.home, ".nemotron", "ssh", "stage"))].length === 0,
+      );
+
+      // The printed command, typed by the laptop user, submits the staged job; it runs with the
+      // secret (its hash in the log) and removes the secrets file.
+      const submit = /submit it:\s+(ssh .*)$/m.exec(r.stdout)?.[1];
+      assert.ok(submit && submit.startsWith("ssh cluster sbatch --parsable "), r.stdout);
+      const typed = await run("runuser", [
+        "-u",
+        "nemotron-laptop",
+        "--",
+        "/usr/bin/env",
+        "-i",
+        `HOME=${w.home}`,
+        `PATH=${w.binDir}`,
+        "sh",
+        "-c",
+        submit,
+      ]);
+      assert.equal(typed.code, 0, typed.stderr);
+      const id = typed.stdout.trim();
+      assert.match(id, /^\d+$/);
+      const end = Date.now() + 120000;
+      let log = "";
+      while (Date.now() < end) {
+        const sq = await run("squeue", ["-h", "-j", id, "-o", "%T"]);
+        if (sq.stdout.trim() === "") break;
+        await new Promise((res) => setTimeout(res, 500));
+      }
+      for (const e of Deno.readDirSync(path.join(jobDir, "logs"))) {
+        if (e.name.endsWith(".out")) {
+          log += Deno.readTextFileSync(path.join(jobDir, "logs", e.name));
+        }
+      }
+      assert.match(log, new RegExp(`token-sha=${await sha16(SECRET)}`), log);
+      assert.deepEqual([...Deno.readDirSync(secretsDir)], [], "the job removed the secrets file");
+
+      // git auto_mount: cloned by git on the cluster into <remote_job_dir>/git-cache at the ref,
+      // mounted into the container; a new commit on the branch is fetched by the next stage.
+      const src = path.join(w.base, "cluster", "src");
+      const git = (...a: string[]) =>
+        run("git", ["-C", src, "-c", "user.name=t", "-c", "user.email=t@t", ...a]);
+      Deno.mkdirSync(src);
+      assert.equal((await run("git", ["init", "-q", "-b", "main", src])).code, 0);
+      Deno.writeTextFileSync(path.join(src, "hello.txt"), "one\n");
+      await git("add", "hello.txt");
+      assert.equal((await git("commit", "-q", "-m", "one")).code, 0);
+      const uid = Number((await run("id", ["-u", "nemotron-laptop"])).stdout.trim());
+      const writeLaptop = (name: string, text: string) => {
+        Deno.writeTextFileSync(path.join(w.cwd, name), text);
+        Deno.chownSync(path.join(w.cwd, name), uid, null);
+      };
+      writeLaptop("base.yaml", "max_documents: 2\nartifact:\n  name: demo-data-tiny\n");
+      writeLaptop(
+        "mount.yaml",
+        `defaults: base\nrun:\n  env:\n    mounts:\n      - "\${auto_mount:git+${src}@main,/opt/src}"\n`,
+      );
+      w.envToml(
+        profile(w, "cluster").replace(
+          'container_image = ""',
+          'container_image = "/lustre/img/pt.sqsh"',
+        ),
+      );
+      const dry = await w.nemotron(["demo", "data", "-c", "mount.yaml", "-b", "cluster", "-d"]);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(
+        dry.stderr + dry.stdout,
+        /would sync .*src@main into .*\/git-cache\/src on cluster/,
+      );
+      assert.ok(!exists(path.join(w.remoteJobDir, "git-cache")), "a dry run cloned");
+      for (const commit of ["one", "two"]) {
+        if (commit === "two") {
+          Deno.writeTextFileSync(path.join(src, "hello.txt"), "two\n");
+          assert.equal((await git("commit", "-q", "-am", "two")).code, 0);
+        }
+        const s = await w.nemotron([
+          "demo",
+          "data",
+          "-c",
+          "mount.yaml",
+          "--stage",
+          "-b",
+          "cluster",
+        ]);
+        assert.equal(s.code, 0, s.stdout + s.stderr);
+        const dir = /\(not submitted\): cluster:(\S+)/.exec(s.stdout)![1];
+        const cache = path.join(w.remoteJobDir, "git-cache", "src");
+        assert.equal(Deno.readTextFileSync(path.join(cache, "hello.txt")), `${commit}\n`);
+        const head = await run("git", ["-C", cache, "rev-parse", "HEAD"]);
+        const want = await git("rev-parse", "main");
+        assert.equal(head.stdout, want.stdout);
+        const script = Deno.readTextFileSync(path.join(dir, "sbatch.sh"));
+        assert.match(script, new RegExp(`--container-mounts=${cache}:/opt/src,`));
+      }
+      assert.equal((await run("squeue", ["-h", "-o", "%i"])).stdout, before, "a job was queued");
+    } finally {
+      await w.close();
+      await run("groupdel", [group]);
+    }
+  },
+);

@@ -14,7 +14,8 @@ import {
   tunnelClusterKey,
   tunnelSpecOf,
 } from "../lib/exec/ssh.ts";
-import { checkRemoteJobDirOverSsh, probeRemote } from "../lib/exec/ssh_submit.ts";
+import { checkRemoteGroup, checkRemoteJobDirOverSsh, probeRemote } from "../lib/exec/ssh_submit.ts";
+import { readPreflight } from "../lib/exec/slurm_preflight.ts";
 import { finishRemoteJobs, remoteJobFiles, RemoteLogReader } from "../lib/exec/ssh_jobs.ts";
 import { readAttempts } from "../lib/exec/job_dir.ts";
 import type { JobRecord } from "../lib/jobs/store.ts";
@@ -178,6 +179,61 @@ Deno.test("remote remote_job_dir check (snippet + facts) agrees with the login-n
     // `~` is the remote account's home.
     const probe = await probeRemote(localTunnel, "~/x");
     assert.equal(probe.remoteJobDir, path.join(Deno.env.get("HOME")!, "x"));
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("probeRemote: job_dir_group and sbatch --test-only answered in the same round trip", async () => {
+  const base = Deno.makeTempDirSync();
+  try {
+    // A stand-in sbatch (first on PATH) that refuses the way Slurm does; the probe relays it.
+    const bin = path.join(base, "bin");
+    Deno.mkdirSync(bin);
+    Deno.writeTextFileSync(
+      path.join(bin, "sbatch"),
+      `#!/bin/sh\nprintf '%s\\n' "$*" > ${base}/argv\necho "sbatch: error: invalid partition specified: nope" >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const withPath = {
+      ...localTunnel,
+      exec: (script: string, stdin?: Uint8Array, args: readonly string[] = []) =>
+        localTunnel.exec(`PATH=${bin}:$PATH\n${script}`, stdin, args),
+    };
+    const rjd = path.join(base, "rjd");
+    const gid = Number(new TextDecoder().decode(
+      new Deno.Command("id", { args: ["-g"], stdout: "piped" }).outputSync().stdout,
+    ));
+    const own = new TextDecoder().decode(
+      new Deno.Command("id", { args: ["-gn"], stdout: "piped" }).outputSync().stdout,
+    ).trim();
+    const probe = await probeRemote(withPath, rjd, "", {
+      group: own,
+      testOnly: ["--test-only", "--partition=nope", "--wrap=true"],
+    });
+    assert.deepEqual(probe.group, { gid, member: true });
+    assert.equal(
+      Deno.readTextFileSync(path.join(base, "argv")),
+      "--test-only --partition=nope --wrap=true\n",
+    );
+    assert.deepEqual(readPreflight(probe.preflight!), {
+      ok: false,
+      message: "invalid partition specified: nope",
+    });
+    checkRemoteGroup(own, probe, "local-test");
+    // A group that does not exist there; one you are not in (unless the account is root).
+    const none = await probeRemote(localTunnel, rjd, "", { group: "no-such-group-nm" });
+    assert.deepEqual(none.group, { gid: null, member: false });
+    assert.equal(none.preflight, undefined, "no --test-only asked for");
+    assert.throws(
+      () => checkRemoteGroup("no-such-group-nm", none, "local-test"),
+      (e) => e instanceof UsageError && /no group 'no-such-group-nm' on local-test/.test(e.message),
+    );
+    const notIn = { ...probe, uid: 4242, group: { gid: 4242, member: false } };
+    assert.throws(
+      () => checkRemoteGroup("g", notIn, "local-test"),
+      (e) => e instanceof UsageError && /not in group 'g' \(gid 4242\)/.test(e.message),
+    );
   } finally {
     Deno.removeSync(base, { recursive: true });
   }

@@ -29,7 +29,7 @@ async function git(args: string[], cwd?: string): Promise<{ ok: boolean; out: st
 }
 
 /** Refuse what git would read as an option, and names that are not one plain path component. */
-function checkMount(m: AutoMount): void {
+export function checkMount(m: AutoMount): void {
   if (m.url.startsWith("-") || m.ref.startsWith("-")) {
     throw new UsageError(
       `auto_mount: ${m.url.startsWith("-") ? "URL" : "ref"} '${
@@ -118,3 +118,82 @@ export async function syncGitMounts(
   }
   return out;
 }
+
+// ---- ssh tunnel (issue 12) ----
+/**
+ * `syncGitMounts` for a cluster behind an ssh tunnel: the same steps, run by git on the cluster's
+ * login node (one remote script per repository, the URL, ref and cache dir as its arguments,
+ * never spliced into the script). `remoteJobDir` is the cluster's path; `exec` runs a script there.
+ */
+export async function syncGitMountsRemote(
+  mounts: readonly AutoMount[],
+  remoteJobDir: string,
+  exec: (
+    script: string,
+    args: readonly string[],
+  ) => Promise<{ readonly code: number; readonly stderr: string }>,
+  where: string,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of mounts) {
+    checkMount(m);
+    const cache = path.join(remoteJobDir, "git-cache", m.name);
+    console.error(`[auto_mount] Syncing ${m.name}@${m.ref} on ${where}...`);
+    const r = await exec(REMOTE_SYNC, [m.url, m.ref, cache]);
+    const said = r.stderr.trim();
+    if (r.code === 91) {
+      throw new RuntimeFailure(`git not found on ${where}: auto_mount needs git on the cluster`, {
+        hint: "install git there, or replace ${auto_mount:…} by a plain mount",
+      });
+    } else if (r.code === 92) {
+      throw new RuntimeFailure(`auto_mount: ${cache} on ${where} is not your git cache (${said})`, {
+        hint: "remove it there (or ask its owner to) and retry",
+      });
+    } else if (r.code === 93) {
+      throw new RuntimeFailure(`git clone on ${where} failed for ${m.name}: ${said}`, {
+        hint: `check that ${m.url} is reachable from the cluster's login node`,
+      });
+    } else if (r.code === 94) {
+      throw new RuntimeFailure(
+        `git checkout of ${m.ref} on ${where} failed for ${m.name}: ${said}`,
+        {
+          hint: "check that the branch, tag or commit exists",
+        },
+      );
+    } else if (r.code !== 0) {
+      throw new RuntimeFailure(`auto_mount of ${m.name} on ${where} failed: ${said || r.code}`);
+    }
+    if (m.target) out.push(`${cache}:${m.target}`);
+  }
+  return out;
+}
+
+/**
+ * The cluster-side sync of one repository (arguments: URL, ref, cache dir). Exit 91: no git;
+ * 92: the cache is not the user's own dir; 93: clone failed; 94: checkout failed.
+ */
+const REMOTE_SYNC = `url=$1; ref=$2; cache=$3
+command -v git >/dev/null 2>&1 || exit 91
+if [ -e "$cache" ] || [ -L "$cache" ]; then
+  if [ -L "$cache" ] || [ ! -d "$cache" ]; then echo "not a directory" >&2; exit 92; fi
+  o=$(stat -c %u -- "$cache") || exit 92
+  [ "$o" = "$(id -u)" ] || { echo "it belongs to uid $o" >&2; exit 92; }
+fi
+ready=0
+if [ -e "$cache/.git" ]; then
+  case $ref in
+    *[!0-9a-fA-F]*) ;;
+    *) [ \${#ref} -eq 40 ] && git -C "$cache" cat-file -e "$ref^{commit}" 2>/dev/null && ready=1;;
+  esac
+  if [ $ready = 0 ]; then
+    if git -C "$cache" fetch --quiet origin 2>/dev/null; then ready=1; else rm -rf -- "$cache"; fi
+  fi
+fi
+if [ $ready = 0 ]; then
+  mkdir -p -- "\${cache%/*}" || exit 93
+  git clone --quiet -- "$url" "$cache" || exit 93
+fi
+git -C "$cache" checkout --quiet --detach "origin/$ref" 2>/dev/null ||
+  git -C "$cache" checkout --quiet --detach "$ref" || exit 94
+git -C "$cache" reset --quiet --hard HEAD
+`;

@@ -40,7 +40,13 @@ export async function preflightSbatch(
   directives: readonly SbatchDirective[],
   run: CommandRunner = runCommand,
 ): Promise<PreflightResult> {
-  const out = await run("sbatch", preflightArgs(directives));
+  return readPreflight(await run("sbatch", preflightArgs(directives)));
+}
+
+/** What `sbatch --test-only` printed and its exit code, read as a PreflightResult. */
+export function readPreflight(
+  out: { readonly code: number; readonly stdout: string; readonly stderr: string },
+): PreflightResult {
   const text = `${out.stderr}\n${out.stdout}`.split("\n").map((l) => l.trim()).filter(Boolean);
   if (out.code === 0) {
     const estimate = text.find((l) => /to start at/.test(l)) ?? text[0] ?? "accepted";

@@ -138,6 +138,21 @@ export function tunnelLabel(spec: TunnelSpec): string {
   return (spec.user ? `${spec.user}@` : "") + spec.host + (spec.port ? `:${spec.port}` : "");
 }
 
+/**
+ * The `ssh` command a person types to run something on the cluster of `spec` (`-t` for an
+ * interactive command), for printed instructions: the profile's user, port and identity.
+ */
+export function sshCommandLine(spec: TunnelSpec, tty = false): string {
+  return shellJoin([
+    "ssh",
+    ...(tty ? ["-t"] : []),
+    ...(spec.user ? ["-l", spec.user] : []),
+    ...(spec.port ? ["-p", String(spec.port)] : []),
+    ...(spec.identity ? ["-i", spec.identity] : []),
+    spec.host,
+  ]);
+}
+
 /** Output of a remote command. */
 export interface RemoteOutput {
   readonly code: number;

@@ -31,7 +31,8 @@ import {
 } from "./slurm.ts";
 import type { JobManifest } from "./job_dir.ts";
 import { newJobRecord, type SubmitJobOptions, submitSbatch, type SubmittedJob } from "./submit.ts";
-import { preflightSbatch } from "./slurm_preflight.ts";
+import { preflightArgs, readPreflight } from "./slurm_preflight.ts";
+import { syncGitMounts, syncGitMountsRemote } from "./git_mounts.ts";
 import {
   registerTunnelJob,
   SshTunnel,
@@ -59,15 +60,22 @@ export interface RemoteProbe {
   readonly recentJobDirs: readonly string[];
   /** Facts about every component of the paths nemotron uses in `remote_job_dir`. */
   readonly inspector: PathInspector;
+  /** `job_dir_group` on the cluster: its gid (null: no such group) and whether you are in it. */
+  readonly group?: { readonly gid: number | null; readonly member: boolean };
+  /** What `sbatch --test-only` (asked for with `testOnly`) answered there. */
+  readonly preflight?: { readonly code: number; readonly stdout: string; readonly stderr: string };
 }
 
 /**
  * The probe script: prints `U uid`, `H home`, `D remote_job_dir`, `B sbatch`, `Q 0|1` (the .sqsh
- * exists), then `S path uid hexmode` for every existing component of each target and its real path
- * (`R path realpath`). Arguments: remote_job_dir as written, the .sqsh to test (or "").
+ * exists), `G gid 0|1` (job_dir_group's gid, or empty, and whether you are in it), `T code` and
+ * `O line`s (what `sbatch --test-only` said), then `S path uid hexmode` for every existing
+ * component of each target and its real path (`R path realpath`). Arguments: remote_job_dir as
+ * written, the .sqsh to test (or ""), the group (or ""), then the `sbatch --test-only` argv (if
+ * any) — so the cluster checks and Slurm's preflight cost one round trip.
  */
 const PROBE = String.raw`
-rjd=$1; sqsh=$2
+rjd=$1; sqsh=$2; grp=$3
 case $rjd in "~") rjd=$HOME;; "~/"*) rjd=$HOME/@{rjd#??};; esac
 uid=$(id -u) || exit 90
 printf 'U	%s
@@ -78,6 +86,18 @@ B	%s
 if [ -n "$sqsh" ] && [ -f "$sqsh" ]; then printf 'Q	1
 '; else printf 'Q	0
 '; fi
+if [ -n "$grp" ]; then
+  gid=$(getent group "$grp" | cut -d: -f3)
+  case $grp in *[!0-9]*) ;; *) [ -n "$gid" ] || gid=$grp;; esac
+  m=0; for g in $(id -G); do [ "$g" = "$gid" ] && m=1; done
+  printf 'G\t%s\t%s\n' "$gid" "$m"
+fi
+if [ $# -gt 3 ] && command -v sbatch >/dev/null 2>&1; then
+  shift 3
+  o=$(sbatch "$@" 2>&1); c=$?
+  printf 'T\t%s\n' "$c"
+  printf '%s\n' "$o" | while IFS= read -r l; do printf 'O\t%s\n' "$l"; done
+fi
 if cd -- "$rjd/jobs" 2>/dev/null; then ls -1t | head -n 3 | sed 's/^/L	/'; cd /; fi
 set -f
 nl='
@@ -103,13 +123,22 @@ IFS=$old
 exit 0
 `.replaceAll("@{", "${"); // "@{": a shell "$" + "{" that the JS template must not read
 
-/** Ask the cluster about `remote_job_dir` (as written in the profile) in one ssh call. */
+/**
+ * Ask the cluster about `remote_job_dir` (as written in the profile) in one ssh call; with
+ * `group`, about job_dir_group there; with `testOnly` (`preflightArgs`), Slurm's answer too.
+ */
 export async function probeRemote(
   tunnel: Pick<SshTunnel, "exec" | "spec">,
   rjd: string,
   sqsh = "",
+  opts: { readonly group?: string; readonly testOnly?: readonly string[] } = {},
 ): Promise<RemoteProbe> {
-  const out = await tunnel.exec(`${PROBE}`.replace(/^\n/, "") + "\n", undefined, [rjd, sqsh]);
+  const out = await tunnel.exec(`${PROBE}`.replace(/^\n/, "") + "\n", undefined, [
+    rjd,
+    sqsh,
+    opts.group ?? "",
+    ...(opts.testOnly ?? []),
+  ]);
   if (out.code !== 0) {
     throw new RuntimeFailure(
       `cannot inspect remote_job_dir on ${tunnelLabel(tunnel.spec)}: ${
@@ -120,6 +149,9 @@ export async function probeRemote(
   const facts = new Map<string, PathFacts | undefined>();
   const reals = new Map<string, string>();
   let uid = NaN, home = "", remoteJobDir = "", sbatch = "", sqshExists = false;
+  let group: RemoteProbe["group"];
+  let testCode: number | undefined;
+  const testLines: string[] = [];
   const recent: string[] = [];
   const gathered = new Set<string>();
   for (const line of dec.decode(out.stdout).split("\n")) {
@@ -129,6 +161,10 @@ export async function probeRemote(
     else if (f[0] === "D") remoteJobDir = f[1] ?? "";
     else if (f[0] === "B") sbatch = f[1] ?? "";
     else if (f[0] === "Q") sqshExists = f[1] === "1";
+    else if (f[0] === "G") {
+      group = { gid: /^\d+$/.test(f[1] ?? "") ? Number(f[1]) : null, member: f[2] === "1" };
+    } else if (f[0] === "T") testCode = Number(f[1]);
+    else if (f[0] === "O") testLines.push(f.slice(1).join("\t"));
     else if (f[0] === "L" && /^[A-Za-z0-9_.-]+$/.test(f[1] ?? "")) recent.push(f[1]);
     else if (f[0] === "S") {
       const [u, hex] = (f[2] ?? "").split(" ");
@@ -169,7 +205,20 @@ export async function probeRemote(
     },
   };
   const recentJobDirs = recent.map((n) => path.join(remoteJobDir, "jobs", n));
-  return { uid, home, remoteJobDir, sbatch, sqshExists, recentJobDirs, inspector };
+  const preflight = testCode === undefined
+    ? undefined
+    : { code: testCode, stdout: testLines.join("\n"), stderr: "" };
+  return {
+    uid,
+    home,
+    remoteJobDir,
+    sbatch,
+    sqshExists,
+    recentJobDirs,
+    inspector,
+    group,
+    preflight,
+  };
 }
 
 /** Refuse (exit 2) a `remote_job_dir` on the cluster that other users there could swap. */
@@ -189,6 +238,25 @@ export function checkRemoteJobDirOverSsh(probe: RemoteProbe, label: string): voi
         },
       );
     }
+  }
+}
+
+/**
+ * Refuse (exit 2) a `job_dir_group` the cluster does not know or the cluster account is not in
+ * (chgrp would fail after the copy); `probe` asked about it.
+ */
+export function checkRemoteGroup(group: string, probe: RemoteProbe, label: string): void {
+  if (probe.group?.gid === null || probe.group === undefined) {
+    throw new UsageError(`job_dir_group: no group '${group}' on ${label}`, {
+      hint:
+        "`id -Gn` on the cluster lists your groups there; remove job_dir_group to keep job dirs private (0700)",
+    });
+  }
+  if (!probe.group.member && probe.uid !== 0) {
+    throw new UsageError(
+      `job_dir_group: your account on ${label} is not in group '${group}' (gid ${probe.group.gid})`,
+      { hint: "`id -Gn` on the cluster lists your groups there; use one of them" },
+    );
   }
 }
 
@@ -216,29 +284,9 @@ export async function planTunnelJob(
   const { args, spec, base, image } = input;
   const label = tunnelLabel(spec);
   const profile = base.profile;
-  if (input.gitMounts.length) {
-    throw new UsageError(
-      `\${auto_mount:git+…} is not supported with tunnel = "ssh" yet (profile '${args.profile}')`,
-      { hint: "clone the repository on the cluster yourself and use a plain mount of that path" },
-    );
-  }
-  if (args.stage) {
-    throw new UsageError(
-      `--stage is not supported with tunnel = "ssh" yet (profile '${args.profile}')`,
-      {
-        hint: "run nemotron with --stage on the cluster's login node",
-      },
-    );
-  }
-  if (profile.job_dir_group !== undefined && profile.job_dir_group !== null) {
-    throw new UsageError(
-      `job_dir_group is not supported with tunnel = "ssh" yet (profile '${args.profile}')`,
-      { hint: "remove job_dir_group; job dirs on the cluster are private (0700)" },
-    );
-  }
   const rjd = typeof profile.remote_job_dir === "string" ? profile.remote_job_dir : "";
   // Check the profile keys (remote_job_dir required, resources, …) before connecting.
-  buildSlurmJob({ ...base, image: null });
+  const bare = buildSlurmJob({ ...base, image: null });
   const isSqsh = image !== null && image.endsWith(".sqsh") && !image.includes("://");
   const notes = [`tunnel: ssh ${label}`];
   if (args.dryRun) {
@@ -247,26 +295,32 @@ export async function planTunnelJob(
       sqsh = path.join(rjd, sqshName(image));
       notes.push(`container: ${image} → ${sqsh} (must exist on the cluster, or squash = "enroot")`);
     }
-    const job = buildSlurmJob({ ...base, env: clusterEnv(base.env, rjd), image: sqsh });
+    const mounts = await syncGitMounts(input.gitMounts, rjd, {
+      dryRun: true,
+      note: (l) => notes.push(`${l} on ${label}`),
+    });
+    const job = buildSlurmJob({ ...base, env: clusterEnv(base.env, rjd), image: sqsh, mounts });
     return { job, script: await renderSbatch(job), notes };
   }
 
   const tunnel = await SshTunnel.open(spec);
   const wantSqsh = image !== null && !isSqsh ? path.join(rjd, sqshName(image)) : "";
-  const probe = await probeRemote(tunnel, rjd, wantSqsh);
+  // One round trip: the cluster side of remote_job_dir, job_dir_group and Slurm's preflight (as on
+  // a login node, Slurm is asked whether it would take the job before anything costly).
+  const probe = await probeRemote(tunnel, rjd, wantSqsh, {
+    group: bare.jobDirGroup ?? undefined,
+    testOnly: preflightArgs(bare.directives),
+  });
   checkRemoteJobDirOverSsh(probe, label);
-  if (probe.sbatch === "") {
+  if (bare.jobDirGroup !== null) checkRemoteGroup(bare.jobDirGroup, probe, label);
+  if (probe.sbatch === "" || !probe.preflight) {
     throw new RuntimeFailure(`sbatch not found on ${label}`, {
       hint:
         "the cluster's non-interactive shell has no Slurm on PATH: check `ssh HOST command -v sbatch`, or add Slurm's bin directory to PATH in the cluster's ~/.bashrc",
     });
   }
   const remoteProfile = { ...profile, remote_job_dir: probe.remoteJobDir };
-  // As on a login node: ask Slurm (there) whether it would take the job before anything costly.
-  const pre = await preflightSbatch(
-    buildSlurmJob({ ...base, profile: remoteProfile, image: null, uid: probe.uid }).directives,
-    tunnel.runner,
-  );
+  const pre = readPreflight(probe.preflight);
   if (!pre.ok) {
     throw new UsageError(`Slurm on ${label} would refuse this job: ${pre.message}`, {
       hint: `fix partition, account, qos, time or resources in profile '${args.profile}'; ` +
@@ -294,13 +348,20 @@ export async function planTunnelJob(
     uid: probe.uid,
   };
   const draft = buildSlurmJob(spec2);
+  // ${auto_mount:git+…}: cloned or updated by git on the cluster, into <remote_job_dir>/git-cache.
+  const gitMounts = await syncGitMountsRemote(
+    input.gitMounts,
+    probe.remoteJobDir,
+    (script, scriptArgs) => tunnel.exec(script, undefined, scriptArgs),
+    label,
+  );
   const registry = spec2.env?.NEMOTRON_ARTIFACTS_ROOT;
   // pyxis refuses a mount whose source does not exist: create the registry there first.
   if (sqsh && registry) await tunnel.exec(`mkdir -p -- ${shellQuote(registry)}`);
   const job = buildSlurmJob({
     ...spec2,
     jobKey: draft.key,
-    mounts: sqsh && registry ? [`${registry}:${registry}`] : [],
+    mounts: [...gitMounts, ...(sqsh && registry ? [`${registry}:${registry}`] : [])],
   });
   const script = await renderSbatch(job);
   registerTunnelJob(job, {
@@ -336,10 +397,73 @@ function clusterEnv(
 const ID_PLACEHOLDER = "@@NEMOTRON_SLURM_JOB_ID@@";
 
 /**
- * One remote script: write the secrets file from stdin, run sbatch, and on success put the job id
- * into job.json (copied with a placeholder). The secret values never appear in an argv or on this
- * machine's disk. The secrets dir must be a real directory of the remote user's (0700); the file
- * is created with noclobber and umask 077, and removed again if sbatch fails.
+ * The cluster side of a copied job dir, before sbatch: with `job_dir_group`, the job dir is given
+ * to the group (0750, as on a login node); then the secrets file is written from stdin (see
+ * `secretsText`). The secret values never appear in an argv or on this machine's disk. The secrets
+ * dir must be a real directory of the remote user's (0700); the file is created with noclobber
+ * and umask 077. Exit 96: chgrp failed; 97/98: the secrets file could not be written.
+ */
+function clusterSideLines(job: SlurmJob): string {
+  const lines: string[] = [];
+  if (job.jobDirGroup !== null) {
+    const jd = shellQuote(job.jobDir);
+    lines.push(
+      `chgrp -R -- ${shellQuote(job.jobDirGroup)} ${jd} && chmod -R g+rX,o-rwx -- ${jd} && ` +
+        `chmod g+rx -- ${shellQuote(path.dirname(job.jobDir))} || exit 96`,
+    );
+  }
+  const file = job.secretsFile;
+  if (file !== null) {
+    lines.push(
+      `d=${shellQuote(path.dirname(file))}; f=${shellQuote(file)}`,
+      `umask 077`,
+      `mkdir -- "$d" 2>/dev/null || true`,
+      `if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c %u -- "$d")" != "$(id -u)" ]; then echo "nemotron: $d is not your private secrets directory" >&2; exit 97; fi`,
+      `chmod 700 -- "$d"`,
+      `set -C; cat > "$f" || exit 98; set +C`,
+    );
+  }
+  return lines.length ? lines.join("\n") : ":";
+}
+
+/** The secrets file's text (sent on stdin), or undefined when the job has none. */
+function secretsText(job: SlurmJob): Uint8Array | undefined {
+  if (job.secretsFile === null) return undefined;
+  const values = secretValues(job);
+  return enc.encode(
+    Object.keys(values).sort().map((k) => `export ${k}=${shellQuote(values[k])}\n`).join(""),
+  );
+}
+
+/** Undo a half-done copy on the cluster: the job dir and the secrets file (if it was written). */
+function removeRemoteLines(job: SlurmJob): string {
+  const secrets = job.secretsFile === null ? "" : `; rm -f -- ${shellQuote(job.secretsFile)}`;
+  return `rm -rf -- ${shellQuote(job.jobDir)}${secrets}`;
+}
+
+/** A failed `clusterSideLines` as the error a person reads. */
+function clusterSideFailure(
+  out: { readonly code: number; readonly stderr: string },
+  job: SlurmJob,
+  label: string,
+): RuntimeFailure | undefined {
+  if (out.code === 96) {
+    return new RuntimeFailure(
+      `cannot give the job dir to group '${job.jobDirGroup}' on ${label}: ${out.stderr.trim()}`,
+      { hint: "check job_dir_group (`id -Gn` on the cluster lists your groups there)" },
+    );
+  }
+  if (out.code === 97 || out.code === 98) {
+    return new RuntimeFailure(`cannot write the secrets file on ${label}: ${out.stderr.trim()}`, {
+      hint: "check free space and permissions of remote_job_dir on the cluster",
+    });
+  }
+  return undefined;
+}
+
+/**
+ * One remote script: the cluster side (`clusterSideLines`), sbatch, and on success the job id
+ * into job.json (copied with a placeholder); the secrets file is removed again if sbatch fails.
  */
 function secretsThenSbatch(
   job: SlurmJob,
@@ -347,20 +471,9 @@ function secretsThenSbatch(
 ): import("./slurm_state.ts").CommandRunner {
   return async (cmd, args) => {
     const file = job.secretsFile;
-    const values = secretValues(job);
-    const text = Object.keys(values).sort()
-      .map((k) => `export ${k}=${shellQuote(values[k])}\n`).join("");
-    const write = file === null ? ":" : [
-      `d=${shellQuote(path.dirname(file))}; f=${shellQuote(file)}`,
-      `umask 077`,
-      `mkdir -- "$d" 2>/dev/null || true`,
-      `if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c %u -- "$d")" != "$(id -u)" ]; then echo "nemotron: $d is not your private secrets directory" >&2; exit 97; fi`,
-      `chmod 700 -- "$d"`,
-      `set -C; cat > "$f" || exit 98; set +C`,
-    ].join("\n");
     const m = shellQuote(job.manifestPath);
     const script = [
-      write,
+      clusterSideLines(job),
       `out=$(${shellJoin([cmd, ...args])}); rc=$?`,
       `printf '%s\\n' "$out"`,
       `if [ "$rc" -eq 0 ]; then`,
@@ -370,13 +483,9 @@ function secretsThenSbatch(
       `fi`,
       `exit "$rc"`,
     ].join("\n");
-    const out = await tunnel.exec(script, file === null ? undefined : enc.encode(text));
-    if (out.code === 97 || out.code === 98) {
-      throw new RuntimeFailure(
-        `cannot write the secrets file on ${tunnelLabel(tunnel.spec)}: ${out.stderr.trim()}`,
-        { hint: "check free space and permissions of remote_job_dir on the cluster" },
-      );
-    }
+    const out = await tunnel.exec(script, secretsText(job));
+    const failure = clusterSideFailure(out, job, tunnelLabel(tunnel.spec));
+    if (failure) throw failure;
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: out.stderr };
   };
 }
@@ -397,7 +506,7 @@ export async function submitTunnelJob(
   const dependency = opts.after && opts.after.length ? `afterok:${opts.after.join(":")}` : null;
   const removeRemote = async () => {
     try {
-      await tunnel.exec(`rm -rf -- ${shellQuote(job.jobDir)}`);
+      await tunnel.exec(removeRemoteLines(job));
     } catch { /* unreachable: say so below */ }
   };
   // 1. job.json as it will be once submitted (sbatch's job id is filled in on the cluster), then
@@ -476,6 +585,42 @@ export async function submitTunnelJob(
     script: job.scriptPath,
     cluster,
   };
+}
+
+/**
+ * `--stage` through a tunnel: the job dir is copied to the cluster complete (job.json says
+ * STAGED; job_dir_group and the secrets file applied as for a submit), and nothing is submitted.
+ * A failure removes the partial job dir there and keeps the local staging dir.
+ */
+export async function stageTunnelJob(job: SlurmJob): Promise<void> {
+  const t = tunnelJobOf(job);
+  if (!t) throw new Error("stageTunnelJob: not a tunnel job");
+  const { tunnel, stageDir } = t;
+  const label = tunnelLabel(tunnel.spec);
+  const manifestFile = path.join(stageDir, "job.json");
+  const staged: JobManifest = JSON.parse(Deno.readTextFileSync(manifestFile));
+  writeFileAtomic(manifestFile, JSON.stringify({ ...staged, state: "STAGED" }, null, 2) + "\n");
+  try {
+    await tunnel.upload(stageDir, job.jobDir, {
+      linkDest: t.linkDest,
+      exclude: ["/code.tar.gz"],
+      mkdirParent: path.dirname(job.jobDir),
+    });
+    const out = await tunnel.exec(clusterSideLines(job), secretsText(job));
+    const failure = clusterSideFailure(out, job, label) ??
+      (out.code === 0 ? undefined : new RuntimeFailure(
+        `staging on ${label} failed: ${out.stderr.trim() || `exit ${out.code}`}`,
+      ));
+    if (failure) throw failure;
+  } catch (err) {
+    try {
+      await tunnel.exec(removeRemoteLines(job));
+    } catch { /* unreachable: the note says what is kept */ }
+    throw withNote(err, `nothing was staged there; the local staging dir is kept in ${stageDir}`);
+  }
+  try {
+    Deno.removeSync(stageDir, { recursive: true });
+  } catch { /* best effort */ }
 }
 
 function withNote(err: unknown, note: string): unknown {

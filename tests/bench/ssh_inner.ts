@@ -1,9 +1,9 @@
 /**
  * The laptop side of `deno task bench ssh` (built into a one-file bundle and run as the laptop
  * user by tests/bench/ssh.ts): in one process, over one multiplexed connection, time
- * - nemotron's submit through the tunnel: remote checks (one ssh call), the staged job dir, the
- *   copy (rsync, hard-linking what an earlier job dir has), secrets from stdin + sbatch, job.json
- *   and the store row;
+ * - nemotron's submit through the tunnel: remote checks and `sbatch --test-only` (one ssh call),
+ *   the staged job dir, the copy (rsync, hard-linking what an earlier job dir has), secrets from
+ *   stdin + sbatch, job.json and the store row;
  * - the same by hand: `rsync` of a job dir of the same files, then `ssh HOST sbatch --parsable`;
  * - the copy alone.
  * Prints one JSON object of millisecond lists.
@@ -18,6 +18,7 @@ import {
   submitTunnelJob,
 } from "../../lib/exec/ssh_submit.ts";
 import { JobStore } from "../../lib/jobs/store.ts";
+import { preflightArgs, readPreflight } from "../../lib/exec/slurm_preflight.ts";
 
 const [host, rjd, runsText] = Deno.args;
 const runs = Number(runsText);
@@ -32,8 +33,17 @@ const rsh = ["ssh", ...tunnel.sshOptions(), "-o", "ControlMaster=no"].join(" ");
 for (let i = 0; i <= runs; i++) {
   // ---- nemotron ----
   const t0 = performance.now();
-  const probe = await probeRemote(tunnel, rjd);
+  // As planTunnelJob: the cluster checks and Slurm's preflight in one round trip.
+  const bare = buildSlurmJob({
+    name: `bench ${i}`,
+    mode: "batch",
+    launch: "direct",
+    profile: { remote_job_dir: rjd, time: "5" },
+    command: ["true"],
+  });
+  const probe = await probeRemote(tunnel, rjd, "", { testOnly: preflightArgs(bare.directives) });
   checkRemoteJobDirOverSsh(probe, host);
+  if (!readPreflight(probe.preflight!).ok) throw new Error("preflight refused");
   const job = buildSlurmJob({
     name: `bench ${i}`,
     mode: "batch",
