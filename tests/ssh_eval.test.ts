@@ -259,6 +259,16 @@ sshTest(
           `warning: execution\\.output_dir ${w.cwd}/output/nano3/eval is in this machine's working directory`,
         ),
       );
+      // The launcher's own ssh gets no port or key: a profile port that ~/.ssh/config does not give
+      // for the host is a warning; an identity ~/.ssh/config names too is not.
+      w.envToml(profile(w, 'port = 2260\nidentity = "~/.ssh/id_ed25519"'));
+      const port = await w.nemotron(["nano3", "eval", "--batch", "cluster", "-d", ...OVERRIDES]);
+      assert.equal(port.code, 0, port.stderr);
+      assert.match(
+        port.stderr,
+        /warning: nemo-evaluator-launcher logs in with `ssh root@cluster`, which does not use the profile's port 2260: add `Port 2260` under `Host cluster`/,
+      );
+      assert.doesNotMatch(port.stderr, /profile's identity/);
       // A tunnel profile without remote_job_dir: exit 2 naming the key, before connecting.
       w.envToml(profile(w).replace(/remote_job_dir = .*\n/, ""));
       const noRjd = await w.nemotron(["nano3", "eval", "--batch", "cluster", ...OVERRIDES]);
