@@ -316,7 +316,8 @@ Deno.test("a dry run with a tunnel profile connects nowhere and shows where the 
     assert.match(out, /--container-image=\/lustre\/img\/pt\.sqsh/);
     assert.match(out, /job dir: \/lustre\/me\/jobs\/jobs\//);
     assert.throws(() => Deno.statSync(path.join(dir, "home", "ssh")), "no control dir: no ssh");
-    // nano3 eval runs its launcher here: refused with a tunnel profile (exit 2).
+    // nano3 eval (its launcher runs here): a dry run says where the images are looked for on the
+    // cluster, without connecting (tests/ssh_eval.test.ts covers the rest).
     const ev = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", main, "nano3", "eval", "--batch", "cluster", "--dry-run"],
       cwd: dir,
@@ -324,8 +325,12 @@ Deno.test("a dry run with a tunnel profile connects nowhere and shows where the 
       stdout: "piped",
       stderr: "piped",
     }).output();
-    assert.equal(ev.code, 2);
-    assert.match(new TextDecoder().decode(ev.stderr), /nano3 eval does not support tunnel = "ssh"/);
+    assert.equal(ev.code, 0, new TextDecoder().decode(ev.stderr));
+    assert.match(
+      new TextDecoder().decode(ev.stdout),
+      /deployment\.image: vllm\/vllm-openai:v0\.11\.0 → \/lustre\/me\/jobs\/vllm_vllm_openai_v0_11_0\.sqsh on 127\.0\.0\.1:2259/,
+    );
+    assert.throws(() => Deno.statSync(path.join(dir, "home", "ssh")), "no control dir: no ssh");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

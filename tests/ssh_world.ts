@@ -19,6 +19,7 @@ import { buildBundle } from "../tools/build.ts";
 import { ensureSlurm } from "./slurm_cluster.ts";
 
 export const LAPTOP = "nemotron-laptop";
+const DEFAULT_LAPTOP = LAPTOP;
 const dec = new TextDecoder();
 
 /** Output of a command. */
@@ -125,6 +126,8 @@ export interface Sshd {
 /** One test's world. */
 export interface SshWorld {
   readonly base: string;
+  /** The laptop user's name. */
+  readonly laptop: string;
   /** The laptop user's home (its ~/.ssh holds config, known_hosts, id_ed25519). */
   readonly home: string;
   /** A working directory on the laptop. */
@@ -198,8 +201,17 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-/** Create a world: dirs, laptop home and key, PATH dir. Call `close()` in a finally. */
-export async function makeSshWorld(): Promise<SshWorld> {
+/**
+ * Create a world: dirs, laptop home and key, PATH dir. Call `close()` in a finally. `laptop`
+ * names the laptop user (default `LAPTOP`; created when missing): a test file that may run while
+ * another one runs its own world uses a user of its own, since a world sets that user's home.
+ */
+export async function makeSshWorld(opts: { laptop?: string } = {}): Promise<SshWorld> {
+  const LAPTOP = opts.laptop ?? DEFAULT_LAPTOP;
+  if ((await run("id", ["-u", LAPTOP])).code !== 0) {
+    const r = await run("useradd", ["-M", "-d", "/nonexistent", "-s", "/bin/sh", LAPTOP]);
+    if (r.code !== 0 && r.code !== 9) throw new Error(`useradd ${LAPTOP}: ${r.stderr.trim()}`);
+  }
   const base = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "nm-ssh-" });
   Deno.chmodSync(base, 0o755);
   const uid = Number((await run("id", ["-u", LAPTOP])).stdout.trim());
@@ -263,6 +275,7 @@ export async function makeSshWorld(): Promise<SshWorld> {
 
   const world: SshWorld = {
     base,
+    laptop: LAPTOP,
     home,
     cwd,
     remoteJobDir,

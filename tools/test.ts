@@ -109,7 +109,7 @@ async function ensureSlurm(): Promise<void> {
 // ssh_tunnel: sshd in front of the shared Slurm cluster, a local user of its own (the "laptop").
 // long_runs_slurm: its own private Slurm instance, slow (time limits are checked every ~30 s).
 const SERIAL =
-  /(^|\/)(slurm_integration|recipes_slurm|run_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm|multinode_ray|multinode_ddp|ssh_tunnel|ssh_jobs_role)\.test\.ts$/;
+  /(^|\/)(slurm_integration|recipes_slurm|run_slurm|squash_enroot|cli_validate_slurm|secrets_slurm|multiuser_\w+|follow_pending|doctor|long_runs_slurm|multinode_ray|multinode_ddp|ssh_tunnel|ssh_jobs_role|ssh_eval)\.test\.ts$/;
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];

@@ -6,6 +6,11 @@
  * proxy images for Slurm, resolves `${run.*}` and `${art:…}`, writes `job.yaml` + `eval.yaml`, and
  * runs `nemo-evaluator-launcher run --config eval.yaml [-t TASK]…`.
  *
+ * With a `tunnel = "ssh"` profile the launcher still runs here (it logs in to the cluster itself,
+ * as `execution.username@execution.hostname`, filled from the profile when unset), and the images
+ * are the cluster's: `<remote_job_dir>/<name>.sqsh` there, reused or imported there with enroot
+ * over ssh (lib/exec/ssh_squash.ts), never squashed on or uploaded from this machine.
+ *
  * Script arguments: only `-t/--task NAME` (repeatable) are accepted.
  */
 import { Command } from "../../lib/cli/command.ts";
@@ -14,7 +19,7 @@ import { renderRecipeHelp } from "../../lib/cli/recipe_help.ts";
 import { artLookupByRef } from "../../lib/artifacts/fields.ts";
 import { registryFromEnvironment } from "../../lib/artifacts/root.ts";
 import { applyDotlist } from "../../lib/config/dotlist.ts";
-import { resolveTree } from "../../lib/config/interpolate.ts";
+import { resolveTree, resolveValue } from "../../lib/config/interpolate.ts";
 import { buildJobConfig, extractTrainConfig, writeJobFiles } from "../../lib/config/job.ts";
 import { createJobDir } from "../../lib/config/jobdir.ts";
 import { configNames, findConfigFile, loadConfig } from "../../lib/config/load.ts";
@@ -23,12 +28,21 @@ import { type ConfigMap, getPath } from "../../lib/config/tree.ts";
 import {
   loadEnvFile,
   loadEnvFileForHelp,
+  type Profile,
   profileFrom,
   profileNames,
   specialSection,
 } from "../../lib/env_toml.ts";
-import { RuntimeFailure, UsageError } from "../../lib/errors.ts";
+import { RuntimeFailure, type SourceLocation, UsageError } from "../../lib/errors.ts";
 import { runLocal } from "../../lib/exec/local_run.ts";
+import { profileLocator } from "../../lib/exec/slurm.ts";
+import { SshTunnel, tunnelLabel, type TunnelSpec, tunnelSpecOf } from "../../lib/exec/ssh.ts";
+import {
+  clusterFileExists,
+  clusterSqshPath,
+  ensureClusterSqsh,
+  isSqshPath,
+} from "../../lib/exec/ssh_squash.ts";
 import { buildRunEnv } from "../../lib/exec/run_env.ts";
 import * as path from "../../lib/path.ts";
 import { unpackRecipes } from "../../lib/recipe_files.ts";
@@ -41,7 +55,7 @@ import {
   runSettingsOf,
   scriptArgsNote,
 } from "../../lib/recipe_run.ts";
-import { ensureSquashedImage } from "../../lib/squash/ensure.ts";
+import { ensureSquashedImage, squashMode } from "../../lib/squash/ensure.ts";
 import { nano3Eval } from "../../recipes/index.ts";
 
 const COMMAND = "nemotron nano3 eval";
@@ -105,6 +119,192 @@ function injectEnvNames(cfg: ConfigMap, dotted: string, names: readonly string[]
   for (const n of names) if (!node.has(n)) node.set(n, n);
 }
 
+/** The eval config as the launcher gets it: `${art:…}` and every interpolation resolved, no `run`. */
+function resolveForLauncher(withRefs: ConfigMap): ConfigMap {
+  const registry = registryFromEnvironment();
+  const resolved = resolveTree(withRefs, {
+    resolvers: { art: artResolver(artLookupByRef(registry)) },
+  });
+  resolved.delete("run");
+  return resolved;
+}
+
+/** Replace the image at the dotted `key` (an existing string value) with its `.sqsh` path. */
+function setImage(job: ConfigMap, key: string, sqsh: string): void {
+  const parts = key.split(".");
+  (getPath(job, parts.slice(0, -1).join(".")) as ConfigMap).set(parts.at(-1)!, sqsh);
+}
+
+/** A launcher setting nobody set: absent, null, empty or OmegaConf's `???`. */
+function unset(v: unknown): boolean {
+  return v === undefined || v === null || v === "" || v === "???";
+}
+
+/** What `ssh -G HOST` (no connection) says: the user, port and identity files ssh would use. */
+async function sshConfigFor(host: string): Promise<
+  { user?: string; port?: number; identities: string[] } | undefined
+> {
+  try {
+    const out = await new Deno.Command("ssh", {
+      args: ["-G", "--", host],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) return undefined;
+    const text = new TextDecoder().decode(out.stdout);
+    const home = Deno.env.get("HOME") ?? "";
+    return {
+      user: /^user (.+)$/m.exec(text)?.[1],
+      port: Number(/^port (\d+)$/m.exec(text)?.[1]) || undefined,
+      identities: [...text.matchAll(/^identityfile (.+)$/gm)].map((m) =>
+        m[1].startsWith("~/") ? path.join(home, m[1].slice(2)) : m[1]
+      ),
+    };
+  } catch {
+    return undefined; // no ssh here: connecting says so
+  }
+}
+
+/**
+ * nemo-evaluator-launcher's Slurm executor logs in to the cluster itself (`ssh USER@HOSTNAME` with
+ * `execution.hostname` / `execution.username`). Through a tunnel profile, unset ones are filled so
+ * it reaches the cluster nemotron reaches: hostname = the profile's `host` (a Host alias of
+ * ~/.ssh/config works for both), username = the profile's `user`, else the user ssh logs in as
+ * for that host (`ssh -G`, which does not connect). The launcher passes no port or key to ssh: a
+ * profile `port` / `identity` that ~/.ssh/config does not also give for the host is a warning.
+ */
+async function fillLauncherLogin(job: ConfigMap, spec: TunnelSpec): Promise<string[]> {
+  const type = getPath(job, "execution.type");
+  if (type !== undefined && type !== "slurm") return [];
+  let execution = job.get("execution");
+  if (!(execution instanceof Map)) job.set("execution", execution = new Map());
+  const needUser = spec.user === undefined && unset(execution.get("username"));
+  const cfg = needUser || spec.port !== undefined || spec.identity !== undefined
+    ? await sshConfigFor(spec.host)
+    : undefined;
+  const filled: string[] = [];
+  if (unset(execution.get("hostname"))) {
+    execution.set("hostname", spec.host);
+    filled.push(`execution.hostname=${spec.host}`);
+  }
+  const user = spec.user ?? cfg?.user;
+  if (unset(execution.get("username")) && user !== undefined) {
+    execution.set("username", user);
+    filled.push(`execution.username=${user}`);
+  }
+  const login = `ssh ${execution.get("username") ?? "$USER"}@${execution.get("hostname")}`;
+  if (spec.port !== undefined && cfg?.port !== spec.port) {
+    console.error(
+      `warning: nemo-evaluator-launcher logs in with \`${login}\`, which does not use the profile's port ${spec.port}: add \`Port ${spec.port}\` under \`Host ${spec.host}\` in ~/.ssh/config`,
+    );
+  }
+  if (spec.identity !== undefined && !cfg?.identities.includes(spec.identity)) {
+    console.error(
+      `warning: nemo-evaluator-launcher logs in with \`${login}\`, which does not use the profile's identity ${spec.identity}: add \`IdentityFile ${spec.identity}\` under \`Host ${spec.host}\` in ~/.ssh/config (or load the key with ssh-add)`,
+    );
+  }
+  return filled.length ? [`launcher login (from the profile): ${filled.join(" ")}`] : [];
+}
+
+/**
+ * The launcher creates `execution.output_dir` on the cluster: the recipe's default
+ * (`${oc.env:PWD}/output/…`) is a path of this machine there. Say so (a warning: the same path may
+ * exist on the cluster too).
+ */
+function warnLaptopOutputDir(job: ConfigMap, spec: TunnelSpec): void {
+  let dir: unknown;
+  try {
+    dir = resolveValue(job, "execution.output_dir");
+  } catch {
+    return; // unresolvable here: the launcher says so
+  }
+  const cwd = Deno.cwd();
+  if (typeof dir === "string" && (dir === cwd || dir.startsWith(cwd + "/"))) {
+    console.error(
+      `warning: execution.output_dir ${dir} is in this machine's working directory; nemo-evaluator-launcher creates it on ${
+        tunnelLabel(spec)
+      }: set execution.output_dir=/path/on/the/cluster`,
+    );
+  }
+}
+
+/**
+ * The launcher's images on a cluster behind an ssh tunnel: each registry image (not a `.sqsh`)
+ * becomes `<remote_job_dir>/<name>.sqsh` there — an existing one, or one `enroot import` made
+ * there (`squash = "enroot"`, lib/exec/ssh_squash.ts); never squashed or uploaded from here. A
+ * dry run does not connect and only says where they are looked for. Before any image, one ssh
+ * call expands `~` in remote_job_dir on the cluster and checks that no other user there could
+ * swap it. Nothing is written on this machine.
+ */
+async function clusterImages(
+  job: ConfigMap,
+  spec: TunnelSpec,
+  profile: Profile,
+  args: { profile?: string; dryRun: boolean; forceSquash: boolean },
+  locate: ((key: string) => SourceLocation | undefined) | undefined,
+  notes: string[],
+): Promise<void> {
+  const wanted = IMAGE_KEYS.flatMap((key) => {
+    const image = getPath(job, key);
+    return typeof image === "string" && !isSqshPath(image) && !image.includes("${")
+      ? [{ key, image }]
+      : [];
+  });
+  if (!wanted.length) return;
+  const label = tunnelLabel(spec);
+  const rjd = profile.remote_job_dir;
+  if (typeof rjd !== "string" || rjd === "") {
+    throw new UsageError(
+      `profile '${args.profile}': remote_job_dir is required with tunnel = "ssh" (the .sqsh of ${
+        wanted.map((w) => w.key).join(" and ")
+      } is looked for there on the cluster)`,
+      {
+        location: locate?.("remote_job_dir"),
+        hint:
+          "set remote_job_dir to a directory on the cluster's shared filesystem, or set the image to a .sqsh path on the cluster",
+      },
+    );
+  }
+  if (!(rjd.startsWith("/") || rjd === "~" || rjd.startsWith("~/"))) {
+    throw new UsageError(`profile '${args.profile}': remote_job_dir ${rjd} is not absolute`, {
+      location: locate?.("remote_job_dir"),
+      hint: "remote_job_dir must be an absolute path (or start with ~/) on the cluster",
+    });
+  }
+  squashMode(profile); // a bad `squash` value is an error before connecting
+  if (args.dryRun) {
+    for (const { key, image } of wanted) {
+      notes.push(
+        `${key}: ${image} → ${
+          clusterSqshPath(image, rjd)
+        } on ${label} (not checked in a dry run: ` +
+          `must exist there, or squash = "enroot" imports it there)`,
+      );
+    }
+    return;
+  }
+  const { checkRemoteJobDirOverSsh, probeRemote } = await import(
+    "../../lib/exec/ssh_submit.ts"
+  );
+  const tunnel = await SshTunnel.open(spec);
+  const probe = await probeRemote(tunnel, rjd);
+  checkRemoteJobDirOverSsh(probe, label);
+  const remoteProfile = { ...profile, remote_job_dir: probe.remoteJobDir };
+  for (const { key, image } of wanted) {
+    const sqsh = await ensureClusterSqsh(tunnel, {
+      image,
+      remoteJobDir: probe.remoteJobDir,
+      profile: remoteProfile,
+      force: args.forceSquash,
+      exists: () => clusterFileExists(tunnel, clusterSqshPath(image, probe.remoteJobDir)),
+      setting: key,
+    });
+    notes.push(`${key}: ${image} → ${sqsh} on ${label}`);
+    setImage(job, key, sqsh);
+  }
+}
+
 async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise<number> {
   // 1. Arguments: --stage is rejected, script arguments are -t/--task only.
   const args = parseRecipeArgs(tokens, cli);
@@ -120,7 +320,9 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
         renderRecipeHelp({
           command: COMMAND,
           description:
-            "Evaluate the final model with nemo-evaluator-launcher. Script arguments: -t/--task NAME (repeatable).",
+            "Evaluate the final model with nemo-evaluator-launcher. Script arguments: -t/--task NAME (repeatable). " +
+            'With a tunnel = "ssh" profile the images are looked for (or squashed with enroot) on the cluster, ' +
+            "and an unset execution.hostname / execution.username is the profile's host / user.",
           configNames: configNames(configDir),
           artifacts: [{ key: "model", description: "Model checkpoint artifact to evaluate" }],
           profiles: envFile ? { file: envFile.path, names: profileNames(envFile) } : undefined,
@@ -137,16 +339,6 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
     const tasks = taskFlags(args.passthrough);
     const profile = profileFrom(envFile, args.profile);
     const executor = executorFor(args, profile, envFile?.path);
-    // ssh tunnel (issue 12): the evaluator launcher runs here and would squash and write locally.
-    if (executor === "slurm" && profile?.tunnel === "ssh") {
-      throw new UsageError(
-        `nano3 eval does not support tunnel = "ssh" yet (profile '${args.profile}')`,
-        {
-          hint: "run nemotron nano3 eval on the cluster's login node",
-        },
-      );
-    }
-
     // 2. Config and job config.
     const configName = args.config ?? "default";
     const config = applyDotlist(loadConfig(findConfigFile(configName, configDir)), args.dotlist);
@@ -168,9 +360,24 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
       injectEnvNames(job, "execution.env_vars.export", names);
     }
 
-    // 3. Images the launcher deploys: squashed for Slurm (a dry run only says so).
+    // Bad input (an unknown artifact, an unresolvable value) stops the command before any image is
+    // squashed or looked for on a cluster: resolve once now (step 5 resolves the final config).
+    if (!args.dryRun) resolveForLauncher(extractTrainConfig(job, { forRemote: false }));
+
+    // 3. Images the launcher deploys: squashed for Slurm (a dry run only says so). Through an ssh
+    //    tunnel they are looked for (or squashed with enroot) on the cluster, never here; the
+    //    launcher, which logs in to the cluster itself, gets the profile's host and user.
     const notes: string[] = [];
-    if (executor === "slurm") {
+    const locate = envFile && args.profile ? profileLocator(envFile, args.profile) : undefined;
+    const tunnel = executor === "slurm"
+      ? tunnelSpecOf(runEnv, { profileName: args.profile, locate })
+      : undefined;
+    if (tunnel) {
+      notes.push(`tunnel: ssh ${tunnelLabel(tunnel)}`);
+      notes.push(...await fillLauncherLogin(job, tunnel));
+      warnLaptopOutputDir(job, tunnel);
+      await clusterImages(job, tunnel, runEnv, args, locate, notes);
+    } else if (executor === "slurm") {
       for (const key of IMAGE_KEYS) {
         const image = getPath(job, key);
         if (typeof image !== "string" || image.endsWith(".sqsh") || image.includes("${")) continue;
@@ -179,10 +386,7 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
           dryRun: args.dryRun,
         });
         notes.push(`${key}: ${image} → ${sqsh}`);
-        if (!args.dryRun) {
-          const parts = key.split(".");
-          (getPath(job, parts.slice(0, -1).join(".")) as ConfigMap).set(parts.at(-1)!, sqsh);
-        }
+        if (!args.dryRun) setImage(job, key, sqsh);
       }
     }
 
@@ -216,11 +420,7 @@ async function runNano3Eval(cli: CliContext, tokens: readonly string[]): Promise
     }
 
     // 5. Resolve artifacts and every interpolation for the launcher, which knows neither.
-    const registry = registryFromEnvironment();
-    const resolved = resolveTree(withRefs, {
-      resolvers: { art: artResolver(artLookupByRef(registry)) },
-    });
-    resolved.delete("run");
+    const resolved = resolveForLauncher(withRefs);
 
     // 6. Job dir with job.yaml and eval.yaml; run the launcher.
     const jobDir = createJobDir(jobsBase, "nano3/eval");

@@ -19,9 +19,8 @@ import { writeFileAtomic } from "../atomic.ts";
 import { nemotronHome } from "../home.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import type { AutoMount } from "../config/resolvers.ts";
-import { renderEnrootImport } from "../squash/enroot.ts";
 import { sqshName } from "../squash/reference.ts";
-import { squashMode } from "../squash/ensure.ts";
+import { clusterFileExists, clusterSqshPath, ensureClusterSqsh } from "./ssh_squash.ts";
 import {
   buildSlurmJob,
   renderSbatch,
@@ -330,21 +329,16 @@ export async function planTunnelJob(
   }
   let sqsh: string | null = image;
   if (image !== null && !isSqsh) {
-    const target = path.join(probe.remoteJobDir, sqshName(image));
-    if (probe.sqshExists && !args.forceSquash) {
-      console.error(`✓ Using existing squashed image on ${label}: ${target}`);
-    } else if (squashMode(profile) === "enroot") {
-      await squashOverSsh(tunnel, image, target, remoteProfile, args.forceSquash);
-    } else {
-      throw new UsageError(
-        `container image ${image} has no squashed .sqsh on ${label} (looked for ${target})`,
-        {
-          hint:
-            `nemotron does not upload images from this machine. Squash it on the cluster: \`nemotron squash ${image} -o ${target}\` there, or set squash = "enroot" in the profile (nemotron then runs enroot import on the cluster over ssh), or set container_image to a .sqsh path on the cluster`,
-        },
-      );
-    }
-    sqsh = target;
+    sqsh = await ensureClusterSqsh(tunnel, {
+      image,
+      remoteJobDir: probe.remoteJobDir,
+      profile: remoteProfile,
+      force: args.forceSquash,
+      // The probe tested the path as written: with `~` in remote_job_dir, test the expanded one.
+      exists: rjd === probe.remoteJobDir
+        ? probe.sqshExists
+        : () => clusterFileExists(tunnel, clusterSqshPath(image, probe.remoteJobDir)),
+    });
   }
   const spec2: SlurmJobSpec = {
     ...base,
@@ -397,30 +391,6 @@ function clusterEnv(
   if ("NEMO_RUN_DIR" in out) out.NEMO_RUN_DIR = remoteJobDir;
   if ("HF_HOME" in out) out.HF_HOME = path.join(remoteJobDir, "hf");
   return out;
-}
-
-/** `enroot import` on the cluster through the tunnel (the profile's `squash = "enroot"`). */
-async function squashOverSsh(
-  tunnel: SshTunnel,
-  image: string,
-  output: string,
-  profile: Readonly<Record<string, unknown>>,
-  force: boolean,
-): Promise<void> {
-  const cmd = renderEnrootImport(image, output, path.dirname(output), profile);
-  console.error(`squashing ${image} with enroot on ${tunnelLabel(tunnel.spec)} into ${output}`);
-  const rm = force ? `rm -f -- ${shellQuote(output)} && ` : "";
-  const out = await tunnel.exec(
-    `${rm}mkdir -p -- ${shellQuote(path.dirname(output))} && ${cmd.display} 1>&2`,
-  );
-  if (out.stderr) Deno.stderr.writeSync(enc.encode(out.stderr));
-  if (out.code !== 0) {
-    throw new RuntimeFailure(
-      `Failed to squash container image on ${
-        tunnelLabel(tunnel.spec)
-      }.\nCommand: ${cmd.display}\nExit code: ${out.code}`,
-    );
-  }
 }
 
 /** Stands for the Slurm job id in the staged job.json until sbatch has given one. */
