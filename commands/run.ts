@@ -393,13 +393,17 @@ export async function runScript(
       // the code package unpacked into code/.
       const prepared = prepareJobDir(slurmJob, script);
       writeJobFiles(prepared.configsDir, job, train, runspec.config.format);
-      const pkg = plan ? await writeCodePackage(plan) : await packageSelfContained({
-        script: { path: located.script },
-        trainConfig,
-        jobDir: slurmJob.jobDir,
-        repoRoot: layout.root,
-        scriptDir,
-      });
+      // Written into the prepared dir: the job dir here, or the local staging dir of a job that
+      // goes through an ssh tunnel (slurmJob.jobDir is then a path on the cluster).
+      const pkg = plan
+        ? await writeCodePackage(plan, prepared.jobDir)
+        : await packageSelfContained({
+          script: { path: located.script },
+          trainConfig,
+          jobDir: prepared.jobDir,
+          repoRoot: layout.root,
+          scriptDir,
+        });
       for (const w of pkg.warnings) console.error(`warning: ${w}`);
       await extractTarball(pkg.tarball, prepared.codeDir);
 

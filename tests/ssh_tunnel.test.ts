@@ -7,6 +7,7 @@
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import { makeSshWorld, run, sshTest, type SshWorld } from "./ssh_world.ts";
+import { writeUserRecipe } from "./run_fixture.ts";
 
 const SECRET = "tok-" + crypto.randomUUID().replaceAll("-", "");
 
@@ -373,6 +374,25 @@ sshTest(
       assert.equal(l1.code, 0, l1.stderr);
       assert.equal(l2.code, 0, l2.stderr);
       assert.equal(masters().length, 1, "exactly one master for two commands");
+
+      // The user's own script (`nemotron run`) through the tunnel: its sibling module travels in
+      // the code package (or is inlined with --package self-contained); its exit code is ours.
+      await writeUserRecipe(path.join(w.cwd, "proj"));
+      const own = await w.nemotron(["run", "proj/train.py", "--run", "cluster", "train.steps=3"]);
+      assert.equal(own.code, 0, own.stdout + own.stderr);
+      assert.match(own.stdout, /^step 3 lr 0\.5$/m);
+      assert.match(own.stdout, /^helper: steps=3 name=base$/m);
+      const inlined = await w.nemotron([
+        "run",
+        "proj/train.py",
+        "--run",
+        "cluster",
+        "--package",
+        "self-contained",
+        "exit_code=3",
+      ]);
+      assert.equal(inlined.code, 3, inlined.stdout + inlined.stderr);
+      assert.match(inlined.stdout, /^helper: steps=2 name=base$/m);
     } finally {
       await w.close();
     }
