@@ -20,7 +20,7 @@ import { nemotronHome } from "../home.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import type { AutoMount } from "../config/resolvers.ts";
 import { sqshName } from "../squash/reference.ts";
-import { clusterFileExists, clusterSqshPath, ensureClusterSqsh } from "./ssh_squash.ts";
+import { ensureClusterSqsh } from "./ssh_squash.ts";
 import {
   buildSlurmJob,
   renderSbatch,
@@ -77,6 +77,7 @@ export interface RemoteProbe {
 const PROBE = String.raw`
 rjd=$1; sqsh=$2; grp=$3
 case $rjd in "~") rjd=$HOME;; "~/"*) rjd=$HOME/@{rjd#??};; esac
+case $sqsh in "~/"*) sqsh=$HOME/@{sqsh#??};; esac
 uid=$(id -u) || exit 90
 printf 'U	%s
 H	%s
@@ -334,10 +335,7 @@ export async function planTunnelJob(
       remoteJobDir: probe.remoteJobDir,
       profile: remoteProfile,
       force: args.forceSquash,
-      // The probe tested the path as written: with `~` in remote_job_dir, test the expanded one.
-      exists: rjd === probe.remoteJobDir
-        ? probe.sqshExists
-        : () => clusterFileExists(tunnel, clusterSqshPath(image, probe.remoteJobDir)),
+      exists: probe.sqshExists, // the probe expanded `~` there as in remote_job_dir
     });
   }
   const spec2: SlurmJobSpec = {
