@@ -67,6 +67,15 @@ async function resolveJob(store: JobStore, id: string): Promise<ResolvedJob> {
     if (rows.length === 1) return { rec: rows[0], fromStore: true };
   }
   const found = store.find(id);
+  // The same Slurm job id on two clusters (a login node and a tunnel, or two tunnels): ask which.
+  const clusters = new Set(found.map((r) => r.cluster));
+  if (clusters.size > 1 && found.every((r) => r.slurm_job_id === id)) {
+    throw new UsageError(`job ${id} is on ${clusters.size} clusters in the job store`, {
+      hint: `give the job key or job dir instead: ${
+        found.map((r) => `${r.key} (on ${r.cluster})`).join(", ")
+      }`,
+    });
+  }
   if (found.length) return { rec: found[0], fromStore: true };
   const { readManifest } = await import("../lib/exec/job_dir.ts");
   const { clusterName } = await import("../lib/exec/submit.ts");

@@ -329,6 +329,19 @@ Deno.test("job dir IDs of jobs on clusters behind tunnels: found in the store, a
       assert.match(r.stderr, /k-on-b \(job 42 on ssh:\/\/b\)/);
       assert.ok(!r.stderr.includes("    at "), "no stack trace");
     }
+    // the same Slurm job id on two clusters: which one is asked, exit 2; the key picks one
+    for (const cmd of ["status", "logs", "cancel"]) {
+      const r = await runCli(["jobs", cmd, "42"], { env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /job 42 is on 2 clusters in the job store/);
+      assert.match(
+        r.stderr,
+        /k-on-a \(on ssh:\/\/a\), k-on-b \(on ssh:\/\/b\)|k-on-b \(on ssh:\/\/b\), k-on-a \(on ssh:\/\/a\)/,
+      );
+    }
+    const byKey = await runCli(["jobs", "status", "k-on-b", "--json"], { env });
+    assert.equal(byKey.code, 0, byKey.stderr);
+    assert.equal(JSON.parse(byKey.stdout).cluster, "ssh://b");
     for (const cmd of ["status", "logs", "cancel"]) {
       const r = await runCli(["jobs", cmd, "/cluster/only/jobs/nope"], { env });
       assert.equal(r.code, 2, r.stderr);
