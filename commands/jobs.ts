@@ -208,28 +208,64 @@ interface AttemptReport {
   readonly last_log_tail: readonly string[];
 }
 
-async function attemptReport(rec: JobRecord): Promise<AttemptReport> {
+/**
+ * The job dir's files `jobs status` reads: this machine's, or — for a job on a cluster behind an
+ * ssh tunnel — what one ssh call fetched from the cluster (lib/exec/ssh_jobs.ts; the log tails
+ * only for a job that ended without COMPLETED), and how to run Slurm commands there. Undefined
+ * files when the cluster cannot be reached (a warning says so; the row is still shown).
+ */
+async function statusFiles(
+  rec: JobRecord,
+): Promise<{ files?: JobFiles; run?: import("../lib/exec/slurm_state.ts").CommandRunner }> {
+  if (!rec.cluster.startsWith("ssh://")) {
+    const { LOCAL_RAY_FILES } = await import("../lib/exec/ray.ts");
+    return { files: LOCAL_RAY_FILES };
+  }
+  const { tunnelFor, remoteRayFiles } = await import("../lib/exec/ssh_jobs.ts");
+  try {
+    const tunnel = await tunnelFor(rec.cluster);
+    const failed = rec.terminal && rec.state !== "COMPLETED";
+    return {
+      files: await remoteRayFiles(tunnel, rec.job_dir, { logs: failed }),
+      run: tunnel.runner,
+    };
+  } catch (err) {
+    console.error(
+      `warning: ${
+        err instanceof Error ? err.message : String(err)
+      }; attempts, logs and Ray facts of the job dir not shown`,
+    );
+    return {};
+  }
+}
+
+type JobFiles = import("../lib/exec/ray.ts").RayFiles;
+
+async function attemptReport(
+  rec: JobRecord,
+  files: JobFiles | undefined,
+  run?: import("../lib/exec/slurm_state.ts").CommandRunner,
+): Promise<AttemptReport> {
   const jd = await import("../lib/exec/job_dir.ts");
   const { attemptOutcomes } = await import("../lib/exec/resume.ts");
   const { runStates } = await import("../lib/exec/slurm_state.ts");
-  const attempts = jd.readAttempts(rec.job_dir);
-  let manifest;
+  const path = await import("../lib/path.ts");
+  const attempts = jd.parseAttempts(files?.read(path.join(rec.job_dir, "attempts.tsv")) ?? "");
+  let manifest: import("../lib/exec/job_dir.ts").JobManifest | undefined;
   try {
-    manifest = jd.readManifest(rec.job_dir);
+    manifest = JSON.parse(files?.read(path.join(rec.job_dir, "job.json")) ?? "null") ?? undefined;
   } catch { /* unreadable job.json: no policy to show */ }
   const auto = manifest?.auto_resume === true;
   const budget = auto ? manifest?.max_restarts ?? null : manifest?.retries ?? null;
-  const states = attempts.length > 1 ? await runStates(rec.slurm_job_id) : [];
+  const states = attempts.length > 1 ? await runStates(rec.slurm_job_id, { run }) : [];
   const history = attemptOutcomes(attempts, rec, states);
   let tail: string[] = [];
   const last = history[history.length - 1];
   if (rec.terminal && rec.state !== "COMPLETED" && last) {
-    try {
-      const log = Deno.readTextFileSync(
-        jd.attemptLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id, last.attempt),
-      ).replace(/\n+$/, "");
-      tail = log === "" ? [] : log.split("\n").slice(-10);
-    } catch { /* no task log for that attempt */ }
+    const log = (files?.read(
+      jd.attemptLogPath(rec.job_dir, rec.slurm_name, rec.slurm_job_id, last.attempt),
+    ) ?? "").replace(/\n+$/, "");
+    tail = log === "" ? [] : log.split("\n").slice(-10);
   }
   return {
     auto_resume: auto,
@@ -317,44 +353,24 @@ interface NodeFacts {
   readonly failed?: string;
 }
 
-async function nodeFacts(r: JobRecord): Promise<NodeFacts> {
+async function nodeFacts(r: JobRecord, files: JobFiles | undefined): Promise<NodeFacts> {
   const { rayClusterSummary } = await import("../lib/exec/ray.ts");
-  let files;
-  if (r.cluster.startsWith("ssh://")) {
-    // ssh tunnel (issue 12): the Ray files are on the cluster; one listing through the tunnel
-    const { tunnelFor, remoteRayFiles } = await import("../lib/exec/ssh_jobs.ts");
-    try {
-      files = await remoteRayFiles(await tunnelFor(r.cluster), r.job_dir);
-    } catch (err) {
-      console.error(
-        `warning: ${err instanceof Error ? err.message : String(err)}; no Ray cluster facts shown`,
-      );
-    }
-  }
-  const ray = r.cluster.startsWith("ssh://") && !files
-    ? undefined
-    : rayClusterSummary(r.job_dir, r.slurm_job_id, files);
+  const ray = files ? rayClusterSummary(r.job_dir, r.slurm_job_id, files) : undefined;
   let failed: string | undefined;
-  if (r.terminal && r.state !== "COMPLETED") {
+  if (r.terminal && r.state !== "COMPLETED" && files) {
     const { sbatchLogPath, attemptsWithLogs, attemptLogPath } = await import(
       "../lib/exec/job_dir.ts"
     );
     const { firstTaskFailure, firstRankFailure } = await import("../lib/exec/task_failures.ts");
-    let log = "";
-    try {
-      log = Deno.readTextFileSync(sbatchLogPath(r.job_dir, r.slurm_name, r.slurm_job_id));
-    } catch { /* no batch log (yet) */ }
+    const log = files.read(sbatchLogPath(r.job_dir, r.slurm_name, r.slurm_job_id)) ?? "";
     const f = firstTaskFailure(log);
     if (f) failed = `${f.node} (task ${f.tasks}: ${f.how})`;
     // torchrun says which rank failed first; srun only knows which agent exited first
-    const attempts = attemptsWithLogs(r.job_dir, r.slurm_name, r.slurm_job_id);
+    const attempts = attemptsWithLogs(r.job_dir, r.slurm_name, r.slurm_job_id, files.list);
     if (attempts.length) {
-      let taskLog = "";
-      try {
-        taskLog = Deno.readTextFileSync(
-          attemptLogPath(r.job_dir, r.slurm_name, r.slurm_job_id, attempts[attempts.length - 1]),
-        );
-      } catch { /* no task log */ }
+      const taskLog = files.read(
+        attemptLogPath(r.job_dir, r.slurm_name, r.slurm_job_id, attempts[attempts.length - 1]),
+      ) ?? "";
       const rank = firstRankFailure(taskLog);
       if (rank) {
         failed = `${rank.host} (rank ${rank.rank}: exit code ${rank.exitCode ?? "?"}, ` +
@@ -520,8 +536,9 @@ export function jobsCommand(_cli: CliContext): Command {
         const job = await resolveJob(store, id);
         const rec = await refreshOne(store, job);
         const stages = rec.pipeline && job.fromStore ? store.pipeline(rec.pipeline) : [];
-        const attempts = await attemptReport(rec); // long runs
-        const facts = await nodeFacts(rec);
+        const { files, run } = await statusFiles(rec);
+        const attempts = await attemptReport(rec, files, run); // long runs
+        const facts = await nodeFacts(rec, files);
         if (opts.json) {
           console.log(JSON.stringify(
             {

@@ -8,6 +8,8 @@ import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import { makeSshWorld, run, sshTest, type SshWorld } from "./ssh_world.ts";
 import { writeUserRecipe } from "./run_fixture.ts";
+import { runCli } from "./cli_helpers.ts";
+import { releaseRequeueHolds } from "./slurm_cluster.ts";
 
 const SECRET = "tok-" + crypto.randomUUID().replaceAll("-", "");
 
@@ -714,7 +716,7 @@ function exists(p: string): boolean {
 }
 
 sshTest(
-  "ssh tunnel: --stage copies a complete job dir (job_dir_group, secrets) and the printed ssh command runs it; git auto_mount on the cluster",
+  "ssh tunnel: --stage (job_dir_group, secrets) and the printed ssh command; git auto_mount on the cluster; jobs status of a failed job",
   async () => {
     const w = await makeSshWorld();
     const group = `nmjdg${Deno.pid}`;
@@ -867,6 +869,43 @@ sshTest(
         assert.match(script, new RegExp(`--container-mounts=${cache}:/opt/src,`));
       }
       assert.equal((await run("squeue", ["-h", "-o", "%i"])).stdout, before, "a job was queued");
+
+      // A job that fails (twice: retries = 1): `jobs status` on the laptop shows what the login
+      // node shows for the same job dir — the attempts, the end of the log, the failed node.
+      w.envToml(
+        profile(w, "cluster", "retries = 1").replace(
+          /^startup_commands = .*$/m,
+          `startup_commands = ['echo "boom on $(hostname)"; exit 7']`,
+        ),
+      );
+      const sub = await w.nemotron(["demo", "data", "-c", "tiny", "--batch", "cluster", "--json"]);
+      assert.equal(sub.code, 0, sub.stderr);
+      const failedJob = JSON.parse(sub.stdout).jobs[0];
+      // The local cluster holds a requeued job (its credential cache): release it (tests/slurm_cluster.ts).
+      const stop = new AbortController();
+      const holds = releaseRequeueHolds(failedJob.slurm_job_id, stop.signal);
+      try {
+        assert.equal(await waitDone(w, failedJob.slurm_job_id), "FAILED");
+      } finally {
+        stop.abort();
+        await holds;
+      }
+      const viaTunnel = await w.nemotron(["jobs", "status", failedJob.slurm_job_id, "--json"]);
+      assert.equal(viaTunnel.code, 0, viaTunnel.stderr);
+      const remote = JSON.parse(viaTunnel.stdout);
+      const onLoginNode = await runCli(["jobs", "status", failedJob.job_dir, "--json"]);
+      assert.equal(onLoginNode.code, 0, onLoginNode.stderr);
+      const local = JSON.parse(onLoginNode.stdout);
+      assert.equal(remote.attempt_history.length, 2, viaTunnel.stdout);
+      for (
+        const k of ["attempt_history", "last_log_tail", "failed_on", "restarts", "max_restarts"]
+      ) {
+        assert.deepEqual(remote[k], local[k], k);
+      }
+      assert.match(remote.last_log_tail.join("\n"), /boom on /);
+      const text = await w.nemotron(["jobs", "status", failedJob.slurm_job_id]);
+      assert.match(text.stdout, /^ {4}attempt 0 .* failed with exit code 7$/m, text.stdout);
+      assert.match(text.stdout, /^ {4}attempt 1 .* failed with exit code 7$/m, text.stdout);
     } finally {
       await w.close();
       await run("groupdel", [group]);

@@ -427,16 +427,30 @@ export function sbatchLogPath(jobDir: string, slurmName: string, slurmJobId: str
   return path.join(jobDir, "logs", `sbatch-${slurmName}_${slurmJobId}.out`);
 }
 
-/** Attempt numbers that have a task log on disk, ascending. */
-export function attemptsWithLogs(jobDir: string, slurmName: string, slurmJobId: string): number[] {
+/**
+ * Attempt numbers that have a task log, ascending: on disk, or in the listing `list` gives (of a
+ * job dir on a cluster behind an ssh tunnel).
+ */
+export function attemptsWithLogs(
+  jobDir: string,
+  slurmName: string,
+  slurmJobId: string,
+  list: (dir: string) => readonly string[] = listNames,
+): number[] {
   const prefix = `log-${slurmName}_${slurmJobId}_`;
   const out: number[] = [];
-  try {
-    for (const e of Deno.readDirSync(path.join(jobDir, "logs"))) {
-      if (!e.name.startsWith(prefix) || !e.name.endsWith(".out")) continue;
-      const n = Number(e.name.slice(prefix.length, -4));
-      if (Number.isInteger(n) && n >= 0) out.push(n);
-    }
-  } catch { /* no logs yet */ }
+  for (const name of list(path.join(jobDir, "logs"))) {
+    if (!name.startsWith(prefix) || !name.endsWith(".out")) continue;
+    const n = Number(name.slice(prefix.length, -4));
+    if (Number.isInteger(n) && n >= 0) out.push(n);
+  }
   return out.sort((a, b) => a - b);
+}
+
+function listNames(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name);
+  } catch {
+    return []; // no logs yet
+  }
 }

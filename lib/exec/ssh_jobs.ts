@@ -389,25 +389,33 @@ export async function followTunnelJob(
   }
 }
 
+/** How much of the end of each log `remoteRayFiles` sends with `logs` (256 KiB). */
+const LOG_TAIL_BYTES = 262144;
+
 /**
- * The Ray files of a job dir on the cluster, in one ssh call: the entries of `ray/` and `logs/`
- * and of their subdirectories, and each attempt's `ray/<tag>/events.tsv`. What `rayAttempts`,
- * `rayRoles` and `rayClusterSummary` (lib/exec/ray.ts) read a job behind the tunnel with
- * (`jobs logs --role`, `jobs status`).
+ * The files of a job dir on the cluster that `jobs status` and `jobs logs --role` read, in one ssh
+ * call: the entries of `ray/` and `logs/` and of their subdirectories, each attempt's
+ * `ray/<tag>/events.tsv`, `attempts.tsv` and `job.json`, and with `logs` the last 256 KiB of each
+ * `logs/*.out` (enough to find the failed node and show the end of the log). What `rayAttempts`,
+ * `rayRoles` and `rayClusterSummary` (lib/exec/ray.ts) and `jobs status` read a job behind the
+ * tunnel with; `read` of anything else is undefined.
  */
 export async function remoteRayFiles(
   tunnel: Pick<SshTunnel, "exec" | "spec">,
   jobDir: string,
+  opts: { readonly logs?: boolean } = {},
 ): Promise<RayFiles> {
   const r = await tunnel.exec(
     [
       `cd -- "$1" 2>/dev/null || exit 0`,
       `find ray logs -mindepth 1 -maxdepth 2 -print0 2>/dev/null`,
-      `for f in ray/*/events.tsv; do [ -f "$f" ] && printf '\\036%s\\n' "$f" && cat -- "$f"; done`,
+      `for f in ray/*/events.tsv attempts.tsv job.json; do [ -f "$f" ] && printf '\\036%s\\n' "$f" && cat -- "$f"; done`,
+      // The end of each log (what `jobs status` scans for the failed node and shows the tail of).
+      `[ "$2" = 1 ] && for f in logs/*.out; do [ -f "$f" ] && printf '\\036%s\\n' "$f" && tail -c ${LOG_TAIL_BYTES} -- "$f"; done`,
       `exit 0`,
     ].join("\n"),
     undefined,
-    [jobDir],
+    [jobDir, opts.logs ? "1" : "0"],
   );
   if (r.code !== 0) {
     throw new RuntimeFailure(
