@@ -218,8 +218,17 @@ export async function makeSshWorld(opts: { laptop?: string } = {}): Promise<SshW
   const gid = Number((await run("id", ["-g", LAPTOP])).stdout.trim());
   const home = path.join(base, "h");
   Deno.mkdirSync(path.join(home, ".ssh"), { recursive: true });
-  const r = await run("usermod", ["-d", home, LAPTOP]);
-  if (r.code !== 0) throw new Error(`usermod -d: ${r.stderr}`);
+  // usermod refuses while a process of the user runs (a previous world's ssh master that is
+  // still exiting): retry for a few seconds; on failure leave nothing behind.
+  let r = await run("usermod", ["-d", home, LAPTOP]);
+  for (let i = 0; r.code !== 0 && /currently used by process/.test(r.stderr) && i < 50; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    r = await run("usermod", ["-d", home, LAPTOP]);
+  }
+  if (r.code !== 0) {
+    Deno.removeSync(base, { recursive: true });
+    throw new Error(`usermod -d: ${r.stderr}`);
+  }
   const publicKey = await keygen(path.join(home, ".ssh", "id_ed25519"), "laptop");
   const cwd = path.join(home, "work");
   Deno.mkdirSync(cwd);
