@@ -14,7 +14,15 @@
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { makeSshWorld, run, type Sshd, sshTest, type SshWorld } from "./ssh_world.ts";
+import {
+  filesContaining,
+  makeSshWorld,
+  run,
+  type Sshd,
+  sshTest,
+  type SshWorld,
+  watchArgv,
+} from "./ssh_world.ts";
 
 /** A laptop user of this file's own: other ssh test files may run their worlds meanwhile. */
 const LAPTOP = "nemotron-laptop-eval";
@@ -92,59 +100,6 @@ const OVERRIDES = [
   "execution.partition=batch",
   "execution.output_dir=/lustre/eval-out",
 ];
-
-/** Every file under `dir` whose bytes contain `needle` (skipping `skip`). */
-function filesContaining(dir: string, needle: string, skip: (p: string) => boolean): string[] {
-  const hits: string[] = [];
-  const walk = (d: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(d)];
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (skip(p)) continue;
-      if (e.isDirectory) walk(p);
-      else if (e.isFile) {
-        try {
-          if (new TextDecoder().decode(Deno.readFileSync(p)).includes(needle)) hits.push(p);
-        } catch { /* unreadable */ }
-      }
-    }
-  };
-  walk(dir);
-  return hits;
-}
-
-/** Scan every process's argv until stopped; returns the argvs that contained any needle. */
-function watchArgv(needles: string[]): { stop: () => Promise<string[]>; seen: () => number } {
-  let running = true;
-  let scans = 0;
-  const hits: string[] = [];
-  const loop = (async () => {
-    while (running) {
-      for (const e of Deno.readDirSync("/proc")) {
-        if (!/^\d+$/.test(e.name)) continue;
-        try {
-          const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-          if (needles.some((n) => argv.includes(n))) hits.push(argv.replaceAll("\0", " "));
-        } catch { /* gone */ }
-      }
-      scans++;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return hits;
-    },
-    seen: () => scans,
-  };
-}
 
 function exists(p: string): boolean {
   try {

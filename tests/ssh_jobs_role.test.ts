@@ -384,7 +384,7 @@ Deno.test("jobs status of a job on a cluster that cannot be reached: one connect
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ {2}state: {5}RUNNING$/m, "the last known state");
     assert.match(r.stderr, /warning: .*127\.0\.0\.1:2244.*showing the last known states/);
-    assert.match(r.stderr, /no Ray cluster facts shown/);
+    assert.match(r.stderr, /attempts, logs and Ray facts of the job dir not shown/);
     assert.equal(accepted, 1, "the refresh and the Ray facts share one failed connection try");
   } finally {
     listener.close();

@@ -425,3 +425,75 @@ export function sshTest(name: string, fn: () => Promise<void>): void {
     },
   });
 }
+
+// ---- what the tests look for: a secret in files and in process argvs ----
+
+/** Every file under `dir` whose bytes contain `needle` (skipping `skip`). */
+export function filesContaining(
+  dir: string,
+  needle: string,
+  skip: (p: string) => boolean = () => false,
+) {
+  const hits: string[] = [];
+  const bytes = new TextEncoder().encode(needle);
+  const walk = (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(d)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (skip(p)) continue;
+      if (e.isDirectory) walk(p);
+      else if (e.isFile) {
+        try {
+          const data = Deno.readFileSync(p);
+          if (indexOf(data, bytes) >= 0) hits.push(p);
+        } catch { /* unreadable socket etc. */ }
+      }
+    }
+  };
+  walk(dir);
+  return hits;
+}
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** Scan every process's argv until stopped; returns the argvs that contained a needle. */
+export function watchArgv(
+  needle: string | readonly string[],
+): { stop: () => Promise<string[]>; seen: () => number } {
+  const needles = typeof needle === "string" ? [needle] : needle;
+  let running = true;
+  let scans = 0;
+  const hits: string[] = [];
+  const loop = (async () => {
+    while (running) {
+      for (const e of Deno.readDirSync("/proc")) {
+        if (!/^\d+$/.test(e.name)) continue;
+        try {
+          const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+          if (needles.some((n) => argv.includes(n))) hits.push(argv.replaceAll("\0", " "));
+        } catch { /* gone */ }
+      }
+      scans++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return hits;
+    },
+    seen: () => scans,
+  };
+}
