@@ -620,6 +620,14 @@ export function jobsCommand(_cli: CliContext): Command {
           const out = (b: Uint8Array) => Deno.stdout.writeSync(b);
           // A local run: its run.log, followed (-f) until the run's row says it ended.
           if (rec.cluster === "local" && rec.mode === "local") {
+            if (opts.role !== undefined || opts.sbatch || attempt !== undefined) {
+              throw new UsageError(
+                `${
+                  opts.role !== undefined ? "--role" : opts.sbatch ? "--sbatch" : "--attempt"
+                } applies to Slurm jobs; ${id} is a local run (one log, run.log)`,
+                { hint: `nemotron jobs logs ${id}` },
+              );
+            }
             const tail = new LogTail(`${rec.job_dir}/run.log`);
             out(tail.readNew());
             if (!opts.follow) return;

@@ -52,6 +52,12 @@ Deno.test("local runs are rows of the job store: list, status, logs", async () =
   const losses = (t: string) => t.split("\n").filter((l) => /^step \d+\/\d+ loss/.test(l));
   assert.ok(losses(pipe.stdout).length > 0, pipe.stdout);
   assert.deepEqual(losses(logs.stdout), losses(pipe.stdout));
+  // Slurm-only options are refused for a local run (one log), not silently ignored.
+  for (const opt of [["--role", "head"], ["--sbatch"], ["--attempt", "1"]]) {
+    const r = await sb.run("jobs", "logs", ids[1], ...opt);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`${opt[0]} applies to Slurm jobs; ${ids[1]} is a local run`));
+  }
   const text = await sb.run("jobs", "list");
   assert.match(text.stdout, new RegExp(`^${ids[1]}\\s+demo/train\\s+COMPLETED\\s+ended`, "m"));
   const st = await sb.run("jobs", "status", ids[0]);
