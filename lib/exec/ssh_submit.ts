@@ -20,7 +20,7 @@ import { nemotronHome } from "../home.ts";
 import type { RecipeArgs } from "../cli/args.ts";
 import type { AutoMount } from "../config/resolvers.ts";
 import { sqshName } from "../squash/reference.ts";
-import { ensureClusterSqsh } from "./ssh_squash.ts";
+import { ensureClusterSqsh, isSqshPath } from "./ssh_squash.ts";
 import {
   buildSlurmJob,
   renderSbatch,
@@ -288,7 +288,7 @@ export async function planTunnelJob(
   const rjd = typeof profile.remote_job_dir === "string" ? profile.remote_job_dir : "";
   // Check the profile keys (remote_job_dir required, resources, …) before connecting.
   const bare = buildSlurmJob({ ...base, image: null });
-  const isSqsh = image !== null && image.endsWith(".sqsh") && !image.includes("://");
+  const isSqsh = image !== null && isSqshPath(image);
   const notes = [`tunnel: ssh ${label}`];
   if (args.dryRun) {
     let sqsh: string | null = image;
