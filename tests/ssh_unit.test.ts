@@ -316,6 +316,29 @@ Deno.test("a dry run with a tunnel profile connects nowhere and shows where the 
     assert.match(out, /--container-image=\/lustre\/img\/pt\.sqsh/);
     assert.match(out, /job dir: \/lustre\/me\/jobs\/jobs\//);
     assert.throws(() => Deno.statSync(path.join(dir, "home", "ssh")), "no control dir: no ssh");
+    assert.doesNotMatch(out, /paths below show this machine's home/);
+    // remote_job_dir under ~: the dry run says the paths show this machine's home.
+    Deno.writeTextFileSync(
+      path.join(dir, "env.toml"),
+      `[cluster]\nexecutor = "slurm"\ntunnel = "ssh"\nhost = "127.0.0.1"\nport = 2259\nremote_job_dir = "~/jobs"\ncontainer_image = ""\n`,
+    );
+    const home = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, "demo", "data", "-c", "tiny", "--batch", "cluster", "--dry-run"],
+      cwd: dir,
+      env: { NEMOTRON_HOME: path.join(dir, "home"), NO_COLOR: "1", HOME: dir },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(home.code, 0, new TextDecoder().decode(home.stderr));
+    assert.match(
+      new TextDecoder().decode(home.stdout),
+      /remote_job_dir ~\/jobs: paths below show this machine's home and uid; on 127\.0\.0\.1:2259 they are yours there/,
+    );
+    assert.throws(() => Deno.statSync(path.join(dir, "home", "ssh")), "no control dir: no ssh");
+    Deno.writeTextFileSync(
+      path.join(dir, "env.toml"),
+      `[cluster]\nexecutor = "slurm"\ntunnel = "ssh"\nhost = "127.0.0.1"\nport = 2259\nremote_job_dir = "/lustre/me/jobs"\ncontainer_image = "/lustre/img/pt.sqsh"\n`,
+    );
     // nano3 eval (its launcher runs here): a dry run says where the images are looked for on the
     // cluster, without connecting (tests/ssh_eval.test.ts covers the rest).
     const ev = await new Deno.Command(Deno.execPath(), {

@@ -291,6 +291,11 @@ export async function planTunnelJob(
   const isSqsh = image !== null && isSqshPath(image);
   const notes = [`tunnel: ssh ${label}`];
   if (args.dryRun) {
+    if (rjd === "~" || rjd.startsWith("~/")) {
+      notes.push(
+        `remote_job_dir ${rjd}: paths below show this machine's home and uid; on ${label} they are yours there (a dry run does not connect)`,
+      );
+    }
     let sqsh: string | null = image;
     if (image !== null && !isSqsh) {
       sqsh = path.join(rjd, sqshName(image));
