@@ -67,13 +67,16 @@ Deno.test("every help screen fits 80 columns piped, and $COLUMNS when it is set"
   }
 });
 
+/** tmux on a private socket; a command tmux refuses fails the test with tmux's own message. */
 async function tmux(socket: string, args: string[]): Promise<string> {
   const r = await new Deno.Command("tmux", {
     args: ["-L", socket, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
-  return new TextDecoder().decode(r.stdout);
+  const dec = new TextDecoder();
+  if (!r.success) throw new Error(`tmux ${args[0]}: ${dec.decode(r.stderr)}`);
+  return dec.decode(r.stdout);
 }
 
 function has(cmd: string): boolean {
@@ -89,9 +92,11 @@ Deno.test({
   ignore: !has("tmux"),
   fn: async () => {
     const dir = await tempDir("nemotron-help-tty-");
-    const socket = `nemotron-help-${Deno.pid}`;
     const run = async (noColor: boolean): Promise<string> => {
       const session = `h${noColor ? 1 : 0}`;
+      // One tmux server per run: killing a server's last session makes it exit, and a second
+      // session started on the same socket meanwhile can land on the exiting server.
+      const socket = `nemotron-help-${Deno.pid}-${session}`;
       const done = path.join(dir, `${session}.done`);
       // The tmux server inherits this process's environment: set or unset NO_COLOR explicitly.
       const cmd = `${noColor ? "NO_COLOR=1 " : "env -u NO_COLOR "}'${Deno.execPath()}' run -A ` +
@@ -112,31 +117,32 @@ Deno.test({
         "-c",
         cmd,
       ]);
-      for (let i = 0; i < 600; i++) {
-        try {
-          Deno.statSync(done);
-          break;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
+      try {
+        for (let i = 0;; i++) {
+          try {
+            Deno.statSync(done);
+            break;
+          } catch {
+            if (i === 600) {
+              throw new Error(`squash --help did not end in 60 s (NO_COLOR=${noColor})`);
+            }
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
+        return await tmux(socket, ["capture-pane", "-p", "-e", "-S", "-200", "-t", session]);
+      } finally {
+        await tmux(socket, ["kill-server"]).catch(() => "");
       }
-      const screen = await tmux(socket, ["capture-pane", "-p", "-e", "-S", "-200", "-t", session]);
-      await tmux(socket, ["kill-session", "-t", session]);
-      return screen;
     };
-    try {
-      const colour = await run(false);
-      assert.ok(colour.includes(`${ESC}[1mOptions:`), "bold title");
-      assert.match(colour, /--output/);
-      const plain = await run(true);
-      assert.ok(!plain.includes(ESC), "no escape codes with NO_COLOR");
-      assert.match(plain, /^Options:$/m);
-      // The terminal did not have to wrap any line: each visible line is a whole help line.
-      for (const l of plain.split("\n")) assert.ok(l.length <= 80);
-      assert.match(plain, /^ {2}-d, --dry-run +Show what would be fetched/m);
-    } finally {
-      await tmux(socket, ["kill-server"]);
-    }
+    const colour = await run(false);
+    assert.ok(colour.includes(`${ESC}[1mOptions:`), "bold title");
+    assert.match(colour, /--output/);
+    const plain = await run(true);
+    assert.ok(!plain.includes(ESC), "no escape codes with NO_COLOR");
+    assert.match(plain, /^Options:$/m);
+    // The terminal did not have to wrap any line: each visible line is a whole help line.
+    for (const l of plain.split("\n")) assert.ok(l.length <= 80);
+    assert.match(plain, /^ {2}-d, --dry-run +Show what would be fetched/m);
   },
 });
 
