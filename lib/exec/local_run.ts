@@ -196,6 +196,12 @@ export async function runLocal(opts: {
     try {
       await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
       const status = await child.status;
+      // Ctrl-C reaches the child and us at once, but our listener runs on the event loop: a child
+      // that exits quickly (its own KeyboardInterrupt handler, `exit 1`) can be seen first. A
+      // failed exit gives a signal already on its way a moment to land before the result is told.
+      if (!status.success && interrupts === 0 && !stopped) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
       if (interrupts > 0) return INTERRUPTED_EXIT_CODE;
       return status.signal ? 128 + signalNumber(status.signal) : status.code;
     } finally {
