@@ -284,7 +284,7 @@ Deno.test({
     ]);
     const screen = async (want: RegExp): Promise<string> => {
       let last = "";
-      for (let i = 0; i < 100; i++) {
+      for (let i = 0; i < 300; i++) { // up to 30 s: a loaded CI machine starts zsh slowly
         last = await tmux(["capture-pane", "-p", "-t", session]);
         if (want.test(last)) return last;
         await new Promise((r) => setTimeout(r, 100));
