@@ -48,7 +48,7 @@ export async function runCli(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** A new temporary directory (removed by the OS tmp cleaner; tests may remove it themselves). */
+/** A new temporary directory, under the test run's TMPDIR (`deno task test` removes it when green). */
 export function tempDir(prefix = "nemotron-test-"): Promise<string> {
   return Deno.makeTempDir({ prefix });
 }

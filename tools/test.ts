@@ -9,6 +9,7 @@
  * 2. Runs `deno test -A --parallel` on the test files (or the paths given as arguments), then the
  *    files that share the local Slurm cluster one after the other.
  * 3. Ends with one plain line `N passed, N failed` and exits non-zero when anything failed.
+ * The tests' temporary files go under one TMPDIR of the run, removed after a green run.
  */
 import * as path from "../lib/path.ts";
 
@@ -125,6 +126,7 @@ function testFiles(dir: string): string[] {
 async function denoTest(
   files: readonly string[],
   parallel: boolean,
+  tmp: string,
 ): Promise<{ code: number; passed: number; failed: number }> {
   if (files.length === 0) return { code: 0, passed: 0, failed: 0 };
   const child = new Deno.Command(Deno.execPath(), {
@@ -132,7 +134,7 @@ async function denoTest(
     cwd: ROOT,
     stdout: "piped",
     stderr: "inherit",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", TMPDIR: tmp },
   }).spawn();
   let tail = "";
   const dec = new TextDecoder();
@@ -160,10 +162,25 @@ async function main(): Promise<number> {
       : [path.resolve(ROOT, a)])
     )
     : testFiles(path.join(ROOT, "tests"));
-  const first = await denoTest(all.filter((f) => !SERIAL.test(f)), true);
-  const second = await denoTest(all.filter((f) => SERIAL.test(f)), false);
+  // The tests' temporary files (homes, job dirs, images, clusters' scratch: tens of GB over many
+  // runs) go to one directory of this run: TMPDIR for the tests and all they start. Sticky and
+  // world-writable like /tmp, since the multi-user tests make files there as other users. Removed
+  // after a green run; kept, and named, after a failure so it can be looked at.
+  const tmp = Deno.makeTempDirSync({ prefix: "nemotron-tests-" });
+  Deno.chmodSync(tmp, 0o1777);
+  const first = await denoTest(all.filter((f) => !SERIAL.test(f)), true, tmp);
+  const second = await denoTest(all.filter((f) => SERIAL.test(f)), false, tmp);
   const passed = first.passed + second.passed;
   const failed = first.failed + second.failed;
+  if (failed === 0 && first.code === 0 && second.code === 0) {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch (err) {
+      console.error(`test cleanup: could not remove ${tmp} entirely: ${err}`);
+    }
+  } else {
+    console.error(`the tests' temporary files are kept in ${tmp}`);
+  }
   console.log(`${passed} passed, ${failed} failed`);
   return first.code !== 0 || second.code !== 0 || failed > 0 ? 1 : 0;
 }
