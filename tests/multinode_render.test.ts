@@ -178,7 +178,7 @@ Deno.test("golden facts checked by hand: one task per node, GPUs/CPUs from the p
   assert.equal(one.template.name, "slurm.sub.j2");
 });
 
-Deno.test("jobs status facts: Ray events and srun's task failures are read back", () => {
+Deno.test("jobs status facts: Ray events and srun's task failures are read back", async () => {
   const dir = Deno.makeTempDirSync();
   try {
     Deno.mkdirSync(path.join(dir, "ray", "7_0"), { recursive: true });
@@ -244,6 +244,66 @@ Deno.test("jobs status facts: Ray events and srun's task failures are read back"
   assert.equal(firstRankFailure("no report"), undefined);
   // a rank killed by a signal: torchrun says -9, which is 128 + 9 like a shell
   assert.equal(firstRankFailure(report("2026-11-30_15:26:21", "node2", 3, -9))?.exitCode, 137);
+
+  // The echo (exit 1) can be stamped a second or more before the failure it echoes, as the agent
+  // watching the failed rank polls; a rank's own code within 5 s of it wins, later ones do not.
+  // Each vector: the reports, then the expected [host, exit code], checked by hand. The batch
+  // script's awk (from the golden sbatch script, itself checked against Jinja2) must agree.
+  const r = (...reports: [string, string, number, number][]) =>
+    reports.map(([time, host, rank, code]) => report(time, host, rank, code)).join("\n");
+  const vectors: [string, [string, number] | undefined][] = [
+    [two, ["node2", 7]],
+    [tie, ["node3", 9]],
+    [r(["2026-11-30_15:26:21", "node1", 0, 1], ["2026-11-30_15:26:22", "node2", 1, 7]), [
+      "node2",
+      7,
+    ]],
+    [r(["2026-11-30_15:26:21", "node1", 0, 1], ["2026-11-30_15:26:26", "node2", 1, 7]), [
+      "node2",
+      7,
+    ]],
+    [r(["2026-11-30_15:26:21", "node1", 0, 1], ["2026-11-30_15:26:27", "node2", 1, 7]), [
+      "node1",
+      1,
+    ]],
+    // across a minute, an hour and a day
+    [r(["2026-11-29_23:59:58", "node1", 0, 1], ["2026-11-30_00:00:01", "node2", 1, 7]), [
+      "node2",
+      7,
+    ]],
+    [r(["2026-11-30_23:59:58", "node1", 0, 1], ["2026-12-01_00:00:09", "node2", 1, 7]), [
+      "node1",
+      1,
+    ]],
+    // the first report is not 1: it wins; of two own codes in the window, the earlier
+    [r(["2026-11-30_15:26:22", "node2", 1, 7], ["2026-11-30_15:26:21", "node1", 0, 3]), [
+      "node1",
+      3,
+    ]],
+    [
+      r(
+        ["2026-11-30_15:26:20", "node1", 0, 1],
+        ["2026-11-30_15:26:23", "node3", 2, 4],
+        ["2026-11-30_15:26:22", "node2", 1, -15],
+      ),
+      ["node2", 143],
+    ],
+    ["no report", undefined],
+  ];
+  const golden = Deno.readTextFileSync(path.join(HERE, "golden", "slurm", "torchrun_multi.sh"));
+  const awkProgram = /_nemotron_bad="\$\(awk '\n([\s\S]*?)' /.exec(golden)?.[1];
+  assert.ok(awkProgram?.includes("Root Cause"), "the awk program of the batch script");
+  for (const [log, want] of vectors) {
+    const f = firstRankFailure(log);
+    assert.deepEqual(f && [f.host, f.exitCode], want, log);
+    const awk = new Deno.Command("awk", { args: [awkProgram!], stdin: "piped", stdout: "piped" })
+      .spawn();
+    const w = awk.stdin.getWriter();
+    await w.write(new TextEncoder().encode(log + "\n"));
+    await w.close();
+    const out = dec.decode((await awk.output()).stdout).trim();
+    assert.equal(out, want ? String(want[1]) : "", `awk: ${log}`);
+  }
 });
 
 Deno.test("nano3 rl and nano3 data prep * with nodes = 2 render a Ray cluster job (dry run)", async () => {

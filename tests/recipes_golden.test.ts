@@ -105,9 +105,23 @@ interface Env {
   home: string;
 }
 
+/**
+ * The cwd and home of the golden runs, at paths of one length whatever TMPDIR is: help wraps
+ * `(from <CWD>/env.toml)` at 80 columns by the real path's length. (Deno's temp names are not of
+ * one length: a leading zero of the random part is dropped.) The caller removes them.
+ */
 async function setup(): Promise<Env> {
-  const cwd = await tempDir("nemotron-golden-cwd-");
-  const home = await tempDir("nemotron-golden-home-");
+  const fixed = async (prefix: string) => {
+    const hex = Array.from(
+      crypto.getRandomValues(new Uint8Array(8)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    const dir = `/tmp/${prefix}${hex}`;
+    await Deno.mkdir(dir, { mode: 0o700 }); // fails if it exists
+    return dir;
+  };
+  const cwd = await fixed("nemotron-golden-cwd-");
+  const home = await fixed("nemotron-golden-home-");
   await writeTree(cwd, { "env.toml": ENV_TOML });
   return { cwd, home };
 }
@@ -182,47 +196,51 @@ const rendered = new Map<string, string>();
 
 Deno.test("nano3 goldens: help and dry runs (local, slurm profile) match tests/golden/recipes", async () => {
   const env = await setup();
-  if (UPDATE) await Deno.mkdir(GOLDEN_DIR, { recursive: true });
-  // two at a time: the machine has 2 cores
-  for (let i = 0; i < ALL.length; i += 2) {
-    const batch = ALL.slice(i, i + 2);
-    const texts = await Promise.all(batch.map((c) => render(c, env)));
-    batch.forEach((c, j) => rendered.set(c.file, texts[j]));
-  }
-  const mismatches: string[] = [];
-  for (const c of ALL) {
-    const text = rendered.get(c.file)!;
-    const path = GOLDEN_DIR + c.file;
-    if (UPDATE) await Deno.writeTextFile(path, text);
-    let want: string;
-    try {
-      want = await Deno.readTextFile(path);
-    } catch {
-      mismatches.push(`${c.file}: no golden (run with UPDATE_GOLDEN=1)`);
-      continue;
+  try {
+    if (UPDATE) await Deno.mkdir(GOLDEN_DIR, { recursive: true });
+    // two at a time: the machine has 2 cores
+    for (let i = 0; i < ALL.length; i += 2) {
+      const batch = ALL.slice(i, i + 2);
+      const texts = await Promise.all(batch.map((c) => render(c, env)));
+      batch.forEach((c, j) => rendered.set(c.file, texts[j]));
     }
-    if (want !== text) mismatches.push(c.file);
-  }
-  if (mismatches.length) {
-    // show the first difference in full for the first mismatch
-    const first = ALL.find((c) => c.file === mismatches[0]);
-    if (first) {
-      let want = "";
+    const mismatches: string[] = [];
+    for (const c of ALL) {
+      const text = rendered.get(c.file)!;
+      const path = GOLDEN_DIR + c.file;
+      if (UPDATE) await Deno.writeTextFile(path, text);
+      let want: string;
       try {
-        want = await Deno.readTextFile(GOLDEN_DIR + first.file);
-      } catch { /* missing */ }
-      assert.equal(rendered.get(first.file), want, `golden mismatch: ${mismatches.join(", ")}`);
+        want = await Deno.readTextFile(path);
+      } catch {
+        mismatches.push(`${c.file}: no golden (run with UPDATE_GOLDEN=1)`);
+        continue;
+      }
+      if (want !== text) mismatches.push(c.file);
     }
-    assert.fail(`golden mismatch: ${mismatches.join(", ")}`);
+    if (mismatches.length) {
+      // show the first difference in full for the first mismatch
+      const first = ALL.find((c) => c.file === mismatches[0]);
+      if (first) {
+        let want = "";
+        try {
+          want = await Deno.readTextFile(GOLDEN_DIR + first.file);
+        } catch { /* missing */ }
+        assert.equal(rendered.get(first.file), want, `golden mismatch: ${mismatches.join(", ")}`);
+      }
+      assert.fail(`golden mismatch: ${mismatches.join(", ")}`);
+    }
+    // No stray goldens: every file in the directory belongs to a case.
+    const names = new Set(ALL.map((c) => c.file));
+    for (const e of Deno.readDirSync(GOLDEN_DIR)) {
+      assert.ok(names.has(e.name), `stray golden ${e.name}`);
+    }
+    // Dry runs wrote nothing: no .nemotron in the cwd, nothing in NEMOTRON_HOME.
+    assert.deepEqual([...Deno.readDirSync(env.cwd)].map((e) => e.name), ["env.toml"]);
+    assert.deepEqual([...Deno.readDirSync(env.home)].map((e) => e.name), []);
+  } finally {
+    for (const d of [env.cwd, env.home]) await Deno.remove(d, { recursive: true });
   }
-  // No stray goldens: every file in the directory belongs to a case.
-  const names = new Set(ALL.map((c) => c.file));
-  for (const e of Deno.readDirSync(GOLDEN_DIR)) {
-    assert.ok(names.has(e.name), `stray golden ${e.name}`);
-  }
-  // Dry runs wrote nothing: no .nemotron in the cwd, nothing in NEMOTRON_HOME.
-  assert.deepEqual([...Deno.readDirSync(env.cwd)].map((e) => e.name), ["env.toml"]);
-  assert.deepEqual([...Deno.readDirSync(env.home)].map((e) => e.name), []);
 });
 
 async function goldenText(file: string): Promise<string> {

@@ -78,13 +78,32 @@ export function parseTorchrunRootCauses(taskLog: string): RankFailure[] {
 }
 
 /**
- * The rank that brought a torchrun job down: the earliest failure torchrun reported; at the same
- * second, one with its own exit code beats exit code 1 (a Python exception such as gloo's
- * "Connection closed by peer", usually the consequence of the other rank's exit).
+ * The rank that brought a torchrun job down: the earliest failure torchrun reported, except that
+ * an exit code 1 gives way to another code reported within `ECHO_WINDOW_S` of it. Exit code 1 is
+ * usually the echo (a Python exception such as gloo's "Connection closed by peer" in the ranks that
+ * were waiting for the failed one); the agent watching the failed rank may see its exit up to a
+ * monitor interval later than the echo is raised. The batch script's awk applies the same rule
+ * (templates/slurm.sub.j2), with the same arithmetic on torchrun's time stamps.
  */
 export function firstRankFailure(taskLog: string): RankFailure | undefined {
-  const all = parseTorchrunRootCauses(taskLog);
-  return all.sort((a, b) =>
-    a.time.localeCompare(b.time) || Number(a.exitCode === 1) - Number(b.exitCode === 1)
-  )[0];
+  const all = parseTorchrunRootCauses(taskLog).sort((a, b) => a.time.localeCompare(b.time));
+  const first = all[0];
+  if (first?.exitCode !== 1) return first;
+  const own = all.find((f) =>
+    f.exitCode !== null && f.exitCode !== 1 &&
+    stampSeconds(f.time) - stampSeconds(first.time) <= ECHO_WINDOW_S
+  );
+  return own ?? first;
+}
+
+/** How long after an exit-1 report a rank's own exit code still counts as the cause. */
+const ECHO_WINDOW_S = 5;
+
+/**
+ * torchrun's `YYYY-MM-DD_HH:MM:SS` as seconds, counting 31-day months like the batch script's awk
+ * (which has no date functions everywhere): exact within a month, which is what a 5 s window needs.
+ */
+function stampSeconds(stamp: string): number {
+  const [y, mo, d, h, mi, s] = stamp.split(/[-_:]/).map(Number);
+  return ((y * 12 + mo) * 31 + d) * 86400 + h * 3600 + mi * 60 + s;
 }

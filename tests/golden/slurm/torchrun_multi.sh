@@ -74,19 +74,30 @@ if [ "${_nemotron_rc}" != - ] && [ "${_nemotron_rc}" -gt 128 ]; then
     | sed -n 's/^srun: error: [^:]*: tasks\{0,1\} [0-9,-]*: Exited with exit code \([0-9]*\)$/\1/p' | head -n 1)"
   if [ -n "${_nemotron_bad}" ] && [ "${_nemotron_bad}" -ne 0 ]; then _nemotron_rc="${_nemotron_bad}"; fi
 fi
-# torchrun exits 1 whatever its rank did; its report names the rank that failed first, with that
-# rank's own exit code (at the same second, a code other than 1 wins: 1 is usually the echo, e.g.
-# gloo's "connection closed" in the ranks that were still waiting for the failed one)
+# torchrun exits 1 whatever its rank did; its reports (one per agent) name the rank each agent saw
+# fail first, with that rank's own exit code. The earliest report wins, except that an exit code 1
+# gives way to another code reported within 5 s of it: 1 is usually the echo (gloo's "connection
+# closed" in the ranks that were waiting for the failed one), seen up to a monitor interval earlier
+# than the failure itself by the agents that watch them.
 if [ "${_nemotron_rc}" != - ] && [ "${_nemotron_rc}" -ne 0 ]; then
-  _nemotron_bad="$(awk '/Root Cause \(first observed failure\)/ { inb = 1; t = ""; next }
+  _nemotron_bad="$(awk '
+    function secs(t, a, d) { split(t, a, /[_:]/); split(a[1], d, "-"); return ((d[1] * 12 + d[2]) * 31 + d[3]) * 86400 + a[2] * 3600 + a[3] * 60 + a[4] }
+    /Root Cause \(first observed failure\)/ { inb = 1; t = ""; next }
     inb && $1 == "time" { t = $3 }
     inb && $1 == "exitcode" {
       c = $3
       if (c ~ /^-[0-9]+$/) c = 128 - c  # killed by signal N: torchrun says -N
-      if (c ~ /^[0-9]+$/ && (best == "" || t < bt || (t == bt && best == 1 && c != 1))) { best = c; bt = t }
+      if (c ~ /^[0-9]+$/) { n++; tt[n] = t; cc[n] = c + 0 }
       inb = 0
     }
-    END { print best }' /lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/log-nano3-pretrain"_${SLURM_JOB_ID:-0}_${_nemotron_attempt}.out" 2>/dev/null)"
+    END {
+      for (i = 1; i <= n; i++) if (e == "" || tt[i] < tt[e]) e = i
+      best = cc[e]
+      if (best == 1) for (i = 1; i <= n; i++)
+        if (cc[i] != 1 && secs(tt[i]) - secs(tt[e]) <= 5 && (o == "" || tt[i] < tt[o])) o = i
+      if (o != "") best = cc[o]
+      print best
+    }' /lustre/fs1/users/ada/nemotron/jobs/nano3-pretrain-20260101-120000-d4e5f6/logs/log-nano3-pretrain"_${SLURM_JOB_ID:-0}_${_nemotron_attempt}.out" 2>/dev/null)"
   if [ -n "${_nemotron_bad}" ] && [ "${_nemotron_bad}" -ne 0 ]; then _nemotron_rc="${_nemotron_bad}"; fi
 fi
 
