@@ -1,23 +1,29 @@
 /**
  * `nemotron nano3 pretrain -c tiny --dry-run` from the bundle against `nemotron --help` from the
- * same bundle, in the same run (median of 10 cold starts each), plus the dry run's peak RSS.
+ * same bundle, in turns in the same run (median of 11 cold starts each), plus the dry run's peak RSS.
  * Targets: ≤ 2× the `--help` time; ≤ 120 MB.
  */
 import * as path from "../../lib/path.ts";
 import { buildBundle } from "../../tools/build.ts";
-import { median, ms, peakRssKiB, timeCommand } from "./timing.ts";
+import { median, ms, peakRssKiB, timeInTurns } from "./timing.ts";
 
 export async function bench(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "nemotron-bench-" });
   const bundle = path.join(dir, "nemotron.js");
   if ((await buildBundle(bundle, true)) !== 0) throw new Error("deno bundle failed");
-  const runs = 10;
+  const runs = 11;
   const flags = ["run", "-A", "--no-config", "--no-lock"];
   const env = { ...Deno.env.toObject(), NEMOTRON_HOME: path.join(dir, "home"), NO_COLOR: "1" };
   const opts = { cwd: dir, env };
-  const help = await timeCommand(Deno.execPath(), [...flags, bundle, "--help"], runs, opts);
   const dryArgs = [...flags, bundle, "nano3", "pretrain", "-c", "tiny", "--dry-run"];
-  const dry = await timeCommand(Deno.execPath(), dryArgs, runs, opts);
+  const [help, dry] = await timeInTurns(
+    [
+      { cmd: Deno.execPath(), args: [...flags, bundle, "--help"] },
+      { cmd: Deno.execPath(), args: dryArgs },
+    ],
+    runs,
+    opts,
+  );
   const h = median(help);
   const d = median(dry);
   console.log(`nemotron --help                        median ${ms(h)} (n=${runs})`);

@@ -14,7 +14,20 @@ export async function timeCommand(
   runs: number,
   opts: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<number[]> {
-  const once = async () => {
+  return (await timeInTurns([{ cmd, args }], runs, opts))[0];
+}
+
+/**
+ * Run several commands in turns (a, b, a, b, …, after one warm-up each), `runs` times each, and
+ * return each one's wall times in ms: a machine that slows down or speeds up during the run
+ * weighs on all of them alike, so their ratio holds better than from back-to-back series.
+ */
+export async function timeInTurns(
+  cmds: readonly { cmd: string; args: readonly string[] }[],
+  runs: number,
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<number[][]> {
+  const once = async ({ cmd, args }: { cmd: string; args: readonly string[] }) => {
     const t0 = performance.now();
     const out = await new Deno.Command(cmd, {
       args: [...args],
@@ -29,9 +42,11 @@ export async function timeCommand(
     }
     return t;
   };
-  await once();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once());
+  for (const c of cmds) await once(c);
+  const times: number[][] = cmds.map(() => []);
+  for (let i = 0; i < runs; i++) {
+    for (const [j, c] of cmds.entries()) times[j].push(await once(c));
+  }
   return times;
 }
 
