@@ -288,6 +288,29 @@ Deno.test("jobs status facts: Ray events and srun's task failures are read back"
       ),
       ["node2", 143],
     ],
+    // two agents' reports interleaved in one log (as srun merges the nodes' output): node1's
+    // report is cut by node2's, and its exit code comes after node2's block
+    [
+      [
+        "Root Cause (first observed failure):",
+        "[0]:",
+        "  time      : 2026-11-30_20:15:01",
+        "  host      : node1",
+        "  rank      : 0 (local_rank: 0)",
+        "Root Cause (first observed failure):",
+        "[0]:",
+        "  time      : 2026-11-30_20:15:02",
+        "  host      : node2",
+        "  rank      : 1 (local_rank: 0)",
+        "  exitcode  : 7 (pid: 12406)",
+        "  error_file: <N/A>",
+        "============================================================",
+        "  exitcode  : 1 (pid: 12405)",
+        "  error_file: <N/A>",
+        "============================================================",
+      ].join("\n"),
+      ["node2", 7],
+    ],
     ["no report", undefined],
   ];
   const golden = Deno.readTextFileSync(path.join(HERE, "golden", "slurm", "torchrun_multi.sh"));

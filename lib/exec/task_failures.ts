@@ -86,7 +86,11 @@ export function parseTorchrunRootCauses(taskLog: string): RankFailure[] {
  * (templates/slurm.sub.j2), with the same arithmetic on torchrun's time stamps.
  */
 export function firstRankFailure(taskLog: string): RankFailure | undefined {
-  const all = parseTorchrunRootCauses(taskLog).sort((a, b) => a.time.localeCompare(b.time));
+  // Only reports with an exit code count: the agents of several nodes write into one log, and a
+  // report cut in two by another node's lines has its exit code in the other one's block.
+  const all = parseTorchrunRootCauses(taskLog)
+    .filter((f) => f.exitCode !== null)
+    .sort((a, b) => a.time.localeCompare(b.time));
   const first = all[0];
   if (first?.exitCode !== 1) return first;
   const own = all.find((f) =>
