@@ -170,13 +170,20 @@ async function ddpOnSlurm(s: Site, ...extra: string[]) {
   assert.equal(r.code, 0, r.stderr);
   const job = JSON.parse(r.stdout).jobs[0];
   const [state, exitCode] = await waitForEnd(job.slurm_job_id);
-  const logs = await s.run(["jobs", "logs", job.slurm_job_id]);
+  // Once in a clean-clone CI run the task log read back empty right after a fast failure (~1 s):
+  // read it again for a few seconds before the callers' assertions; what `jobs logs` said on
+  // stderr goes with the log, so a failure shows it.
+  let logs = await s.run(["jobs", "logs", job.slurm_job_id]);
+  for (let i = 0; i < 10 && logs.stdout === ""; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    logs = await s.run(["jobs", "logs", job.slurm_job_id]);
+  }
   return {
     id: job.slurm_job_id as string,
     jobDir: job.job_dir as string,
     state,
     exitCode,
-    log: logs.stdout,
+    log: logs.stdout || `(jobs logs printed nothing; stderr: ${logs.stderr})`,
   };
 }
 
