@@ -53,6 +53,25 @@ export function tempDir(prefix = "nemotron-test-"): Promise<string> {
   return Deno.makeTempDir({ prefix });
 }
 
+/** Whether `p` exists (without following a final symlink). */
+export function exists(p: string): boolean {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The text of `file`, or "" while it does not exist (yet). */
+export function readOrEmpty(file: string): string {
+  try {
+    return Deno.readTextFileSync(file);
+  } catch {
+    return "";
+  }
+}
+
 /** Write `files` (relative path → content) under `dir`, creating parent directories. */
 export async function writeTree(dir: string, files: Record<string, string>): Promise<void> {
   for (const [rel, content] of Object.entries(files)) {

@@ -26,6 +26,7 @@ import { START_SCRIPT } from "./slurm_cluster.ts";
 import { buildSlurmJob, renderSbatch } from "../lib/exec/slurm.ts";
 import { attemptLogPath, prepareJobDir, readAttempts } from "../lib/exec/job_dir.ts";
 import { submitJob } from "../lib/exec/submit.ts";
+import { readOrEmpty } from "./cli_helpers.ts";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const MAIN = path.join(HERE, "..", "main.ts");
@@ -134,14 +135,6 @@ async function waitFor<T>(
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function read(file: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch {
-    return "";
-  }
-}
-
 function exists(file: string): boolean {
   try {
     Deno.statSync(file);
@@ -161,7 +154,7 @@ function assertNoSecret(...dirs: string[]): void {
     for (const e of Deno.readDirSync(d)) {
       const p = path.join(d, e.name);
       if (e.isDirectory) walk(p);
-      else if (e.isFile) assert.ok(!read(p).includes(SECRET), `the secret is in ${p}`);
+      else if (e.isFile) assert.ok(!readOrEmpty(p).includes(SECRET), `the secret is in ${p}`);
     }
   };
   for (const d of dirs) walk(d);
@@ -188,11 +181,11 @@ async function submitDemo(ctx: Ctx, profile: string, overrides: string[]): Promi
   );
   assert.equal(r.code, 0, r.stderr);
   const job = JSON.parse(r.stdout).jobs[0];
-  const manifest = JSON.parse(read(path.join(job.job_dir, "job.json")));
+  const manifest = JSON.parse(readOrEmpty(path.join(job.job_dir, "job.json")));
   return {
     id: job.slurm_job_id,
     jobDir: job.job_dir,
-    log: (n) => read(attemptLogPath(job.job_dir, manifest.slurm_name, job.slurm_job_id, n)),
+    log: (n) => readOrEmpty(attemptLogPath(job.job_dir, manifest.slurm_name, job.slurm_job_id, n)),
     secretsFile: manifest.secrets_file,
   };
 }
@@ -217,7 +210,7 @@ async function timeLimitTick(ctx: Ctx): Promise<number> {
   assert.equal(r.code, 0, r.stderr);
   const id = r.stdout.trim();
   await waitJob(id, 60_000);
-  return Number(read(mark).trim());
+  return Number(readOrEmpty(mark).trim());
 }
 
 async function threeAttempts(ctx: Ctx, reference: string[]): Promise<void> {
@@ -246,7 +239,7 @@ async function threeAttempts(ctx: Ctx, reference: string[]): Promise<void> {
     );
     assert.ok(exists(sub.secretsFile), "the secrets file went before the last attempt");
   });
-  const sbatchLog = read(path.join(sub.jobDir, "logs", `sbatch-demo-train_${sub.id}.out`));
+  const sbatchLog = readOrEmpty(path.join(sub.jobDir, "logs", `sbatch-demo-train_${sub.id}.out`));
   assert.equal(final.state, "COMPLETED", sbatchLog);
   assert.equal(final.restarts, 2, `not exactly three attempts:\n${sbatchLog}`);
   assert.equal(between.length, 2);
@@ -332,7 +325,7 @@ async function preempted(ctx: Ctx, reference: string[]): Promise<void> {
   const again = await waitJob(sub.id, 120_000);
   assert.equal(again.state, "COMPLETED");
   assert.equal(again.restarts, 2);
-  const sbatchLog = read(path.join(sub.jobDir, "logs", `sbatch-demo-train_${sub.id}.out`));
+  const sbatchLog = readOrEmpty(path.join(sub.jobDir, "logs", `sbatch-demo-train_${sub.id}.out`));
   assert.match(sbatchLog, /the job already finished; this attempt does nothing/);
   assert.equal(sub.log(2), "", "the finished job trained again");
   assert.equal(readAttempts(sub.jobDir)[2].reason, "finished");
@@ -380,7 +373,7 @@ async function alwaysFails(ctx: Ctx): Promise<void> {
   ]))
     .stdout.trim();
   for (const n of [0, 1, 2]) {
-    const log = read(attemptLogPath(job.jobDir, job.slurmName, sub.slurm_job_id, n));
+    const log = readOrEmpty(attemptLogPath(job.jobDir, job.slurmName, sub.slurm_job_id, n));
     assert.match(log, new RegExp(`^attempt ${n} secret sha ${sha}$`, "m"), `attempt ${n}: ${log}`);
   }
   const st = await status(ctx, sub.slurm_job_id);
@@ -398,7 +391,7 @@ async function alwaysFails(ctx: Ctx): Promise<void> {
     text.stdout,
     /last attempt \(2\) ended: failed with exit code 3; its log ends with:/,
   );
-  const batch = read(path.join(job.logsDir, `sbatch-always-fails_${sub.slurm_job_id}.out`));
+  const batch = readOrEmpty(path.join(job.logsDir, `sbatch-always-fails_${sub.slurm_job_id}.out`));
   assert.match(batch, /no restarts left \(max_restarts = 2\); the job ends with exit code 3/);
   assert.ok(!exists(job.secretsFile!), "the secrets file outlived the last attempt");
   assertNoSecret(job.jobDir, ctx.home);

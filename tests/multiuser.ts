@@ -210,15 +210,7 @@ export function mkdirAs(w: World, user: string, dir: string, mode = 0o755): void
   Deno.chmodSync(dir, mode);
 }
 
-/** Whether `p` exists (without following a final symlink). */
-export function exists(p: string): boolean {
-  try {
-    Deno.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { exists } from "./cli_helpers.ts";
 
 /** The Slurm state of job `id` (`squeue`, else `sacct`), e.g. RUNNING, PENDING, CANCELLED. */
 export async function slurmState(id: string): Promise<string> {

@@ -14,6 +14,7 @@
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { exists } from "./cli_helpers.ts";
 import {
   filesContaining,
   makeSshWorld,
@@ -100,15 +101,6 @@ const OVERRIDES = [
   "execution.partition=batch",
   "execution.output_dir=/lustre/eval-out",
 ];
-
-function exists(p: string): boolean {
-  try {
-    Deno.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The laptop's job dirs of nano3 eval (in the working directory's .nemotron/jobs). */
 function jobDirs(w: SshWorld): string[] {

@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { type JobRecord, JobStore } from "../lib/jobs/store.ts";
-import { runCli } from "./cli_helpers.ts";
+import { readOrEmpty, runCli } from "./cli_helpers.ts";
 import { LAPTOP, makeSshWorld, run, sshTest } from "./ssh_world.ts";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -60,14 +60,6 @@ async function waitFor(what: string, ok: () => Promise<boolean> | boolean, ms = 
     await new Promise((r) => setTimeout(r, 300));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-function read(file: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch {
-    return "";
-  }
 }
 
 /**
@@ -131,7 +123,7 @@ env_vars = { PATH = "${jobPath}", PROBE_GO = "${go}-never" }
       const jobDir: string = job.job_dir;
       assert.ok(jobDir.startsWith(`${w.remoteJobDir}/jobs/`), jobDir);
       const roleDir = path.join(jobDir, "logs", `ray_${id}_0`);
-      const roleLog = (role: string) => read(path.join(roleDir, `ray-${role}.log`));
+      const roleLog = (role: string) => readOrEmpty(path.join(roleDir, `ray-${role}.log`));
       // the laptop user cannot read the job dir itself: every byte below came through the tunnel
       const peek = await run("runuser", [
         "-u",

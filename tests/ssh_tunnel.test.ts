@@ -15,7 +15,7 @@ import {
   watchArgv,
 } from "./ssh_world.ts";
 import { writeUserRecipe } from "./run_fixture.ts";
-import { runCli } from "./cli_helpers.ts";
+import { exists, runCli } from "./cli_helpers.ts";
 import { releaseRequeueHolds } from "./slurm_cluster.ts";
 
 const SECRET = "tok-" + crypto.randomUUID().replaceAll("-", "");
@@ -649,15 +649,6 @@ sshTest(
     }
   },
 );
-
-function exists(p: string): boolean {
-  try {
-    Deno.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 sshTest(
   "ssh tunnel: --stage (job_dir_group, secrets) and the printed ssh command; git auto_mount on the cluster; jobs status of a failed job",
